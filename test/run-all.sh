@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# test/run-all.sh — the whole llm_usage test suite, from a fresh Debian
+# machine, as root: installs what it needs, builds, installs, starts a
+# throwaway cluster with shared_preload_libraries = 'llm_usage' as an
+# unprivileged user, runs every suite, and ends with "N passed, N failed".
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and creates the test user)"
+set -e
+install_deps
+build_install
+ensure_user
+start_cluster
+set +e
+
+# Inputs are copied to where the unprivileged user can read them, whatever
+# the permissions of the checkout.
+mkdir -p "$WORK/src"
+cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/test" "$WORK/src/"
+chown -R "$TEST_USER" "$WORK/src"
+
+passed=0
+failed=0
+failures=()
+
+record() {      # record NAME STATUS
+    if [[ $2 -eq 0 ]]; then
+        passed=$((passed + 1)); printf 'ok      %s\n' "$1"
+    else
+        failed=$((failed + 1)); failures+=("$1"); printf 'FAILED  %s\n' "$1"
+    fi
+}
+
+# 1. pg_regress suites (the list lives in the Makefile)
+regress=$(make -s -C "$ROOT" PG_CONFIG=$PGBIN/pg_config print-regress)
+log "pg_regress: $regress"
+as_user "$(dirname "$($PGBIN/pg_config --pgxs)")/../test/regress/pg_regress" \
+    --inputdir="$WORK/src" --outputdir="$WORK/regress" --bindir="$PGBIN" \
+    --host="$PGHOST" --port="$PGPORT" --user=postgres --dbname=llm_usage_regress \
+    $regress >"$WORK/regress.log" 2>&1
+while read -r name status; do
+    record "regress/$name" "$status"
+done < <(sed -nE 's/^test +([a-z_0-9]+) +\.\.\. +(ok|FAILED).*/\1 \2/p' "$WORK/regress.log" \
+         | sed -e 's/ ok$/ 0/' -e 's/ FAILED$/ 1/')
+if grep -q FAILED "$WORK/regress.log" || ! grep -qE '^test ' "$WORK/regress.log"; then
+    cat "$WORK/regress.log"
+    [[ -f "$WORK/regress/regression.diffs" ]] && head -c 20000 "$WORK/regress/regression.diffs"
+    grep -qE '^test ' "$WORK/regress.log" || record "regress/harness" 1
+fi
+
+# 2. shell-driven suites against the same cluster: each prints what it
+#    checked and exits non-zero on the first failed check.
+for t in "$WORK"/src/test/t_*.sh; do
+    name=$(basename "$t" .sh)
+    log "$name"
+    WORK="$WORK" bash "$t"
+    record "$name" $?
+done
+
+if ((failed)); then
+    printf 'failed: %s\n' "${failures[*]}"
+fi
+printf '%d passed, %d failed\n' "$passed" "$failed"
+[[ $failed -eq 0 ]]
