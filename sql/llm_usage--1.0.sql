@@ -272,8 +272,7 @@ CREATE TABLE llm_usage.aggregation_state (
     last_run_at timestamptz
 );
 COMMENT ON TABLE llm_usage.aggregation_state IS
-'Per roll-up period type: events recorded at or after watermark may not be in the roll-ups yet.';
-INSERT INTO llm_usage.aggregation_state (period_type) VALUES ('hourly'), ('daily'), ('monthly');
+'Per roll-up period type (a row once it first ran): events recorded at or after watermark may not be in the roll-ups yet.';
 
 ------------------------------------------------------------------------
 -- Provider-reported usage and costs (filled by the collector)
@@ -758,6 +757,15 @@ $$;
 COMMENT ON FUNCTION llm_usage._period_bounds(text, timestamptz, text) IS
 'Internal: start and end of the minute, hour, day or month containing p_at, in zone p_tz.';
 
+CREATE FUNCTION llm_usage._remaining(p_limit numeric, p_used numeric)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_limit IS NOT NULL THEN greatest(p_limit - p_used, 0) END
+$$;
+COMMENT ON FUNCTION llm_usage._remaining(numeric, numeric) IS 'Internal: what is left of a limit (never negative); NULL for an unlimited quota.';
+
 CREATE FUNCTION llm_usage._effective_quotas(p_tenant text, p_plan text)
 RETURNS TABLE (quota_type text, period text, quota_limit numeric, source text)
 LANGUAGE sql STABLE
@@ -1161,7 +1169,7 @@ BEGIN
      ORDER BY r.fits, r.quota_limit - r.used NULLS LAST,
               array_position(ARRAY['minute', 'hour', 'day', 'month'], r.period)
      LIMIT 1;
-    RETURN QUERY SELECT v_ok, b.quota_limit, b.used, greatest(b.quota_limit - b.used, 0), b.period_end;
+    RETURN QUERY SELECT v_ok, b.quota_limit, b.used, llm_usage._remaining(b.quota_limit, b.used), b.period_end;
 END
 $$;
 COMMENT ON FUNCTION llm_usage.enforce_quota(text, text, numeric) IS
@@ -1215,7 +1223,7 @@ BEGIN
                ELSE
                    jsonb_build_object('allowed', b.all_fit, 'requested', a.amount, 'period', b.period,
                                       'quota_limit', b.quota_limit, 'used', b.used,
-                                      'remaining', greatest(b.quota_limit - b.used, 0), 'resets_at', b.period_end)
+                                      'remaining', llm_usage._remaining(b.quota_limit, b.used), 'resets_at', b.period_end)
                END)
       FROM unnest(v_types, v_values) AS a(quota_type, amount)
       LEFT JOIN LATERAL (
@@ -1243,7 +1251,7 @@ DECLARE
 BEGIN
     RETURN QUERY
     SELECT s.quota_type, s.period, s.quota_limit, s.used,
-           greatest(s.quota_limit - s.used, 0),
+           llm_usage._remaining(s.quota_limit, s.used),
            CASE WHEN s.quota_limit IS NULL THEN NULL
                 WHEN s.quota_limit = 0 THEN 100::numeric
                 ELSE round(100 * s.used / s.quota_limit, 2) END,
@@ -1641,6 +1649,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    INSERT INTO llm_usage.aggregation_state (period_type) VALUES (p_type) ON CONFLICT DO NOTHING;
     SELECT s.watermark INTO v_wm
       FROM llm_usage.aggregation_state s
      WHERE s.period_type = p_type
@@ -2343,6 +2352,7 @@ GRANT SELECT ON llm_usage.tenants, llm_usage.tenant_quota_overrides, llm_usage.q
 -- Admins may also read and fix data directly (audit_events stays append-only).
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA llm_usage TO llm_usage_admin;
 REVOKE UPDATE, DELETE ON llm_usage.audit_events FROM llm_usage_admin;
+REVOKE INSERT, UPDATE, DELETE ON llm_usage.quota_types FROM llm_usage_admin;
 GRANT SELECT ON llm_usage.model_prices TO llm_usage_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA llm_usage TO llm_usage_admin;
 
@@ -2377,6 +2387,11 @@ SELECT pg_catalog.pg_extension_config_dump('llm_usage.plans', 'WHERE NOT is_ship
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.plan_quotas', 'WHERE NOT is_shipped');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.model_price_versions', 'WHERE NOT is_shipped');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.model_price_versions_price_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_events_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.provider_usage_usage_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.provider_costs_cost_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.audit_events_audit_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.credit_ledger_entry_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.tenant_quota_overrides', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.quota_counters', '');

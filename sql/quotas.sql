@@ -1,0 +1,129 @@
+--
+-- quotas: atomic check-and-consume, all-or-nothing, overrides, status
+--
+SELECT llm_usage.create_plan('qtest', 'quota tests');
+SELECT llm_usage.set_plan_quota('qtest', 'api_calls', 5, 'day');
+SELECT llm_usage.set_plan_quota('qtest', 'api_calls', 100, 'month');
+SELECT llm_usage.set_plan_quota('qtest', 'tokens', 1000, 'day');
+SELECT llm_usage.set_plan_quota('qtest', 'cost_usd', 0.05, 'day');
+SELECT llm_usage.set_plan_quota('qtest', 'chat_messages', NULL, 'day');
+SELECT llm_usage.create_tenant('q1', 'qtest', safe_zone());
+SELECT llm_usage.create_tenant('q2', 'qtest', safe_zone());
+
+-- five calls fit, the sixth does not, and consumes nothing
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls');
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 3);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 1);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 1);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 1);
+SELECT quota_type, period, used FROM llm_usage.quota_counters WHERE tenant_id = 'q1' ORDER BY 1, 2;
+-- a zero amount only looks
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 0);
+-- the other tenant is untouched
+SELECT allowed, used, remaining FROM llm_usage.enforce_quota('q2', 'api_calls');
+
+-- an amount larger than the whole limit is denied and consumes nothing
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'tokens', 1001);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'tokens', 1000);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'tokens', 0.5);
+-- fractional amounts (cost)
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'cost_usd', 0.0312);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'cost_usd', 0.0189);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'cost_usd', 0.0188);
+-- resets_at is the end of the tenant's day
+SELECT resets_at = (date_trunc('day', now() AT TIME ZONE safe_zone()) + interval '1 day') AT TIME ZONE safe_zone() AS resets_at_local_midnight
+  FROM llm_usage.enforce_quota('q2', 'cost_usd', 0);
+
+-- unlimited (NULL limit) is allowed and counted; a type without any quota is allowed and not counted
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'chat_messages', 7);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q2', 'chat_messages', 7);
+SELECT allowed, quota_limit, used, remaining, resets_at FROM llm_usage.enforce_quota('q2', 'embeddings', 10);
+SELECT quota_type, period, used FROM llm_usage.quota_counters WHERE tenant_id = 'q2' ORDER BY 1, 2;
+
+-- enforce_quotas: all or nothing
+SELECT allowed, results #- '{tokens,resets_at}' #- '{chat_messages,resets_at}' AS results
+  FROM llm_usage.enforce_quotas('q1', '{"tokens": 100, "chat_messages": 1}');
+SELECT allowed, (results->'api_calls') - 'resets_at' AS api_calls, (results->'tokens') - 'resets_at' AS tokens,
+       (results->'tokens'->>'resets_at')::timestamptz = (date_trunc('day', now() AT TIME ZONE safe_zone()) + interval '1 day') AT TIME ZONE safe_zone() AS resets_ok
+  FROM llm_usage.enforce_quotas('q1', '{"tokens": 100, "api_calls": 1}');
+SELECT quota_type, period, used FROM llm_usage.quota_counters WHERE tenant_id = 'q1' ORDER BY 1, 2;
+SELECT allowed, results->'embeddings' AS embeddings FROM llm_usage.enforce_quotas('q1', '{"embeddings": 3}');
+
+-- quota_status
+SELECT quota_type, period, quota_limit, used, remaining, percentage, source
+  FROM llm_usage.quota_status('q1');
+
+-- overrides take effect on the next call
+SELECT llm_usage.set_custom_quota('q1', 'api_calls', 8);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 3);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 1);
+SELECT llm_usage.set_custom_quota('q1', 'api_calls', NULL, 'day');
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 50);
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 50);
+SELECT llm_usage.set_custom_quota('q1', 'embeddings', 2, 'month');
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'embeddings', 3);
+SELECT quota_type, period, quota_limit, used, source FROM llm_usage.quota_status('q1') WHERE quota_type IN ('api_calls', 'embeddings');
+SELECT llm_usage.clear_custom_quota('q1', 'api_calls');
+SELECT quota_type, period, quota_limit, used, source FROM llm_usage.quota_status('q1') WHERE quota_type = 'api_calls';
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 1);
+
+-- a new period starts from zero: move the stored period back one day
+UPDATE llm_usage.quota_counters SET period_start = period_start - interval '1 day'
+ WHERE tenant_id = 'q1' AND quota_type = 'api_calls' AND period = 'day';
+SELECT quota_type, period, used FROM llm_usage.quota_status('q1') WHERE quota_type = 'api_calls';
+SELECT allowed, quota_limit, used, remaining FROM llm_usage.enforce_quota('q1', 'api_calls', 2);
+SELECT used, period_start = date_trunc('day', now(), safe_zone()) AS current_period
+  FROM llm_usage.quota_counters WHERE tenant_id = 'q1' AND quota_type = 'api_calls' AND period = 'day';
+-- a counter already in a later period (another session's clock ran ahead) keeps counting there
+UPDATE llm_usage.quota_counters SET period_start = period_start + interval '1 day'
+ WHERE tenant_id = 'q1' AND quota_type = 'api_calls' AND period = 'day';
+SELECT allowed, used FROM llm_usage.enforce_quota('q1', 'api_calls', 1);
+SELECT used, period_start = date_trunc('day', now(), safe_zone()) + interval '1 day' AS kept_later_period
+  FROM llm_usage.quota_counters WHERE tenant_id = 'q1' AND quota_type = 'api_calls' AND period = 'day';
+
+-- denials are audited (and can be switched off)
+SELECT count(*) AS denials_audited FROM llm_usage.audit_events
+ WHERE action = 'quota_exceeded' AND tenant_id IN ('q1', 'q2');
+SELECT details #- '{denied,0,period_start}' AS details FROM llm_usage.audit_events
+ WHERE action = 'quota_exceeded' AND tenant_id = 'q2' ORDER BY audit_id LIMIT 1;
+SET llm_usage.audit_quota_denials = off;
+SELECT allowed FROM llm_usage.enforce_quota('q2', 'tokens', 5000);
+RESET llm_usage.audit_quota_denials;
+SELECT count(*) AS denials_audited FROM llm_usage.audit_events
+ WHERE action = 'quota_exceeded' AND tenant_id IN ('q1', 'q2');
+
+-- bad input: clear error, SQLSTATE, nothing consumed
+CREATE TEMP TABLE before AS SELECT * FROM llm_usage.quota_counters;
+SELECT try($$SELECT * FROM llm_usage.enforce_quota(NULL, 'tokens', 1)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('', 'tokens', 1)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('nobody', 'tokens', 1)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'widgets', 1)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', NULL, 1)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', -1)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', NULL)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', 'NaN')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', 1e13)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', NULL)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '{}')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '[1, 2]')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": 1, "widgets": 2}')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": "10"}')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": 10, "api_calls": -1}')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('nobody', '{"tokens": 1}')$$);
+SELECT try($$SELECT * FROM llm_usage.quota_status(NULL)$$);
+SELECT try($$SELECT * FROM llm_usage.quota_status('nobody')$$);
+SELECT try($$SELECT llm_usage.set_custom_quota('q1', 'tokens', -5)$$);
+SELECT try($$SELECT llm_usage.set_custom_quota('q1', 'tokens', 5, 'fortnight')$$);
+SELECT try($$SELECT llm_usage.set_custom_quota('q1', 'tokens', 5, NULL)$$);
+SELECT try($$SELECT llm_usage.set_custom_quota('q1', 'widgets', 5)$$);
+SELECT try($$SELECT llm_usage.set_custom_quota('nobody', 'tokens', 5)$$);
+SELECT try($$SELECT llm_usage.set_custom_quota('q1', 'tokens', 'NaN')$$);
+SELECT try($$SELECT llm_usage.clear_custom_quota('q1', 'tokens', 'day')$$);
+SELECT try($$SELECT llm_usage.clear_custom_quota('q1', 'tokens', 'year')$$);
+SELECT count(*) AS changed_counters
+  FROM (SELECT * FROM llm_usage.quota_counters EXCEPT SELECT * FROM before) x;
+SELECT count(*) AS overrides FROM llm_usage.tenant_quota_overrides WHERE tenant_id = 'q1';
+
+\set SHOW_CONTEXT never
+SELECT * FROM llm_usage.enforce_quota('q1', 'widgets', 1);
+SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": "10"}');

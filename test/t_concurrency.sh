@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# t_concurrency: quotas are never over-admitted under real concurrency.
+#
+#  1. 16 pgbench sessions send 3,000 enforce_quota(..., 1) calls against a
+#     limit of 1,000 (day) under a second limit (month): exactly 1,000 are
+#     admitted, each admission saw a distinct count 1..1,000, the counters
+#     say 1,000, and the 2,000 denials are audited.  Run twice.
+#  2. 16 sessions send 1,000 enforce_quotas('{"tokens": 3, "api_calls": 1}')
+#     against tokens 300 / api_calls 1,000: exactly 100 admitted, and no
+#     quota moved for a denied call (all or nothing).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+DB=llm_usage_conc
+fail() { echo "FAIL: $*"; exit 1; }
+
+psql_q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" 2>/dev/null
+psql_q -d "$DB" -o /dev/null <<'SQL'
+CREATE EXTENSION llm_usage;
+SELECT llm_usage.create_plan('conc');
+SELECT llm_usage.set_plan_quota('conc', 'api_calls', 1000, 'day');
+SELECT llm_usage.set_plan_quota('conc', 'api_calls', 100000, 'month');
+SELECT llm_usage.set_plan_quota('conc', 'tokens', 300, 'day');
+-- a zone at least two hours from midnight, so the day cannot end mid-test
+SELECT llm_usage.create_tenant(t, 'conc',
+           CASE WHEN extract(hour FROM now() AT TIME ZONE 'UTC') BETWEEN 2 AND 21 THEN 'UTC' ELSE 'Asia/Tokyo' END)
+  FROM unnest(ARRAY['hot1', 'hot2', 'multi']) t;
+CREATE TABLE results (tenant text, allowed boolean, used numeric);
+CREATE SEQUENCE seq_hot1;
+CREATE SEQUENCE seq_hot2;
+CREATE SEQUENCE seq_multi;
+SQL
+
+run_single() {      # run_single TENANT
+    local t=$1 script
+    script=$(mktemp "$WORK/pgbench.XXXXXX.sql")
+    cat >"$script" <<SCRIPT
+SELECT nextval('seq_$t') AS n \\gset
+\\if :n <= 3000
+INSERT INTO results SELECT '$t', allowed, used FROM llm_usage.enforce_quota('$t', 'api_calls', 1);
+\\endif
+SCRIPT
+    chown "$TEST_USER" "$script"
+    # 16 clients x 188 transactions = 3,008 numbers drawn, 3,000 calls made
+    as_user "$PGBIN/pgbench" -n -c 16 -j 4 -t 188 -f "$script" "$DB" >"$WORK/pgbench_$t.log" 2>&1 \
+        || { cat "$WORK/pgbench_$t.log"; fail "pgbench failed"; }
+    local got
+    got=$(psql_q -At -d "$DB" -c "
+        SELECT count(*), count(*) FILTER (WHERE allowed),
+               count(DISTINCT used) FILTER (WHERE allowed), max(used) FILTER (WHERE allowed),
+               (SELECT string_agg(used::text, ',' ORDER BY period) FROM llm_usage.quota_counters
+                 WHERE tenant_id = '$t' AND quota_type = 'api_calls'),
+               (SELECT count(*) FROM llm_usage.audit_events WHERE tenant_id = '$t' AND action = 'quota_exceeded')
+          FROM results WHERE tenant = '$t'")
+    echo "$t: calls|admitted|distinct counts|max count|counters day,month|denials audited = $got"
+    [[ $got == "3000|1000|1000|1000|1000,1000|2000" ]] || fail "$t: expected 3000|1000|1000|1000|1000,1000|2000"
+}
+
+run_single hot1
+run_single hot2
+
+script=$(mktemp "$WORK/pgbench.XXXXXX.sql")
+cat >"$script" <<'SCRIPT'
+SELECT nextval('seq_multi') AS n \gset
+\if :n <= 1000
+INSERT INTO results SELECT 'multi', allowed, (results->'tokens'->>'used')::numeric
+  FROM llm_usage.enforce_quotas('multi', '{"tokens": 3, "api_calls": 1}');
+\endif
+SCRIPT
+chown "$TEST_USER" "$script"
+as_user "$PGBIN/pgbench" -n -c 16 -j 4 -t 63 -f "$script" "$DB" >"$WORK/pgbench_multi.log" 2>&1 \
+    || { cat "$WORK/pgbench_multi.log"; fail "pgbench failed"; }
+got=$(psql_q -At -d "$DB" -c "
+    SELECT count(*), count(*) FILTER (WHERE allowed),
+           (SELECT string_agg(quota_type || '/' || period || '=' || used, ',' ORDER BY quota_type, period)
+              FROM llm_usage.quota_counters WHERE tenant_id = 'multi')
+      FROM results WHERE tenant = 'multi'")
+echo "multi: calls|admitted|counters = $got"
+[[ $got == "1000|100|api_calls/day=100,api_calls/month=100,tokens/day=300" ]] \
+    || fail "multi: expected 1000|100|api_calls/day=100,api_calls/month=100,tokens/day=300"
+
+psql_q -d postgres -c "DROP DATABASE $DB"
+echo "PASS"
