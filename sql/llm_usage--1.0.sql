@@ -2073,62 +2073,50 @@ $$;
 COMMENT ON FUNCTION llm_usage.audit(text, text, text, text, jsonb) IS
 'Appends an event to the tenant''s audit log (actor = session user) and returns its id.';
 
-CREATE FUNCTION llm_usage.audit_trail(tenant_id text, days integer DEFAULT 7)
+CREATE FUNCTION llm_usage._audit_window(p_tenant text, p_days integer, p_kind text)
 RETURNS SETOF llm_usage.audit_events
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-#variable_conflict use_column
 DECLARE
-    t llm_usage.tenants := llm_usage._tenant($1);
+    t llm_usage.tenants := llm_usage._tenant(p_tenant);
 BEGIN
-    PERFORM llm_usage._check_days($2);
+    PERFORM llm_usage._check_days(p_days);
     RETURN QUERY
     SELECT a.* FROM llm_usage.audit_events a
-     WHERE a.tenant_id = t.tenant_id AND a.created_at >= now() - make_interval(days => $2)
+     WHERE a.tenant_id = t.tenant_id AND a.created_at >= now() - make_interval(days => p_days)
+       AND CASE p_kind
+               WHEN 'failed' THEN a.result IN ('failure', 'denied')
+               WHEN 'security' THEN a.event_type = 'security' OR a.event_type LIKE 'security.%'
+               ELSE true
+           END
      ORDER BY a.created_at DESC, a.audit_id DESC;
 END
 $$;
+COMMENT ON FUNCTION llm_usage._audit_window(text, integer, text) IS
+'Internal: a tenant''s audit events of the last p_days days, all, failed (failure or denied) or security ones, newest first.';
+
+CREATE FUNCTION llm_usage.audit_trail(tenant_id text, days integer DEFAULT 7)
+RETURNS SETOF llm_usage.audit_events
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'all') $$;
 COMMENT ON FUNCTION llm_usage.audit_trail(text, integer) IS 'The tenant''s audit events of the last N days (default 7), newest first.';
 
 CREATE FUNCTION llm_usage.failed_operations(tenant_id text, days integer DEFAULT 30)
 RETURNS SETOF llm_usage.audit_events
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    t llm_usage.tenants := llm_usage._tenant($1);
-BEGIN
-    PERFORM llm_usage._check_days($2);
-    RETURN QUERY
-    SELECT a.* FROM llm_usage.audit_events a
-     WHERE a.tenant_id = t.tenant_id AND a.created_at >= now() - make_interval(days => $2)
-       AND a.result IN ('failure', 'denied')
-     ORDER BY a.created_at DESC, a.audit_id DESC;
-END
-$$;
+AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'failed') $$;
 COMMENT ON FUNCTION llm_usage.failed_operations(text, integer) IS 'The tenant''s failed or denied audit events of the last N days (default 30), newest first.';
 
 CREATE FUNCTION llm_usage.security_events(tenant_id text, days integer DEFAULT 90)
 RETURNS SETOF llm_usage.audit_events
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-DECLARE
-    t llm_usage.tenants := llm_usage._tenant($1);
-BEGIN
-    PERFORM llm_usage._check_days($2);
-    RETURN QUERY
-    SELECT a.* FROM llm_usage.audit_events a
-     WHERE a.tenant_id = t.tenant_id AND a.created_at >= now() - make_interval(days => $2)
-       AND (a.event_type = 'security' OR a.event_type LIKE 'security.%')
-     ORDER BY a.created_at DESC, a.audit_id DESC;
-END
-$$;
+AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'security') $$;
 COMMENT ON FUNCTION llm_usage.security_events(text, integer) IS
-'The tenant''s security audit events (event_type security or security.*: access grants, key changes) of the last N days (default 90).';
+'The tenant''s security audit events (event_type security or security.*: access grants, key changes) of the last N days (default 90), newest first.';
 
 CREATE FUNCTION llm_usage.audit_report(tenant_id text, from_ts timestamptz, to_ts timestamptz)
 RETURNS jsonb

@@ -80,3 +80,8 @@ stop_cluster() {
 }
 
 psql_q() { as_user "$PGBIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"; }
+
+fail() { echo "FAIL: $*"; exit 1; }
+
+# fresh_db NAME: drop and create a database on the test cluster
+fresh_db() { psql_q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" 2>/dev/null; }

@@ -11,9 +11,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 DB=llm_usage_conc
-fail() { echo "FAIL: $*"; exit 1; }
 
-psql_q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" 2>/dev/null
+fresh_db "$DB"
 psql_q -d "$DB" -o /dev/null <<'SQL'
 CREATE EXTENSION llm_usage;
 SELECT llm_usage.create_plan('conc');

@@ -6,10 +6,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SRC=llm_usage_dump_src
 DST=llm_usage_dump_dst
-fail() { echo "FAIL: $*"; exit 1; }
 
-psql_q -d postgres -c "DROP DATABASE IF EXISTS $SRC" -c "DROP DATABASE IF EXISTS $DST" \
-       -c "CREATE DATABASE $SRC" -c "CREATE DATABASE $DST" 2>/dev/null
+fresh_db "$SRC"
+fresh_db "$DST"
 psql_q -d "$SRC" -o /dev/null <<'SQL'
 CREATE EXTENSION llm_usage;
 DO $$ BEGIN

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test/quickstart.sh — set everything up on a fresh Debian machine (as root)
+# and run a short demonstration of the SQL API on a throwaway cluster:
+# installs packages, builds and installs llm_usage, starts PostgreSQL 15
+# with shared_preload_libraries = 'llm_usage' as an unprivileged user, runs
+# test/demo.sql and prints what a user would look at.
+#
+#   --keep   leave the cluster running afterwards and print how to connect
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and creates the test user)"
+[[ "${1:-}" == "--keep" ]] && export LLM_USAGE_KEEP=1
+install_deps
+build_install
+ensure_user
+start_cluster
+psql_q -d postgres -c "CREATE DATABASE llm_usage_demo" >/dev/null
+cp "$ROOT/test/demo.sql" "$WORK/demo.sql"
+chown "$TEST_USER" "$WORK/demo.sql"
+as_user "$PGBIN/psql" -X -d llm_usage_demo -f "$WORK/demo.sql"
+if [[ -n "${LLM_USAGE_KEEP:-}" ]]; then
+    trap - EXIT
+    log "cluster left running: runuser -u $TEST_USER -- psql -h $PGHOST -p $PGPORT -U postgres llm_usage_demo"
+    log "stop it with: runuser -u $TEST_USER -- $PGBIN/pg_ctl -D $WORK/data stop"
+fi
