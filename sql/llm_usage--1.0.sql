@@ -280,7 +280,9 @@ COMMENT ON TABLE llm_usage.aggregation_state IS
 CREATE TABLE llm_usage.provider_usage (
     tenant_id           text NOT NULL,
     usage_id            bigint GENERATED ALWAYS AS IDENTITY,
-    key_id              bigint,
+    attributed_by       text NOT NULL DEFAULT 'key',
+    key_id              bigint NOT NULL,
+    run_id              bigint,
     provider            text NOT NULL,
     endpoint            text NOT NULL,
     bucket_start        timestamptz NOT NULL,
@@ -297,30 +299,45 @@ CREATE TABLE llm_usage.provider_usage (
     output_tokens       bigint NOT NULL DEFAULT 0,
     requests            bigint NOT NULL DEFAULT 0,
     collected_at        timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, usage_id)
+    PRIMARY KEY (tenant_id, usage_id),
+    CONSTRAINT provider_usage_natural_key UNIQUE NULLS NOT DISTINCT
+        (key_id, endpoint, bucket_start, model, project_id, workspace_id, provider_api_key_id, service_tier, batch)
 );
 CREATE INDEX provider_usage_bucket_idx ON llm_usage.provider_usage (tenant_id, bucket_start);
 COMMENT ON TABLE llm_usage.provider_usage IS
-'Token usage as reported by the providers'' organization usage APIs, one row per key, bucket and grouping.';
+'Token usage as reported by the providers'' organization usage APIs, one row per key, bucket and grouping; re-collecting a window updates rows in place.';
+COMMENT ON COLUMN llm_usage.provider_usage.input_tokens IS 'All input tokens: for Anthropic uncached + cache reads + cache writes; OpenAI''s input_tokens as reported.';
+COMMENT ON COLUMN llm_usage.provider_usage.requests IS 'Model requests (OpenAI num_model_requests); 0 for Anthropic, whose usage report has no request count.';
+COMMENT ON COLUMN llm_usage.provider_usage.attributed_by IS 'Why the row belongs to tenant_id: a mapped api_key_id, project_id or workspace_id, or "key" (the collecting key''s own tenant).';
 
 CREATE TABLE llm_usage.provider_costs (
-    tenant_id    text NOT NULL,
-    cost_id      bigint GENERATED ALWAYS AS IDENTITY,
-    key_id       bigint,
-    provider     text NOT NULL,
-    bucket_start timestamptz NOT NULL,
-    bucket_end   timestamptz NOT NULL,
-    line_item    text,
-    model        text,
-    project_id   text,
-    workspace_id text,
-    amount_usd   numeric NOT NULL,
-    collected_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, cost_id)
+    tenant_id           text NOT NULL,
+    cost_id             bigint GENERATED ALWAYS AS IDENTITY,
+    attributed_by       text NOT NULL DEFAULT 'key',
+    key_id              bigint NOT NULL,
+    run_id              bigint,
+    provider            text NOT NULL,
+    bucket_start        timestamptz NOT NULL,
+    bucket_end          timestamptz NOT NULL,
+    line_item           text,
+    model               text,
+    project_id          text,
+    workspace_id        text,
+    provider_api_key_id text,
+    token_type          text,
+    service_tier        text,
+    context_window      text,
+    amount_usd          numeric NOT NULL,
+    collected_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, cost_id),
+    CONSTRAINT provider_costs_natural_key UNIQUE NULLS NOT DISTINCT
+        (key_id, bucket_start, line_item, model, project_id, workspace_id, provider_api_key_id, token_type,
+         service_tier, context_window)
 );
 CREATE INDEX provider_costs_bucket_idx ON llm_usage.provider_costs (tenant_id, bucket_start);
 COMMENT ON TABLE llm_usage.provider_costs IS
-'Costs in USD as reported by the providers'' cost APIs (OpenAI value as given, Anthropic cents / 100), one row per key, bucket and grouping.';
+'Costs in USD as reported by the providers'' cost APIs (OpenAI value as given, Anthropic cents / 100), one row per key, bucket and grouping; re-collecting updates rows in place.';
+COMMENT ON COLUMN llm_usage.provider_costs.line_item IS 'OpenAI line_item, or Anthropic description.';
 
 ------------------------------------------------------------------------
 -- Audit
@@ -2016,12 +2033,15 @@ BEGIN
            (SELECT coalesce(sum(e.cost_usd), 0) FROM llm_usage.usage_events e
              WHERE e.tenant_id = t.tenant_id AND e.occurred_at >= d.y_start AND e.occurred_at < d.d_start),
            (SELECT sum(c.amount_usd) FROM llm_usage.provider_costs c
-             WHERE c.tenant_id = t.tenant_id AND c.bucket_start >= d.y_start AND c.bucket_start < d.d_start),
+             WHERE c.tenant_id = t.tenant_id
+               AND (c.bucket_start AT TIME ZONE 'UTC')::date = d.period_start - 1),
            d.week_start::date,
            (SELECT coalesce(sum(e.cost_usd), 0) FROM llm_usage.usage_events e
              WHERE e.tenant_id = t.tenant_id AND e.occurred_at >= d.w_start AND e.occurred_at < v_now),
            (SELECT sum(c.amount_usd) FROM llm_usage.provider_costs c
-             WHERE c.tenant_id = t.tenant_id AND c.bucket_start >= d.w_start AND c.bucket_start < v_now)
+             WHERE c.tenant_id = t.tenant_id
+               AND (c.bucket_start AT TIME ZONE 'UTC')::date >= d.week_start::date
+               AND (c.bucket_start AT TIME ZONE 'UTC')::date <= d.period_start)
       FROM llm_usage.tenants t
      CROSS JOIN LATERAL (
             SELECT (v_now AT TIME ZONE t.timezone)::date AS period_start,
@@ -2034,7 +2054,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION llm_usage.cost_summary(text) IS
-'Yesterday''s and this week''s (Monday on, tenant''s zone) cost per tenant: tracked with track_usage() and reported by the provider (NULL until collected), side by side.  NULL tenant_id = every tenant the caller may see.';
+'Yesterday''s and this week''s (Monday on, tenant''s zone) cost per tenant: tracked with track_usage() and reported by the provider (the provider''s UTC days of those dates; NULL until collected), side by side.  NULL tenant_id = every tenant the caller may see.';
 
 ------------------------------------------------------------------------
 -- Audit
@@ -2272,6 +2292,739 @@ $$;
 COMMENT ON FUNCTION llm_usage.credit_balance(text) IS 'The tenant''s prepaid credit balance in USD (0 if it never had any).';
 
 ------------------------------------------------------------------------
+-- Alerts (delivery and more kinds come with the alerting work; the
+-- collector raises collection_failed)
+------------------------------------------------------------------------
+CREATE TABLE llm_usage.alerts (
+    tenant_id       text NOT NULL,
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    kind            text NOT NULL
+                    CONSTRAINT alerts_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
+                        'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage')),
+    severity        text NOT NULL DEFAULT 'warning'
+                    CONSTRAINT alerts_severity_check CHECK (severity IN ('info', 'warning', 'error', 'critical')),
+    message         text NOT NULL,
+    details         jsonb NOT NULL DEFAULT '{}',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    acknowledged_at timestamptz,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX alerts_created_idx ON llm_usage.alerts (tenant_id, created_at);
+COMMENT ON TABLE llm_usage.alerts IS
+'Alerts raised for tenants; each new one is also sent with NOTIFY llm_usage_alerts (JSON payload).';
+
+CREATE FUNCTION llm_usage._raise_alert(p_tenant text, p_kind text, p_severity text, p_message text, p_details jsonb)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a llm_usage.alerts;
+BEGIN
+    INSERT INTO llm_usage.alerts (tenant_id, kind, severity, message, details)
+    VALUES (p_tenant, p_kind, p_severity, left(p_message, 2000), p_details)
+    RETURNING * INTO a;
+    PERFORM pg_notify('llm_usage_alerts',
+                      left(jsonb_build_object('id', a.id, 'tenant_id', a.tenant_id, 'kind', a.kind,
+                                              'severity', a.severity, 'message', left(a.message, 500),
+                                              'created_at', a.created_at)::text, 7900));
+    RETURN a.id;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._raise_alert(text, text, text, text, jsonb) IS
+'Internal: store an alert and NOTIFY llm_usage_alerts with its JSON (sent when the transaction commits).';
+
+------------------------------------------------------------------------
+-- Provider keys: ciphertext only, readable by nobody but the owner (the
+-- worker runs as superuser); the provider_keys view shows the rest.
+------------------------------------------------------------------------
+CREATE TABLE llm_usage.provider_key_store (
+    key_id             bigint PRIMARY KEY,
+    tenant_id          text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    provider           text NOT NULL
+                       CONSTRAINT provider_key_store_provider_check CHECK (provider IN ('openai', 'anthropic', 'custom')),
+    label              text,
+    key_preview        text NOT NULL,
+    key_version        integer NOT NULL DEFAULT 1,
+    key_ciphertext     bytea NOT NULL,
+    wrapped_dek        bytea NOT NULL,
+    master_key_version integer NOT NULL,
+    is_active          boolean NOT NULL DEFAULT true,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    rotated_at         timestamptz,
+    last_used_at       timestamptz,
+    last_synced_at     timestamptz,
+    last_sync_status   text,
+    last_error         text,
+    collected_through  date
+);
+CREATE SEQUENCE llm_usage.provider_key_store_key_id_seq OWNED BY llm_usage.provider_key_store.key_id;
+CREATE INDEX provider_key_store_tenant_idx ON llm_usage.provider_key_store (tenant_id);
+COMMENT ON TABLE llm_usage.provider_key_store IS
+'Provider admin keys, AES-256-GCM encrypted under a per-key data key wrapped by the master key; no role but the owner may read it.  Use the provider_keys view.';
+COMMENT ON COLUMN llm_usage.provider_key_store.collected_through IS 'Last UTC day a collection run of this key covered successfully.';
+
+CREATE VIEW llm_usage.provider_keys WITH (security_barrier) AS
+SELECT k.key_id AS id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
+       k.last_used_at, k.last_synced_at, k.last_sync_status, k.last_error, k.key_version,
+       k.master_key_version, k.rotated_at, k.collected_through
+  FROM llm_usage.provider_key_store k
+ WHERE llm_usage._can_access(k.tenant_id);
+COMMENT ON VIEW llm_usage.provider_keys IS
+'Stored provider keys of the tenants the caller may see: preview (last 4 characters), state and last sync; never ciphertext or plaintext.';
+
+CREATE FUNCTION llm_usage._seal_key(api_key text, aad text,
+                                    OUT key_ciphertext bytea, OUT wrapped_dek bytea, OUT master_key_version integer)
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_seal_key';
+COMMENT ON FUNCTION llm_usage._seal_key(text, text) IS 'Internal: encrypt a provider key under a fresh data key wrapped by the current master key.';
+
+CREATE FUNCTION llm_usage._rewrap_key(wrapped_dek bytea, master_key_version integer, aad text,
+                                      OUT wrapped_dek bytea, OUT master_key_version integer)
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_rewrap_key';
+COMMENT ON FUNCTION llm_usage._rewrap_key(bytea, integer, text) IS 'Internal: re-wrap a data key under the current master key version.';
+
+CREATE FUNCTION llm_usage._master_key_status(reload boolean DEFAULT false,
+                                             OUT loaded boolean, OUT current_version integer, OUT problem text)
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_master_key_status';
+COMMENT ON FUNCTION llm_usage._master_key_status(boolean) IS 'Internal: whether the master key file is loaded, its newest version, or what is wrong with it.';
+
+CREATE FUNCTION llm_usage._probe_key(provider text, api_key text)
+RETURNS void
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_probe_key';
+COMMENT ON FUNCTION llm_usage._probe_key(text, text) IS 'Internal: one cheap authenticated request with a key; raises 28000 if the provider refuses it.';
+
+CREATE FUNCTION llm_usage._wake_worker()
+RETURNS boolean
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_wake_worker';
+COMMENT ON FUNCTION llm_usage._wake_worker() IS 'Internal: wake the collector when the calling transaction commits; whether a collector runs.';
+
+CREATE FUNCTION llm_usage._worker_pid()
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_worker_pid';
+COMMENT ON FUNCTION llm_usage._worker_pid() IS 'Internal: process id of the collector worker, NULL when none runs.';
+
+CREATE FUNCTION llm_usage._key_aad(p_key_id bigint, p_tenant text, p_provider text, p_version integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT format('llm_usage/provider_key/%s/%s/%s/v%s', p_key_id, p_tenant, p_provider, p_version) $$;
+COMMENT ON FUNCTION llm_usage._key_aad(bigint, text, text, integer) IS 'Internal: the associated data binding a key''s ciphertext to its row.';
+
+CREATE FUNCTION llm_usage._check_api_key(p_key text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_key IS NULL THEN
+        RAISE EXCEPTION 'api_key must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF length(p_key) < 8 OR length(p_key) > 1024 OR p_key !~ '^[[:graph:]]+$' THEN
+        RAISE EXCEPTION 'api_key must be 8 to 1024 printable characters without spaces'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the organization admin key exactly as the provider shows it.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._check_api_key(text) IS 'Internal: raise 22004/22023 unless a key looks like an API key (the message never shows it).';
+
+CREATE FUNCTION llm_usage._key_row(p_key_id bigint)
+RETURNS llm_usage.provider_key_store
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k llm_usage.provider_key_store;
+BEGIN
+    PERFORM llm_usage._require_arg(p_key_id, 'key_id');
+    SELECT * INTO k FROM llm_usage.provider_key_store WHERE key_id = p_key_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'provider key % does not exist', p_key_id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'llm_usage.provider_keys lists the stored keys.';
+    END IF;
+    RETURN k;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._key_row(bigint) IS 'Internal: a stored key row, or 22004/42704.';
+
+CREATE FUNCTION llm_usage.add_provider_key(tenant_id text, provider text, api_key text, label text DEFAULT NULL,
+                                           validate boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t      llm_usage.tenants;
+    v_id   bigint;
+    v_aad  text;
+    s      record;
+BEGIN
+    PERFORM llm_usage._require_admin('add_provider_key');
+    t := llm_usage._tenant($1);
+    PERFORM llm_usage._require_arg($2, 'provider');
+    IF $2 NOT IN ('openai', 'anthropic', 'custom') THEN
+        RAISE EXCEPTION 'unknown provider "%"', $2
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Providers are: openai, anthropic, custom.';
+    END IF;
+    PERFORM llm_usage._check_api_key($3);
+    IF $4 IS NOT NULL THEN
+        PERFORM llm_usage._check_text($4, 'label', 200);
+    END IF;
+    PERFORM llm_usage._require_arg($5, 'validate');
+    IF $5 THEN
+        IF $2 = 'custom' THEN
+            RAISE EXCEPTION 'keys of provider "custom" cannot be validated'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM llm_usage._probe_key($2, $3);
+    END IF;
+    v_id := nextval('llm_usage.provider_key_store_key_id_seq');
+    v_aad := llm_usage._key_aad(v_id, t.tenant_id, $2, 1);
+    SELECT * INTO s FROM llm_usage._seal_key($3, v_aad);
+    INSERT INTO llm_usage.provider_key_store
+        (key_id, tenant_id, provider, label, key_preview, key_ciphertext, wrapped_dek, master_key_version)
+    VALUES (v_id, t.tenant_id, $2, $4, '…' || right($3, 4), s.key_ciphertext, s.wrapped_dek, s.master_key_version);
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
+    VALUES (t.tenant_id, 'security', 'add_provider_key', llm_usage._caller()::regrole::text,
+            jsonb_build_object('key_id', v_id, 'provider', $2, 'key_preview', '…' || right($3, 4), 'validated', $5));
+    RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.add_provider_key(text, text, text, text, boolean) IS
+'Stores a provider organization admin key (openai, anthropic or custom) encrypted, and returns its id; validate => true first makes one cheap authenticated request and refuses a key the provider rejects.  Pass the key as a bind parameter.  Admin only.';
+
+CREATE FUNCTION llm_usage.rotate_provider_key(key_id bigint, api_key text, validate boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    k     llm_usage.provider_key_store;
+    s     record;
+BEGIN
+    PERFORM llm_usage._require_admin('rotate_provider_key');
+    k := llm_usage._key_row($1);
+    PERFORM llm_usage._check_api_key($2);
+    PERFORM llm_usage._require_arg($3, 'validate');
+    IF $3 THEN
+        PERFORM llm_usage._probe_key(k.provider, $2);
+    END IF;
+    SELECT * INTO s FROM llm_usage._seal_key($2, llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version + 1));
+    UPDATE llm_usage.provider_key_store
+       SET key_version = key_version + 1, key_ciphertext = s.key_ciphertext, wrapped_dek = s.wrapped_dek,
+           master_key_version = s.master_key_version, key_preview = '…' || right($2, 4), rotated_at = now(),
+           is_active = true
+     WHERE key_id = k.key_id;
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
+    VALUES (k.tenant_id, 'security', 'rotate_provider_key', llm_usage._caller()::regrole::text,
+            jsonb_build_object('key_id', k.key_id, 'provider', k.provider, 'key_preview', '…' || right($2, 4)));
+END
+$$;
+COMMENT ON FUNCTION llm_usage.rotate_provider_key(bigint, text, boolean) IS
+'Replaces a stored key with a new one (new data key, new ciphertext) and reactivates it.  Admin only.';
+
+CREATE FUNCTION llm_usage.deactivate_provider_key(key_id bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    k llm_usage.provider_key_store;
+BEGIN
+    PERFORM llm_usage._require_admin('deactivate_provider_key');
+    k := llm_usage._key_row($1);
+    UPDATE llm_usage.provider_key_store SET is_active = false WHERE key_id = k.key_id;
+    UPDATE llm_usage.collector_runs
+       SET status = 'failed', finished_at = now(), error = 'key deactivated before the run started'
+     WHERE key_id = k.key_id AND status = 'queued';
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
+    VALUES (k.tenant_id, 'security', 'deactivate_provider_key', llm_usage._caller()::regrole::text,
+            jsonb_build_object('key_id', k.key_id, 'provider', k.provider));
+END
+$$;
+COMMENT ON FUNCTION llm_usage.deactivate_provider_key(bigint) IS
+'Stops using a stored key (its queued runs are dropped); rotate_provider_key() reactivates it.  Admin only.';
+
+CREATE FUNCTION llm_usage.rotate_master_key()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st     record;
+    k      llm_usage.provider_key_store;
+    w      record;
+    v_done integer := 0;
+BEGIN
+    PERFORM llm_usage._require_admin('rotate_master_key');
+    SELECT * INTO st FROM llm_usage._master_key_status(true);
+    IF NOT st.loaded THEN
+        RAISE EXCEPTION 'llm_usage master key is not loaded'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = st.problem || '.',
+                  HINT = 'Fix llm_usage.master_key_file first.';
+    END IF;
+    FOR k IN SELECT * FROM llm_usage.provider_key_store
+              WHERE master_key_version <> st.current_version ORDER BY key_id FOR UPDATE
+    LOOP
+        SELECT * INTO w FROM llm_usage._rewrap_key(k.wrapped_dek, k.master_key_version,
+                                                   llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version));
+        UPDATE llm_usage.provider_key_store
+           SET wrapped_dek = w.wrapped_dek, master_key_version = w.master_key_version
+         WHERE key_id = k.key_id;
+        v_done := v_done + 1;
+    END LOOP;
+    IF v_done = 0 THEN
+        RAISE NOTICE 'every stored key already uses master key version %', st.current_version
+            USING HINT = 'To rotate, add a line "<version>:<new key>" with a higher version to llm_usage.master_key_file, keeping the old line until this function has run.';
+    END IF;
+    RETURN v_done;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.rotate_master_key() IS
+'Re-wraps every stored key''s data key under the newest master key version in llm_usage.master_key_file (re-read now), in one transaction: keys stay readable throughout as long as the file keeps the old version until this commits.  Returns the keys re-wrapped.  Admin only.';
+
+------------------------------------------------------------------------
+-- Collection runs
+------------------------------------------------------------------------
+CREATE TABLE llm_usage.collector_runs (
+    run_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key_id        bigint NOT NULL,
+    tenant_id     text NOT NULL,
+    provider      text NOT NULL,
+    trigger       text NOT NULL CONSTRAINT collector_runs_trigger_check CHECK (trigger IN ('schedule', 'manual')),
+    status        text NOT NULL DEFAULT 'queued'
+                  CONSTRAINT collector_runs_status_check CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    window_from   timestamptz NOT NULL,
+    window_to     timestamptz NOT NULL,
+    queued_at     timestamptz NOT NULL DEFAULT now(),
+    started_at    timestamptz,
+    finished_at   timestamptz,
+    pages         integer NOT NULL DEFAULT 0,
+    rows_written  bigint NOT NULL DEFAULT 0,
+    http_attempts integer NOT NULL DEFAULT 0,
+    error         text,
+    requested_by  text NOT NULL DEFAULT session_user
+);
+CREATE INDEX collector_runs_queued_idx ON llm_usage.collector_runs (run_id) WHERE status IN ('queued', 'running');
+CREATE INDEX collector_runs_key_idx ON llm_usage.collector_runs (key_id, run_id);
+COMMENT ON TABLE llm_usage.collector_runs IS
+'One row per collection of one key over one window [window_from, window_to) of UTC days: queued, running, succeeded or failed, with pages, rows written, HTTP requests and the error.';
+
+CREATE FUNCTION llm_usage._default_window(p_key llm_usage.provider_key_store, OUT window_from timestamptz, OUT window_to timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- The previous full day in llm_usage.timezone, re-fetching the day before
+    -- (providers keep filling recent buckets), plus every earlier day not
+    -- collected yet, at most 31 days back; a new key starts a week back.
+    SELECT (greatest(d.last_day - 30, least(coalesce(p_key.collected_through + 1, d.last_day - 6), d.last_day - 1))
+              ::timestamp AT TIME ZONE 'UTC'),
+           ((d.last_day + 1)::timestamp AT TIME ZONE 'UTC')
+      FROM (SELECT (now() AT TIME ZONE coalesce(current_setting('llm_usage.timezone', true), 'UTC'))::date - 1 AS last_day) d
+$$;
+COMMENT ON FUNCTION llm_usage._default_window(llm_usage.provider_key_store) IS
+'Internal: the window a scheduled run of a key collects (UTC days up to the previous full day in llm_usage.timezone).';
+
+CREATE FUNCTION llm_usage.collect_now(key_id bigint DEFAULT NULL, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    k       llm_usage.provider_key_store;
+    v_first bigint;
+    v_id    bigint;
+    w       record;
+BEGIN
+    PERFORM llm_usage._require_admin('collect_now');
+    IF $1 IS NOT NULL THEN
+        k := llm_usage._key_row($1);
+        IF NOT k.is_active THEN
+            RAISE EXCEPTION 'provider key % is deactivated', $1
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Reactivate it with llm_usage.rotate_provider_key().';
+        END IF;
+        IF k.provider = 'custom' THEN
+            RAISE EXCEPTION 'provider key % is of provider "custom", which has no usage API to collect from', $1
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    IF $2 IS NOT NULL AND $3 IS NOT NULL AND $3 < $2 THEN
+        RAISE EXCEPTION 'to_date (%) is before from_date (%)', $3, $2
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $3 IS NOT NULL AND $3 > (now() AT TIME ZONE 'UTC')::date THEN
+        RAISE EXCEPTION 'to_date (%) is in the future', $3
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $2 IS NOT NULL AND $2 < (now() AT TIME ZONE 'UTC')::date - 366 * 3 THEN
+        RAISE EXCEPTION 'from_date (%) is more than three years ago', $2
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    FOR k IN SELECT * FROM llm_usage.provider_key_store s
+              WHERE ($1 IS NULL OR s.key_id = $1) AND s.is_active AND s.provider <> 'custom'
+              ORDER BY s.key_id
+    LOOP
+        w := llm_usage._default_window(k);
+        INSERT INTO llm_usage.collector_runs (key_id, tenant_id, provider, trigger, window_from, window_to)
+        VALUES (k.key_id, k.tenant_id, k.provider, 'manual',
+                coalesce($2::timestamp AT TIME ZONE 'UTC', w.window_from),
+                coalesce(($3 + 1)::timestamp AT TIME ZONE 'UTC', greatest(w.window_to, ($2 + 1)::timestamp AT TIME ZONE 'UTC')))
+        RETURNING run_id INTO v_id;
+        v_first := coalesce(v_first, v_id);
+    END LOOP;
+    IF v_first IS NULL THEN
+        RAISE EXCEPTION 'no active provider key to collect'
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Store one with llm_usage.add_provider_key().';
+    END IF;
+    IF NOT llm_usage._wake_worker() THEN
+        RAISE WARNING 'the llm_usage collector is not running; the run will start when it does'
+            USING HINT = 'Check llm_usage.enabled, llm_usage.database and the server log.';
+    END IF;
+    RETURN v_first;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.collect_now(bigint, date, date) IS
+'Queues a collection run now for one key (or every active key) over [from_date, to_date] (UTC days; default: the scheduled window) and wakes the collector at commit; returns the first run id (one run per key, consecutive ids).  Admin only.';
+
+CREATE FUNCTION llm_usage._queue_scheduled_runs()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    INSERT INTO llm_usage.collector_runs (key_id, tenant_id, provider, trigger, window_from, window_to, requested_by)
+    SELECT k.key_id, k.tenant_id, k.provider, 'schedule', w.window_from, w.window_to, 'llm_usage collector'
+      FROM llm_usage.provider_key_store k
+     CROSS JOIN LATERAL llm_usage._default_window(k) w
+     WHERE k.is_active AND k.provider <> 'custom'
+       AND NOT EXISTS (SELECT 1 FROM llm_usage.collector_runs r
+                        WHERE r.key_id = k.key_id AND r.status IN ('queued', 'running'))
+     ORDER BY k.key_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._queue_scheduled_runs() IS 'Internal (worker): queue one run per active key that has none pending.';
+
+CREATE FUNCTION llm_usage._claim_next_run()
+RETURNS TABLE (run_id bigint, key_id bigint, provider text, window_from timestamptz, window_to timestamptz,
+               key_ciphertext bytea, wrapped_dek bytea, master_key_version integer, aad text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    r llm_usage.collector_runs;
+    k llm_usage.provider_key_store;
+BEGIN
+    LOOP
+        SELECT * INTO r FROM llm_usage.collector_runs c
+         WHERE c.status = 'queued' ORDER BY c.run_id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        SELECT * INTO k FROM llm_usage.provider_key_store s WHERE s.key_id = r.key_id;
+        IF NOT FOUND OR NOT k.is_active THEN
+            UPDATE llm_usage.collector_runs c SET status = 'failed', finished_at = now(),
+                   error = 'key deactivated or removed before the run started'
+             WHERE c.run_id = r.run_id;
+            CONTINUE;
+        END IF;
+        UPDATE llm_usage.collector_runs c SET status = 'running', started_at = now() WHERE c.run_id = r.run_id;
+        UPDATE llm_usage.provider_key_store s SET last_used_at = now() WHERE s.key_id = k.key_id;
+        RETURN QUERY SELECT r.run_id, k.key_id, k.provider, r.window_from, r.window_to, k.key_ciphertext,
+                            k.wrapped_dek, k.master_key_version,
+                            llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version);
+        RETURN;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._claim_next_run() IS 'Internal (worker): mark the oldest queued run running and hand over its key''s ciphertext.';
+
+CREATE FUNCTION llm_usage._finish_run(p_run_id bigint, p_status text, p_pages integer, p_rows bigint,
+                                      p_attempts integer, p_error text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r llm_usage.collector_runs;
+BEGIN
+    UPDATE llm_usage.collector_runs
+       SET status = p_status, finished_at = now(), pages = p_pages, rows_written = p_rows,
+           http_attempts = p_attempts, error = p_error
+     WHERE run_id = p_run_id
+    RETURNING * INTO r;
+    UPDATE llm_usage.provider_key_store
+       SET last_synced_at = now(), last_sync_status = p_status, last_error = p_error,
+           collected_through = CASE WHEN p_status = 'succeeded'
+                                    THEN greatest(collected_through, (r.window_to AT TIME ZONE 'UTC')::date - 1)
+                                    ELSE collected_through END
+     WHERE key_id = r.key_id;
+    IF p_status = 'failed' THEN
+        PERFORM llm_usage._raise_alert(r.tenant_id, 'collection_failed', 'error',
+                    format('collection of %s key %s failed: %s', r.provider, r.key_id, p_error),
+                    jsonb_build_object('run_id', r.run_id, 'key_id', r.key_id, 'provider', r.provider,
+                                       'window_from', r.window_from, 'window_to', r.window_to,
+                                       'http_attempts', p_attempts, 'error', p_error));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._finish_run(bigint, text, integer, bigint, integer, text) IS
+'Internal (worker): record how a run ended; a failure raises a collection_failed alert.';
+
+CREATE FUNCTION llm_usage._recover_interrupted_runs()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN SELECT run_id, pages, http_attempts FROM llm_usage.collector_runs WHERE status = 'running' ORDER BY run_id
+    LOOP
+        PERFORM llm_usage._finish_run(r.run_id, 'failed', r.pages, 0, r.http_attempts,
+                                      'interrupted: the server or the collector stopped during the run; nothing of it was written');
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._recover_interrupted_runs() IS 'Internal (worker, at start): runs a crash left running are failed (their writes were rolled back).';
+
+------------------------------------------------------------------------
+-- Attribution of provider usage to tenants
+------------------------------------------------------------------------
+CREATE TABLE llm_usage.provider_attributions (
+    provider   text NOT NULL CONSTRAINT provider_attributions_provider_check CHECK (provider IN ('openai', 'anthropic')),
+    dimension  text NOT NULL
+               CONSTRAINT provider_attributions_dimension_check CHECK (dimension IN ('project_id', 'workspace_id', 'api_key_id')),
+    value      text NOT NULL,
+    tenant_id  text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, dimension, value)
+);
+COMMENT ON TABLE llm_usage.provider_attributions IS
+'Which tenant a provider project, workspace or API key id belongs to; collected rows carrying it land on that tenant (api_key_id wins over project_id over workspace_id).';
+
+CREATE FUNCTION llm_usage._attribute(p_provider text, p_key_tenant text, p_project text, p_workspace text,
+                                     p_api_key text, OUT tenant_id text, OUT attributed_by text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(a.tenant_id, p_key_tenant), coalesce(a.dimension, 'key')
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (
+            SELECT m.tenant_id, m.dimension
+              FROM llm_usage.provider_attributions m
+             WHERE m.provider = p_provider
+               AND ((m.dimension = 'api_key_id' AND m.value = p_api_key)
+                 OR (m.dimension = 'project_id' AND m.value = p_project)
+                 OR (m.dimension = 'workspace_id' AND m.value = p_workspace))
+             ORDER BY array_position(ARRAY['api_key_id', 'project_id', 'workspace_id'], m.dimension)
+             LIMIT 1) a ON true
+$$;
+COMMENT ON FUNCTION llm_usage._attribute(text, text, text, text, text) IS
+'Internal: the tenant a collected row belongs to and why (a mapped dimension, or "key": the key''s own tenant).';
+
+CREATE FUNCTION llm_usage.attribute_provider_usage(provider text, dimension text, value text, tenant_id text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t llm_usage.tenants;
+BEGIN
+    PERFORM llm_usage._require_admin('attribute_provider_usage');
+    PERFORM llm_usage._require_arg($1, 'provider');
+    IF $1 NOT IN ('openai', 'anthropic') THEN
+        RAISE EXCEPTION 'unknown provider "%"', $1
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Providers are: openai, anthropic.';
+    END IF;
+    PERFORM llm_usage._require_arg($2, 'dimension');
+    IF $2 NOT IN ('project_id', 'workspace_id', 'api_key_id') THEN
+        RAISE EXCEPTION 'unknown dimension "%"', $2
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Dimensions are: project_id, workspace_id, api_key_id.';
+    END IF;
+    PERFORM llm_usage._check_text($3, 'value', 200);
+    t := llm_usage._tenant($4);
+    INSERT INTO llm_usage.provider_attributions AS a (provider, dimension, value, tenant_id)
+    VALUES ($1, $2, $3, t.tenant_id)
+    ON CONFLICT (provider, dimension, value) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, created_at = now();
+    -- re-attribute what was already collected
+    UPDATE llm_usage.provider_usage u
+       SET tenant_id = x.tenant_id, attributed_by = x.attributed_by
+      FROM llm_usage.provider_key_store k,
+           LATERAL llm_usage._attribute(u.provider, k.tenant_id, u.project_id, u.workspace_id, u.provider_api_key_id) x
+     WHERE k.key_id = u.key_id AND u.provider = $1
+       AND (u.tenant_id, u.attributed_by) IS DISTINCT FROM (x.tenant_id, x.attributed_by);
+    UPDATE llm_usage.provider_costs c
+       SET tenant_id = x.tenant_id, attributed_by = x.attributed_by
+      FROM llm_usage.provider_key_store k,
+           LATERAL llm_usage._attribute(c.provider, k.tenant_id, c.project_id, c.workspace_id, c.provider_api_key_id) x
+     WHERE k.key_id = c.key_id AND c.provider = $1
+       AND (c.tenant_id, c.attributed_by) IS DISTINCT FROM (x.tenant_id, x.attributed_by);
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
+    VALUES (t.tenant_id, 'admin', 'attribute_provider_usage', llm_usage._caller()::regrole::text,
+            jsonb_build_object('provider', $1, 'dimension', $2, 'value', $3));
+END
+$$;
+COMMENT ON FUNCTION llm_usage.attribute_provider_usage(text, text, text, text) IS
+'Maps a provider project_id, workspace_id or api_key_id to a tenant: usage and costs collected with that value (already or later) belong to it.  Admin only.';
+
+------------------------------------------------------------------------
+-- Ingesting provider pages (called by the collector in its write transaction)
+------------------------------------------------------------------------
+CREATE FUNCTION llm_usage._ingest_page(p_run_id bigint, p_endpoint text, p_page jsonb)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r      llm_usage.collector_runs;
+    v_kt   text;
+    n      integer;
+BEGIN
+    SELECT * INTO r FROM llm_usage.collector_runs WHERE run_id = p_run_id;
+    SELECT tenant_id INTO v_kt FROM llm_usage.provider_key_store WHERE key_id = r.key_id;
+
+    IF r.provider = 'openai' AND p_endpoint IN ('completions', 'embeddings') THEN
+        INSERT INTO llm_usage.provider_usage AS u
+            (tenant_id, attributed_by, key_id, run_id, provider, endpoint, bucket_start, bucket_end, model,
+             project_id, workspace_id, provider_api_key_id, service_tier, batch, input_tokens,
+             cached_input_tokens, cache_write_tokens, output_tokens, requests)
+        SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'openai', p_endpoint, g.bs, g.be, g.model,
+               g.project_id, NULL, g.api_key_id, g.service_tier, g.batch, g.input, g.cached, g.cache_write,
+               g.output, g.requests
+          FROM (SELECT to_timestamp((b->>'start_time')::bigint) AS bs, to_timestamp((b->>'end_time')::bigint) AS be,
+                       x->>'model' AS model, x->>'project_id' AS project_id, x->>'api_key_id' AS api_key_id,
+                       x->>'service_tier' AS service_tier, (x->>'batch')::boolean AS batch,
+                       sum(coalesce((x->>'input_tokens')::numeric, 0))::bigint AS input,
+                       sum(coalesce((x->>'input_cached_tokens')::numeric, 0))::bigint AS cached,
+                       sum(coalesce((x->>'input_cache_write_tokens')::numeric, 0))::bigint AS cache_write,
+                       sum(coalesce((x->>'output_tokens')::numeric, 0))::bigint AS output,
+                       sum(coalesce((x->>'num_model_requests')::numeric, 0))::bigint AS requests
+                  FROM jsonb_array_elements(p_page->'data') b
+                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7) g
+         CROSS JOIN LATERAL llm_usage._attribute('openai', v_kt, g.project_id, NULL, g.api_key_id) a
+        ON CONFLICT ON CONSTRAINT provider_usage_natural_key DO UPDATE
+           SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
+               bucket_end = EXCLUDED.bucket_end, input_tokens = EXCLUDED.input_tokens,
+               cached_input_tokens = EXCLUDED.cached_input_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,
+               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now();
+    ELSIF r.provider = 'anthropic' AND p_endpoint = 'messages' THEN
+        INSERT INTO llm_usage.provider_usage AS u
+            (tenant_id, attributed_by, key_id, run_id, provider, endpoint, bucket_start, bucket_end, model,
+             project_id, workspace_id, provider_api_key_id, service_tier, batch, input_tokens,
+             cached_input_tokens, cache_write_tokens, output_tokens, requests)
+        SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'anthropic', 'messages', g.bs, g.be, g.model,
+               NULL, g.workspace_id, g.api_key_id, g.service_tier, NULL,
+               g.uncached + g.cache_read + g.cache_write, g.cache_read, g.cache_write, g.output, 0
+          FROM (SELECT (b->>'starting_at')::timestamptz AS bs, (b->>'ending_at')::timestamptz AS be,
+                       x->>'model' AS model, x->>'workspace_id' AS workspace_id, x->>'api_key_id' AS api_key_id,
+                       x->>'service_tier' AS service_tier,
+                       sum(coalesce((x->>'uncached_input_tokens')::numeric, 0))::bigint AS uncached,
+                       sum(coalesce((x->>'cache_read_input_tokens')::numeric, 0))::bigint AS cache_read,
+                       sum(coalesce((x->'cache_creation'->>'ephemeral_5m_input_tokens')::numeric, 0)
+                           + coalesce((x->'cache_creation'->>'ephemeral_1h_input_tokens')::numeric, 0))::bigint AS cache_write,
+                       sum(coalesce((x->>'output_tokens')::numeric, 0))::bigint AS output
+                  FROM jsonb_array_elements(p_page->'data') b
+                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
+                 GROUP BY 1, 2, 3, 4, 5, 6) g
+         CROSS JOIN LATERAL llm_usage._attribute('anthropic', v_kt, NULL, g.workspace_id, g.api_key_id) a
+        ON CONFLICT ON CONSTRAINT provider_usage_natural_key DO UPDATE
+           SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
+               bucket_end = EXCLUDED.bucket_end, input_tokens = EXCLUDED.input_tokens,
+               cached_input_tokens = EXCLUDED.cached_input_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,
+               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now();
+    ELSIF p_endpoint = 'costs' AND r.provider IN ('openai', 'anthropic') THEN
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_page->'data') b
+                    CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
+                    WHERE lower(coalesce(CASE r.provider WHEN 'openai' THEN x->'amount'->>'currency'
+                                                          ELSE x->>'currency' END, 'usd')) <> 'usd') THEN
+            RAISE EXCEPTION 'provider reported a cost in a currency other than USD'
+                USING ERRCODE = 'feature_not_supported';
+        END IF;
+        INSERT INTO llm_usage.provider_costs AS c
+            (tenant_id, attributed_by, key_id, run_id, provider, bucket_start, bucket_end, line_item, model,
+             project_id, workspace_id, provider_api_key_id, token_type, service_tier, context_window, amount_usd)
+        SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, r.provider, g.bs, g.be, g.line_item, g.model,
+               g.project_id, g.workspace_id, g.api_key_id, g.token_type, g.service_tier, g.context_window, g.amount
+          FROM (SELECT CASE r.provider WHEN 'openai' THEN to_timestamp((b->>'start_time')::bigint)
+                                       ELSE (b->>'starting_at')::timestamptz END AS bs,
+                       CASE r.provider WHEN 'openai' THEN to_timestamp((b->>'end_time')::bigint)
+                                       ELSE (b->>'ending_at')::timestamptz END AS be,
+                       CASE r.provider WHEN 'openai' THEN x->>'line_item' ELSE x->>'description' END AS line_item,
+                       x->>'model' AS model, x->>'project_id' AS project_id, x->>'workspace_id' AS workspace_id,
+                       x->>'api_key_id' AS api_key_id, x->>'token_type' AS token_type,
+                       x->>'service_tier' AS service_tier, x->>'context_window' AS context_window,
+                       sum(CASE r.provider WHEN 'openai' THEN (x->'amount'->>'value')::numeric
+                                           ELSE (x->>'amount')::numeric / 100 END) AS amount
+                  FROM jsonb_array_elements(p_page->'data') b
+                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) g
+         CROSS JOIN LATERAL llm_usage._attribute(r.provider, v_kt, g.project_id, g.workspace_id, g.api_key_id) a
+        ON CONFLICT ON CONSTRAINT provider_costs_natural_key DO UPDATE
+           SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
+               bucket_end = EXCLUDED.bucket_end, amount_usd = EXCLUDED.amount_usd, collected_at = now();
+    ELSE
+        RAISE EXCEPTION 'no ingest for % endpoint "%"', r.provider, p_endpoint
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._ingest_page(bigint, text, jsonb) IS
+'Internal (worker): upsert the rows of one provider page on their natural keys, attributed to tenants; returns the rows written.';
+
+------------------------------------------------------------------------
+-- Reconciliation
+------------------------------------------------------------------------
+CREATE VIEW llm_usage.reconciliation WITH (security_barrier) AS
+WITH tracked AS (
+    SELECT e.tenant_id, e.provider, (e.occurred_at AT TIME ZONE 'UTC')::date AS day, sum(e.cost_usd) AS usd
+      FROM llm_usage.usage_events e
+     WHERE e.provider IN ('openai', 'anthropic')
+     GROUP BY 1, 2, 3),
+reported AS (
+    SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day, sum(c.amount_usd) AS usd
+      FROM llm_usage.provider_costs c
+     GROUP BY 1, 2, 3)
+SELECT tenant_id, provider, day,
+       coalesce(t.usd, 0) AS tracked_usd,
+       r.usd AS reported_usd,
+       r.usd - coalesce(t.usd, 0) AS difference_usd,
+       round(100 * (r.usd - coalesce(t.usd, 0)) / nullif(r.usd, 0), 2) AS difference_pct
+  FROM tracked t
+  FULL JOIN reported r USING (tenant_id, provider, day)
+ WHERE llm_usage._can_access(tenant_id);
+COMMENT ON VIEW llm_usage.reconciliation IS
+'Per tenant, provider and UTC day: cost tracked with track_usage() against cost the provider reported (NULL until collected), the difference in USD (reported minus tracked) and in percent of reported.';
+
+------------------------------------------------------------------------
 -- Privileges
 ------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA llm_usage FROM PUBLIC;
@@ -2322,7 +3075,13 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.clear_custom_quota(text, text, text),
     llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz),
     llm_usage.aggregate_usage_metrics(text, timestamptz),
-    llm_usage.grant_credits(text, numeric, text, text)
+    llm_usage.grant_credits(text, numeric, text, text),
+    llm_usage.add_provider_key(text, text, text, text, boolean),
+    llm_usage.rotate_provider_key(bigint, text, boolean),
+    llm_usage.deactivate_provider_key(bigint),
+    llm_usage.rotate_master_key(),
+    llm_usage.collect_now(bigint, date, date),
+    llm_usage.attribute_provider_usage(text, text, text, text)
     TO llm_usage_admin;
 
 -- Catalog-like tables: readable by every llm_usage role.
@@ -2334,13 +3093,19 @@ GRANT SELECT ON llm_usage.quota_types, llm_usage.plans, llm_usage.plan_quotas,
 -- them to their tenants.  Writes go through the functions only.
 GRANT SELECT ON llm_usage.tenants, llm_usage.tenant_quota_overrides, llm_usage.quota_counters,
                 llm_usage.usage_events, llm_usage.tenant_usage_metrics, llm_usage.provider_usage,
-                llm_usage.provider_costs, llm_usage.credit_balances, llm_usage.credit_ledger
+                llm_usage.provider_costs, llm_usage.credit_balances, llm_usage.credit_ledger,
+                llm_usage.provider_keys, llm_usage.reconciliation
     TO llm_usage_app, llm_usage_reader;
+GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts TO llm_usage_reader;
 
 -- Admins may also read and fix data directly (audit_events stays append-only).
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA llm_usage TO llm_usage_admin;
 REVOKE UPDATE, DELETE ON llm_usage.audit_events FROM llm_usage_admin;
 REVOKE INSERT, UPDATE, DELETE ON llm_usage.quota_types FROM llm_usage_admin;
+-- key ciphertext is for the worker (which runs as the owner) only
+REVOKE ALL ON llm_usage.provider_key_store FROM llm_usage_admin;
+REVOKE INSERT, UPDATE, DELETE ON llm_usage.collector_runs FROM llm_usage_admin;
+GRANT SELECT ON llm_usage.provider_keys, llm_usage.reconciliation TO llm_usage_admin;
 GRANT SELECT ON llm_usage.model_prices TO llm_usage_admin;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA llm_usage TO llm_usage_admin;
 
@@ -2354,7 +3119,8 @@ DECLARE
 BEGIN
     FOREACH tbl IN ARRAY ARRAY['tenants', 'tenant_quota_overrides', 'quota_counters', 'tenant_access',
                                'usage_events', 'tenant_usage_metrics', 'provider_usage', 'provider_costs',
-                               'audit_events', 'credit_balances', 'credit_ledger']
+                               'audit_events', 'credit_balances', 'credit_ledger', 'alerts', 'collector_runs',
+                               'provider_key_store', 'provider_attributions']
     LOOP
         EXECUTE format('ALTER TABLE llm_usage.%I ENABLE ROW LEVEL SECURITY', tbl);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON llm_usage.%I
@@ -2392,6 +3158,13 @@ SELECT pg_catalog.pg_extension_config_dump('llm_usage.provider_costs', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.audit_events', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.credit_balances', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.credit_ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.alerts_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.provider_key_store', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.provider_key_store_key_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.collector_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.collector_runs_run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.provider_attributions', '');
 
 ------------------------------------------------------------------------
 -- Published prices (generated by tools/gen_price_seed.py from the LiteLLM

@@ -40,9 +40,10 @@ SELECT jsonb_array_length(o->'most_expensive') AS expensive, o->'overview'->'run
 SELECT o->'overview'->'runs' AS runs, o->'models' AS models FROM llm_usage.usage_overview('d3') o;
 
 -- cost_summary: tracked against provider-reported, side by side
-INSERT INTO llm_usage.provider_costs (tenant_id, provider, bucket_start, bucket_end, line_item, amount_usd)
-SELECT 'd1', 'openai', d, d + interval '1 day', 'gpt-4o-mini, input', 0.123456
-  FROM (SELECT date_trunc('day', now(), safe_zone()) - interval '1 day' AS d) x;
+-- provider days are UTC days: the one dated like the tenant's yesterday
+INSERT INTO llm_usage.provider_costs (tenant_id, key_id, provider, bucket_start, bucket_end, line_item, amount_usd)
+SELECT 'd1', 0, 'openai', d, d + interval '1 day', 'gpt-4o-mini, input', 0.123456
+  FROM (SELECT ((now() AT TIME ZONE safe_zone())::date - 1)::timestamp AT TIME ZONE 'UTC' AS d) x;
 SELECT llm_usage.track_usage('d1', 'chat', 'gpt-4o-mini', 100000, 10000,
                              occurred_at => date_trunc('day', now(), safe_zone()) - interval '12 hours') > 0 AS yesterday;
 SELECT tenant, yesterday = (now() AT TIME ZONE safe_zone())::date - 1 AS is_yesterday,

@@ -1,14 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * llm_usage.c
- *	  Entry point of the llm_usage library: module magic, _PG_init and the
- *	  settings (GUCs) that exist in this version.
+ *	  Entry point of the llm_usage library: module magic, _PG_init, the
+ *	  settings (GUCs), shared-memory hooks and the background worker's
+ *	  registration.
  *
- * The library is meant to be listed in shared_preload_libraries; the
- * background worker and the shared-memory quota path (later versions)
- * need it.  Everything in this version also works when the library is
- * loaded on first use by a backend, and build_info() reports which of the
- * two happened.
+ * Loaded through shared_preload_libraries, the library requests its shared
+ * state, loads the master key file in the postmaster (so every process
+ * forked from it has the keys) and registers the collector worker.  Loaded
+ * on first use by a backend instead, the SQL API works but collection does
+ * not, and build_info() says so.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +17,9 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "pgtime.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
 
 #include "llm_usage.h"
@@ -23,29 +27,189 @@
 PG_MODULE_MAGIC;
 
 bool		llm_usage_preloaded = false;
+char	   *llm_usage_database = NULL;
+bool		llm_usage_enabled = true;
+char	   *llm_usage_master_key_file = NULL;
+char	   *llm_usage_collect_schedule = NULL;
+char	   *llm_usage_timezone = NULL;
+char	   *llm_usage_openai_base_url = NULL;
+char	   *llm_usage_anthropic_base_url = NULL;
+int			llm_usage_http_timeout_ms = 30000;
+int			llm_usage_max_retries = 3;
+int			llm_usage_http_max_response_kb = 16384;
 
-/* GUC: write a quota_exceeded audit event when enforce_quota() denies */
 static bool llm_usage_audit_quota_denials = true;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
 
+static bool
+check_schedule(char **newval, void **extra, GucSource source)
+{
+	CronSpec	spec;
+	char	   *error = NULL;
+
+	if (!cron_parse(*newval, &spec, &error))
+	{
+		GUC_check_errdetail("%s", error);
+		GUC_check_errhint("Use five cron fields: minute hour day-of-month month day-of-week, e.g. \"0 9 * * *\".");
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_timezone(char **newval, void **extra, GucSource source)
+{
+	if (pg_tzset(*newval) == NULL)
+	{
+		GUC_check_errdetail("\"%s\" is not a time zone this server knows.", *newval);
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_base_url(char **newval, void **extra, GucSource source)
+{
+	if (strncmp(*newval, "https://", 8) != 0 && strncmp(*newval, "http://", 7) != 0)
+	{
+		GUC_check_errdetail("The URL must start with https:// (or http:// for a local simulator or proxy).");
+		return false;
+	}
+	if ((*newval)[strlen(*newval) - 1] == '/')
+	{
+		GUC_check_errdetail("Leave out the trailing slash; request paths start with /v1/.");
+		return false;
+	}
+	return true;
+}
+
+static void
+llm_usage_shmem_request_hook(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	llm_usage_shmem_request();
+}
+
+static void
+llm_usage_shmem_startup_hook(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	llm_usage_shmem_startup();
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomBoolVariable("llm_usage.audit_quota_denials",
+							 "Writes a quota_exceeded audit event for every denied enforce_quota() call.",
+							 "Denials are audited in the caller's transaction, so they are kept when it commits.",
+							 &llm_usage_audit_quota_denials, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.database",
+							   "Database the llm_usage background worker connects to.",
+							   NULL,
+							   &llm_usage_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("llm_usage.enabled",
+							 "Whether the llm_usage worker collects provider usage.",
+							 NULL,
+							 &llm_usage_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.master_key_file",
+							   "File holding the master key that encrypts stored provider keys.",
+							   "256 bits as 64 hex digits or base64, or lines \"version:key\"; owned by the server's OS user, mode 0600.",
+							   &llm_usage_master_key_file, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.collect_schedule",
+							   "When the worker collects provider usage, as a cron expression.",
+							   "Read in llm_usage.timezone.",
+							   &llm_usage_collect_schedule, "0 0 * * *",
+							   PGC_SIGHUP, 0, check_schedule, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.timezone",
+							   "Time zone of the collection schedule and of \"the previous day\".",
+							   NULL,
+							   &llm_usage_timezone, "UTC",
+							   PGC_SIGHUP, 0, check_timezone, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.openai_base_url",
+							   "Where OpenAI requests go (a proxy or a local simulator); superuser only.",
+							   NULL,
+							   &llm_usage_openai_base_url, "https://api.openai.com",
+							   PGC_SUSET, 0, check_base_url, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.anthropic_base_url",
+							   "Where Anthropic requests go (a proxy or a local simulator); superuser only.",
+							   NULL,
+							   &llm_usage_anthropic_base_url, "https://api.anthropic.com",
+							   PGC_SUSET, 0, check_base_url, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.http_timeout_ms",
+							"Timeout of one provider request.",
+							NULL,
+							&llm_usage_http_timeout_ms, 30000, 100, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.max_retries",
+							"Retries of a provider request after 429, 5xx or a timeout.",
+							NULL,
+							&llm_usage_max_retries, 3, 0, 10,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.http_max_response_kb",
+							"Largest provider response body accepted; a larger one fails the run.",
+							NULL,
+							&llm_usage_http_max_response_kb, 16384, 16, 1048576,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("llm_usage");
+}
+
+static void
+register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "llm_usage");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "llm_usage_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "llm_usage collector");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "llm_usage collector");
+	RegisterBackgroundWorker(&worker);
+}
+
 /*
  * _PG_init
- *		Define the settings and remember how the library was loaded.
+ *		Define the settings; when preloaded, also request shared memory,
+ *		load the master keys and register the worker.
  */
 void
 _PG_init(void)
 {
-	llm_usage_preloaded = process_shared_preload_libraries_in_progress;
+	define_settings();
 
-	DefineCustomBoolVariable("llm_usage.audit_quota_denials",
-							 "Writes a quota_exceeded audit event for every denied enforce_quota() call.",
-							 "Denials are audited in the caller's transaction, so they are kept when it commits.",
-							 &llm_usage_audit_quota_denials,
-							 true,
-							 PGC_SUSET,
-							 0,
-							 NULL, NULL, NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 
-	MarkGUCPrefixReserved("llm_usage");
+	llm_usage_preloaded = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = llm_usage_shmem_request_hook;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = llm_usage_shmem_startup_hook;
+
+	llm_usage_load_master_keys(true);
+	register_worker();
 }

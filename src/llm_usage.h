@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * llm_usage.h
- *	  Declarations shared by the llm_usage C files.
+ *	  Declarations shared by the llm_usage C files: settings, shared state,
+ *	  crypto, HTTP, providers, collector, worker and schedule.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,9 +11,104 @@
 
 #include "compat.h"
 
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "pgtime.h"
+#include "utils/jsonb.h"
+
 #define LLM_USAGE_VERSION "1.0"
 
-/* true when the library was loaded through shared_preload_libraries */
+/* settings (llm_usage.c) */
 extern bool llm_usage_preloaded;
+extern char *llm_usage_database;
+extern bool llm_usage_enabled;
+extern char *llm_usage_master_key_file;
+extern char *llm_usage_collect_schedule;
+extern char *llm_usage_timezone;
+extern char *llm_usage_openai_base_url;
+extern char *llm_usage_anthropic_base_url;
+extern int	llm_usage_http_timeout_ms;
+extern int	llm_usage_max_retries;
+extern int	llm_usage_http_max_response_kb;
+
+/* shared state (shmem.c) */
+extern void llm_usage_shmem_request(void);
+extern void llm_usage_shmem_startup(void);
+extern void llm_usage_shmem_publish_worker(void);
+extern bool llm_usage_wake_worker_now(void);
+
+/* crypto (crypto.c) */
+#define LLM_USAGE_KEY_BYTES 32
+extern void llm_usage_load_master_keys(bool at_startup);
+extern char *llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek,
+											int master_version, const char *aad);
+
+/* HTTP (http.c) */
+typedef struct HttpRequest
+{
+	const char *url;
+	const char *const *headers; /* "Name: value", NULL-terminated */
+	int			timeout_ms;
+	int			max_retries;
+	size_t		max_body;
+} HttpRequest;
+
+typedef struct HttpResult
+{
+	bool		ok;				/* a 2xx JSON response is in body */
+	long		status;			/* HTTP status of the last attempt, 0 if none */
+	int			attempts;		/* requests sent */
+	StringInfo	body;
+	char		error[256];		/* why not ok; never contains request headers */
+} HttpResult;
+
+extern void http_fetch(const HttpRequest *req, HttpResult *res);
+
+/* providers (provider_openai.c, provider_anthropic.c, provider.c) */
+typedef struct ProviderEndpoint
+{
+	const char *name;			/* stored in provider_usage.endpoint or "costs" */
+	const char *path;			/* appended to the base URL */
+	const char *const *params;	/* fixed query parameters, already encoded */
+	int			page_limit;		/* buckets per page */
+} ProviderEndpoint;
+
+typedef struct Provider
+{
+	const char *name;
+	const ProviderEndpoint *endpoints;
+	int			nendpoints;
+	const ProviderEndpoint *probe;	/* cheap authenticated request */
+	const char *(*base_url) (void);
+	char	   *(*window_params) (pg_time_t from, pg_time_t to);
+	char	  **(*auth_headers) (const char *api_key);
+} Provider;
+
+extern const Provider *provider_lookup(const char *name);
+extern char *provider_page_url(const Provider *p, const ProviderEndpoint *ep,
+							   pg_time_t from, pg_time_t to, const char *cursor);
+extern Jsonb *provider_parse_page(const char *body, bool *has_more, char **next_page);
+extern void provider_free_headers(char **headers);
+extern const Provider llm_usage_provider_openai;
+extern const Provider llm_usage_provider_anthropic;
+
+/* schedule (cron.c) */
+typedef struct CronSpec
+{
+	uint64		minutes;		/* bit n: minute n */
+	uint32		hours;
+	uint32		days;			/* bit n: day of month n (1..31) */
+	uint16		months;			/* bit n: month n (1..12) */
+	uint8		weekdays;		/* bit n: weekday n (0 = Sunday) */
+	bool		days_star;
+	bool		weekdays_star;
+} CronSpec;
+
+extern bool cron_parse(const char *expr, CronSpec *spec, char **error);
+extern TimestampTz cron_next(const CronSpec *spec, TimestampTz after, const pg_tz *tz);
+
+/* collector and worker (collector.c, worker.c) */
+extern bool collector_run_next(void);
+extern PGDLLEXPORT void llm_usage_worker_main(Datum main_arg);
 
 #endif							/* LLM_USAGE_H */

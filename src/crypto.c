@@ -1,0 +1,516 @@
+/*-------------------------------------------------------------------------
+ *
+ * crypto.c
+ *	  Envelope encryption of provider keys with AES-256-GCM (OpenSSL), and
+ *	  the master keys that wrap them.
+ *
+ * Each provider key is encrypted with its own random 256-bit data key
+ * (DEK); the DEK is encrypted ("wrapped") with the current master key.
+ * Both use a fresh 96-bit random nonce and bind the key's row as
+ * associated data ("llm_usage/provider_key/<id>/<tenant>/<provider>"), so a
+ * ciphertext copied to another row does not decrypt.  Stored form of each:
+ * format byte (1) || nonce (12) || ciphertext || tag (16).
+ *
+ * Master keys come from llm_usage.master_key_file: one key (64 hex digits
+ * or base64 of 32 bytes) is version 1; lines "version:key" give several
+ * versions, the highest being current.  The file must be a regular file
+ * owned by the server's OS user with no group or other permissions.  The
+ * postmaster reads it at start (a problem is logged and the server starts
+ * anyway); any process re-reads it when it meets a version it does not
+ * know, so rotate_master_key() needs no restart.  Key bytes are never in a
+ * GUC, a table, a log line or an error message, and buffers are zeroed.
+ *
+ * No SQL-callable function here ever returns a plaintext key or DEK.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "common/base64.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "access/htup_details.h"
+#include "utils/builtins.h"
+
+#include "llm_usage.h"
+
+#define MAX_MASTER_KEYS 32
+#define NONCE_BYTES 12
+#define TAG_BYTES 16
+#define SEALED_FORMAT 1
+
+typedef struct MasterKey
+{
+	int			version;
+	unsigned char key[LLM_USAGE_KEY_BYTES];
+} MasterKey;
+
+static MasterKey master_keys[MAX_MASTER_KEYS];
+static int	n_master_keys = 0;
+static char master_problem[256] = "llm_usage.master_key_file is not set";
+
+PG_FUNCTION_INFO_V1(llm_usage_seal_key);
+PG_FUNCTION_INFO_V1(llm_usage_rewrap_key);
+PG_FUNCTION_INFO_V1(llm_usage_master_key_status);
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* decode 64 hex digits or base64 of 32 bytes; false if neither */
+static bool
+decode_key(const char *s, int len, unsigned char *out)
+{
+	if (len == 2 * LLM_USAGE_KEY_BYTES)
+	{
+		for (int i = 0; i < LLM_USAGE_KEY_BYTES; i++)
+		{
+			int			hi = hexval(s[2 * i]);
+			int			lo = hexval(s[2 * i + 1]);
+
+			if (hi < 0 || lo < 0)
+				return false;
+			out[i] = (unsigned char) (hi * 16 + lo);
+		}
+		return true;
+	}
+	else
+	{
+		char		buf[128];
+		int			n;
+
+		if (len > 64 || pg_b64_dec_len(len) > (int) sizeof(buf))
+			return false;
+		n = pg_b64_decode(s, len, buf, sizeof(buf));
+		if (n != LLM_USAGE_KEY_BYTES)
+		{
+			explicit_bzero(buf, sizeof(buf));
+			return false;
+		}
+		memcpy(out, buf, LLM_USAGE_KEY_BYTES);
+		explicit_bzero(buf, sizeof(buf));
+		return true;
+	}
+}
+
+/*
+ * read_master_key_file
+ *		Parse the file into keys[]; on failure fill problem and return -1.
+ *		Never ereports, so it is safe in the postmaster.
+ */
+static int
+read_master_key_file(MasterKey *keys, char *problem, size_t problem_size)
+{
+	const char *path = llm_usage_master_key_file;
+	char		buf[8192];
+	struct stat st;
+	int			fd;
+	ssize_t		n;
+	int			count = 0;
+	char	   *line;
+	char	   *save = NULL;
+
+	if (path == NULL || path[0] == '\0')
+	{
+		snprintf(problem, problem_size, "llm_usage.master_key_file is not set");
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+	{
+		snprintf(problem, problem_size, "could not open master key file \"%s\": %m", path);
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		close(fd);
+		snprintf(problem, problem_size, "master key file \"%s\" is not a regular file", path);
+		return -1;
+	}
+	if (st.st_uid != geteuid())
+	{
+		close(fd);
+		snprintf(problem, problem_size, "master key file \"%s\" is not owned by the server's OS user", path);
+		return -1;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		close(fd);
+		snprintf(problem, problem_size, "master key file \"%s\" has group or other permissions (mode %04o; it must be 0600)",
+				 path, (unsigned) (st.st_mode & 07777));
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0 || n == (ssize_t) sizeof(buf) - 1)
+	{
+		explicit_bzero(buf, sizeof(buf));
+		snprintf(problem, problem_size, "could not read master key file \"%s\" (or it is larger than 8 kB)", path);
+		return -1;
+	}
+	buf[n] = '\0';
+
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+	{
+		char	   *p = line;
+		char	   *end;
+		char	   *colon;
+		int			version = 1;
+
+		while (*p == ' ' || *p == '\t' || *p == '\r')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+			end--;
+		if (end == p || *p == '#')
+			continue;
+		colon = memchr(p, ':', end - p);
+		if (colon != NULL)
+		{
+			char	   *vend;
+			long		v = strtol(p, &vend, 10);
+
+			if (vend != colon || v < 1 || v > 1000000)
+			{
+				count = -1;
+				snprintf(problem, problem_size, "master key file \"%s\": a line does not start with a version number and ':'", path);
+				break;
+			}
+			version = (int) v;
+			p = colon + 1;
+		}
+		else if (count > 0)
+		{
+			count = -1;
+			snprintf(problem, problem_size, "master key file \"%s\": with several keys, each line must be \"version:key\"", path);
+			break;
+		}
+		if (count >= MAX_MASTER_KEYS)
+		{
+			count = -1;
+			snprintf(problem, problem_size, "master key file \"%s\" has more than %d keys", path, MAX_MASTER_KEYS);
+			break;
+		}
+		for (int i = 0; i < count; i++)
+			if (keys[i].version == version)
+			{
+				count = -1;
+				snprintf(problem, problem_size, "master key file \"%s\" has version %d twice", path, version);
+				break;
+			}
+		if (count < 0)
+			break;
+		if (!decode_key(p, (int) (end - p), keys[count].key))
+		{
+			count = -1;
+			snprintf(problem, problem_size, "master key file \"%s\": a key is not 256 bits as 64 hex digits or base64", path);
+			break;
+		}
+		keys[count].version = version;
+		count++;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (count == 0)
+	{
+		snprintf(problem, problem_size, "master key file \"%s\" holds no key", path);
+		return -1;
+	}
+	if (count < 0)
+		explicit_bzero(keys, sizeof(MasterKey) * MAX_MASTER_KEYS);
+	return count;
+}
+
+/*
+ * llm_usage_load_master_keys
+ *		(Re)load the master keys.  At server start a problem is only logged,
+ *		so the server starts without them; key functions then fail with the
+ *		reason.
+ */
+void
+llm_usage_load_master_keys(bool at_startup)
+{
+	MasterKey	keys[MAX_MASTER_KEYS];
+	char		problem[256];
+	int			n;
+
+	n = read_master_key_file(keys, problem, sizeof(problem));
+	if (n < 0)
+	{
+		strlcpy(master_problem, problem, sizeof(master_problem));
+		if (at_startup && llm_usage_master_key_file && llm_usage_master_key_file[0] != '\0')
+			ereport(WARNING,
+					(errmsg("llm_usage master key not loaded: %s", problem),
+					 errhint("Provider keys cannot be stored or used until this is fixed and the server is restarted.")));
+		return;
+	}
+	explicit_bzero(master_keys, sizeof(master_keys));
+	memcpy(master_keys, keys, sizeof(MasterKey) * n);
+	n_master_keys = n;
+	master_problem[0] = '\0';
+	explicit_bzero(keys, sizeof(keys));
+}
+
+static void
+master_key_error(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("llm_usage master key is not loaded"),
+			 errdetail("%s.", master_problem),
+			 errhint("Set llm_usage.master_key_file to a file holding a 256-bit key (64 hex digits or base64), owned by the server's OS user with mode 0600, and restart the server.")));
+}
+
+static const MasterKey *
+current_master(void)
+{
+	const MasterKey *best = NULL;
+
+	if (n_master_keys == 0)
+		llm_usage_load_master_keys(false);
+	if (n_master_keys == 0)
+		master_key_error();
+	for (int i = 0; i < n_master_keys; i++)
+		if (best == NULL || master_keys[i].version > best->version)
+			best = &master_keys[i];
+	return best;
+}
+
+static const MasterKey *
+find_master(int version)
+{
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int i = 0; i < n_master_keys; i++)
+			if (master_keys[i].version == version)
+				return &master_keys[i];
+		/* a version this process has not seen: the file may have grown */
+		llm_usage_load_master_keys(false);
+	}
+	if (n_master_keys == 0)
+		master_key_error();
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("master key version %d is not in llm_usage.master_key_file", version),
+			 errhint("Keep every version that stored keys still use in the file until rotate_master_key() has re-wrapped them.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* AES-256-GCM encrypt; result is a bytea in the stored form */
+static bytea *
+gcm_seal(const unsigned char *key, const unsigned char *pt, int ptlen, const char *aad)
+{
+	bytea	   *out = palloc(VARHDRSZ + 1 + NONCE_BYTES + ptlen + TAG_BYTES);
+	unsigned char *p = (unsigned char *) VARDATA(out);
+	EVP_CIPHER_CTX *ctx;
+	int			len = 0;
+	int			len2 = 0;
+	bool		ok;
+
+	p[0] = SEALED_FORMAT;
+	if (!pg_strong_random(p + 1, NONCE_BYTES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random nonce")));
+	ctx = EVP_CIPHER_CTX_new();
+	ok = ctx != NULL &&
+		EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_BYTES, NULL) == 1 &&
+		EVP_EncryptInit_ex(ctx, NULL, NULL, key, p + 1) == 1 &&
+		EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *) aad, (int) strlen(aad)) == 1 &&
+		EVP_EncryptUpdate(ctx, p + 1 + NONCE_BYTES, &len, pt, ptlen) == 1 &&
+		EVP_EncryptFinal_ex(ctx, p + 1 + NONCE_BYTES + len, &len2) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_BYTES, p + 1 + NONCE_BYTES + ptlen) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	if (!ok || len + len2 != ptlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("AES-256-GCM encryption failed")));
+	SET_VARSIZE(out, VARHDRSZ + 1 + NONCE_BYTES + ptlen + TAG_BYTES);
+	return out;
+}
+
+/* AES-256-GCM decrypt into out (at least the ciphertext length); -1 if it does not verify */
+static int
+gcm_open(const unsigned char *key, bytea *sealed, const char *aad, unsigned char *out)
+{
+	const unsigned char *p = (const unsigned char *) VARDATA_ANY(sealed);
+	int			total = VARSIZE_ANY_EXHDR(sealed);
+	int			ctlen = total - 1 - NONCE_BYTES - TAG_BYTES;
+	EVP_CIPHER_CTX *ctx;
+	int			len = 0;
+	int			len2 = 0;
+	bool		ok;
+
+	if (ctlen < 0 || p[0] != SEALED_FORMAT)
+		return -1;
+	ctx = EVP_CIPHER_CTX_new();
+	ok = ctx != NULL &&
+		EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_BYTES, NULL) == 1 &&
+		EVP_DecryptInit_ex(ctx, NULL, NULL, key, p + 1) == 1 &&
+		EVP_DecryptUpdate(ctx, NULL, &len, (const unsigned char *) aad, (int) strlen(aad)) == 1 &&
+		EVP_DecryptUpdate(ctx, out, &len, p + 1 + NONCE_BYTES, ctlen) == 1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_BYTES,
+							(void *) (p + 1 + NONCE_BYTES + ctlen)) == 1 &&
+		EVP_DecryptFinal_ex(ctx, out + len, &len2) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	if (!ok)
+	{
+		explicit_bzero(out, ctlen);
+		return -1;
+	}
+	return len + len2;
+}
+
+static char *
+dek_aad(const char *aad, int version)
+{
+	return psprintf("%s/dek/master/%d", aad, version);
+}
+
+static void
+unwrap_dek(bytea *wrapped, int version, const char *aad, unsigned char *dek)
+{
+	const MasterKey *mk = find_master(version);
+	unsigned char buf[LLM_USAGE_KEY_BYTES + 64];
+
+	if (VARSIZE_ANY_EXHDR(wrapped) > (int) sizeof(buf) ||
+		gcm_open(mk->key, wrapped, dek_aad(aad, version), buf) != LLM_USAGE_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("could not decrypt a stored provider key"),
+				 errdetail("The data key does not verify under master key version %d for this key row.", version)));
+	memcpy(dek, buf, LLM_USAGE_KEY_BYTES);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+/*
+ * llm_usage_decrypt_provider_key
+ *		The plaintext key of one stored row, NUL-terminated, in the current
+ *		memory context; the caller zeroes it as soon as it is done.
+ */
+char *
+llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek, int master_version, const char *aad)
+{
+	unsigned char dek[LLM_USAGE_KEY_BYTES];
+	int			len = VARSIZE_ANY_EXHDR(ciphertext);
+	unsigned char *out = palloc0(len + 1);
+	int			n;
+
+	unwrap_dek(wrapped_dek, master_version, aad, dek);
+	n = gcm_open(dek, ciphertext, aad, out);
+	explicit_bzero(dek, sizeof(dek));
+	if (n < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("could not decrypt a stored provider key"),
+				 errdetail("The ciphertext does not verify for this key row.")));
+	out[n] = '\0';
+	return (char *) out;
+}
+
+static Datum
+form_result(FunctionCallInfo fcinfo, Datum *values)
+{
+	TupleDesc	tupdesc;
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls));
+}
+
+/*
+ * llm_usage._seal_key(api_key text, aad text,
+ *                     OUT key_ciphertext bytea, OUT wrapped_dek bytea, OUT master_key_version int)
+ *		Encrypt a provider key under a new DEK wrapped by the current master key.
+ */
+Datum
+llm_usage_seal_key(PG_FUNCTION_ARGS)
+{
+	text	   *api_key = PG_GETARG_TEXT_PP(0);
+	char	   *aad = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	const MasterKey *mk = current_master();
+	unsigned char dek[LLM_USAGE_KEY_BYTES];
+	Datum		values[3];
+
+	if (!pg_strong_random(dek, sizeof(dek)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random data key")));
+	values[0] = PointerGetDatum(gcm_seal(dek, (unsigned char *) VARDATA_ANY(api_key),
+										 VARSIZE_ANY_EXHDR(api_key), aad));
+	values[1] = PointerGetDatum(gcm_seal(mk->key, dek, sizeof(dek), dek_aad(aad, mk->version)));
+	values[2] = Int32GetDatum(mk->version);
+	explicit_bzero(dek, sizeof(dek));
+	PG_RETURN_DATUM(form_result(fcinfo, values));
+}
+
+/*
+ * llm_usage._rewrap_key(wrapped_dek bytea, master_key_version int, aad text,
+ *                       OUT wrapped_dek bytea, OUT master_key_version int)
+ *		Re-wrap a DEK under the current master key; the provider key's own
+ *		ciphertext does not change.
+ */
+Datum
+llm_usage_rewrap_key(PG_FUNCTION_ARGS)
+{
+	bytea	   *wrapped = PG_GETARG_BYTEA_PP(0);
+	int			version = PG_GETARG_INT32(1);
+	char	   *aad = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	const MasterKey *mk = current_master();
+	unsigned char dek[LLM_USAGE_KEY_BYTES];
+	Datum		values[3];
+	TupleDesc	tupdesc;
+	bool		nulls[2] = {false, false};
+
+	unwrap_dek(wrapped, version, aad, dek);
+	values[0] = PointerGetDatum(gcm_seal(mk->key, dek, sizeof(dek), dek_aad(aad, mk->version)));
+	values[1] = Int32GetDatum(mk->version);
+	explicit_bzero(dek, sizeof(dek));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/*
+ * llm_usage._master_key_status(reload boolean,
+ *                              OUT loaded boolean, OUT current_version int, OUT problem text)
+ *		Whether master keys are loaded (re-reading the file first when asked),
+ *		the current version, or what is wrong.  Never any key material.
+ */
+Datum
+llm_usage_master_key_status(PG_FUNCTION_ARGS)
+{
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	TupleDesc	tupdesc;
+	int			best = 0;
+
+	if (PG_GETARG_BOOL(0) || n_master_keys == 0)
+		llm_usage_load_master_keys(false);
+	for (int i = 0; i < n_master_keys; i++)
+		best = Max(best, master_keys[i].version);
+	values[0] = BoolGetDatum(n_master_keys > 0);
+	values[1] = Int32GetDatum(best);
+	nulls[1] = (n_master_keys == 0);
+	values[2] = CStringGetTextDatum(master_problem);
+	nulls[2] = (master_problem[0] == '\0');
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
