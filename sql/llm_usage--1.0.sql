@@ -2981,7 +2981,7 @@ BEGIN
                        x->>'api_key_id' AS api_key_id, x->>'token_type' AS token_type,
                        x->>'service_tier' AS service_tier, x->>'context_window' AS context_window,
                        sum(CASE r.provider WHEN 'openai' THEN (x->'amount'->>'value')::numeric
-                                           ELSE (x->>'amount')::numeric / 100 END) AS amount
+                                           ELSE (x->>'amount')::numeric * 0.01 END) AS amount
                   FROM jsonb_array_elements(p_page->'data') b
                  CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
                  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) g

@@ -18,7 +18,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # and only when something is missing).
 install_deps() {
     local pkgs=(postgresql-$PGMAJOR postgresql-contrib postgresql-server-dev-$PGMAJOR
-                libcurl4-openssl-dev libssl-dev libipc-run-perl make gcc python3)
+                libcurl4-openssl-dev libssl-dev libipc-run-perl make gcc python3 curl)
     local missing=() p
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -53,6 +53,9 @@ start_cluster() {
     trap stop_cluster EXIT
     log "starting a throwaway cluster in $WORK (port $PGPORT, socket only)"
     as_user "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >/dev/null
+    # a fresh random master key (version 1), readable by the server user only
+    (umask 077; python3 -c 'import secrets; print("1:" + secrets.token_hex(32))' >"$WORK/master.key")
+    chown "$TEST_USER" "$WORK/master.key"
     cat >>"$WORK/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$WORK'
@@ -65,9 +68,14 @@ full_page_writes = off
 timezone = 'UTC'
 log_min_messages = warning
 logging_collector = off
+llm_usage.database = 'llm_usage_worker'
+llm_usage.master_key_file = '$WORK/master.key'
+llm_usage.http_timeout_ms = 5000
 CONF
     as_user "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 60 start >/dev/null \
         || { cat "$WORK/server.log" >&2; die "the test cluster did not start"; }
+    # the database the collector works in (it waits there for the extension)
+    psql_q -d postgres -c "CREATE DATABASE llm_usage_worker" >/dev/null
 }
 
 stop_cluster() {

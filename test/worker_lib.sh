@@ -1,0 +1,54 @@
+# test/worker_lib.sh — helpers for the collector tests (sourced after lib.sh):
+# a provider simulator on 127.0.0.1, the worker pointed at it, and waits.
+WDB=llm_usage_worker
+
+# start_sim: the simulator as the test user; sets SIM (base URL) and SIM_PID
+start_sim() {
+    local portfile="$WORK/sim.$$.port"
+    as_user /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/provider_sim.py" "$portfile" --max-seconds 1800 \
+        >"$WORK/sim.$$.log" 2>&1 &
+    SIM_PID=$!
+    for _ in $(seq 1 100); do [[ -s "$portfile" ]] && break; sleep 0.1; done
+    [[ -s "$portfile" ]] || fail "the provider simulator did not start"
+    SIM="http://127.0.0.1:$(cat "$portfile")"
+    trap 'kill $SIM_PID 2>/dev/null' EXIT
+}
+
+sim_mode() {    # sim_mode KEY MODE [COUNT] [SECONDS]
+    curl -sf -X POST "$SIM/_sim/mode" -H 'Content-Type: application/json' \
+        -d "{\"key\": \"$1\", \"mode\": \"$2\", \"count\": ${3:-0}, \"seconds\": ${4:-1}}" >/dev/null \
+        || fail "could not set simulator mode"
+}
+
+sim_reset() { curl -sf -X POST "$SIM/_sim/reset" >/dev/null; }
+
+wq() { psql_q -At -d "$WDB" "$@"; }      # query the worker's database
+
+# point the worker (and this database) at the simulator
+use_sim() {
+    wq -c "CREATE EXTENSION IF NOT EXISTS llm_usage" >/dev/null 2>&1
+    wq -c "ALTER SYSTEM SET llm_usage.openai_base_url = '$SIM'" \
+       -c "ALTER SYSTEM SET llm_usage.anthropic_base_url = '$SIM'" \
+       -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 1 50); do
+        [[ "$(wq -c 'SHOW llm_usage.openai_base_url')" == "$SIM" ]] && break
+        sleep 0.1
+    done
+    sleep 0.5     # the worker reloads on its own SIGHUP
+    # the worker may still be starting (it is restarted 5 s after a failed start)
+    for _ in $(seq 1 100); do [[ -n "$(worker_pid)" ]] && break; sleep 0.2; done
+    [[ -n "$(worker_pid)" ]] || fail "the collector worker is not running"
+}
+
+# wait_run RUN_ID [SECONDS]: until the run has ended; prints its status
+wait_run() {
+    local s
+    for _ in $(seq 1 $((${2:-60} * 5))); do
+        s=$(wq -c "SELECT status FROM llm_usage.collector_runs WHERE run_id = $1")
+        [[ $s == succeeded || $s == failed ]] && { echo "$s"; return 0; }
+        sleep 0.2
+    done
+    echo "timeout($s)"
+}
+
+worker_pid() { wq -c "SELECT llm_usage._worker_pid()"; }
