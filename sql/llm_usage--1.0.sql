@@ -2693,7 +2693,11 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'Store one with llm_usage.add_provider_key().';
     END IF;
-    IF NOT llm_usage._wake_worker() THEN
+    IF current_database() <> coalesce(current_setting('llm_usage.database', true), 'postgres') THEN
+        RAISE WARNING 'the llm_usage collector works in database "%", not in this one; these runs stay queued',
+                coalesce(current_setting('llm_usage.database', true), 'postgres')
+            USING HINT = 'Store keys and call collect_now() in the database named by llm_usage.database.';
+    ELSIF NOT llm_usage._wake_worker() THEN
         RAISE WARNING 'the llm_usage collector is not running; the run will start when it does'
             USING HINT = 'Check llm_usage.enabled, llm_usage.database and the server log.';
     END IF;

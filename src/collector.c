@@ -56,6 +56,7 @@ typedef struct Run
 	char	   *aad;
 	int			pages;
 	int			attempts;
+	char	   *where;			/* what the run was doing, for its error */
 	List	   *page_endpoints;	/* char * per page */
 	List	   *page_bodies;	/* Jsonb * per page */
 } Run;
@@ -152,6 +153,7 @@ fetch(Run *run)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("provider \"%s\" has no usage API adapter", run->provider)));
 
+	run->where = "decrypting the key";
 	key = llm_usage_decrypt_provider_key(run->ciphertext, run->wrapped_dek, run->master_version, run->aad);
 	headers = p->auth_headers(key);
 	explicit_bzero(key, strlen(key));
@@ -171,15 +173,15 @@ fetch(Run *run)
 				bool		has_more;
 				Jsonb	   *page;
 
+				run->where = psprintf("%s %s page %d", run->provider, ep->name, n + 1);
 				pgstat_report_activity(STATE_RUNNING,
-									   psprintf("llm_usage: run " INT64_FORMAT ", %s %s, page %d",
-												run->run_id, run->provider, ep->name, n + 1));
+									   psprintf("llm_usage: run " INT64_FORMAT ", %s", run->run_id, run->where));
 				http_fetch(&req, &res);
 				run->attempts += res.attempts;
 				if (!res.ok)
 					ereport(ERROR,
 							(errcode(ERRCODE_CONNECTION_FAILURE),
-							 errmsg("%s %s: %s", run->provider, ep->name, res.error)));
+							 errmsg("%s", res.error)));
 				page = provider_parse_page(res.body->data, &has_more, &cursor);
 				run->pages++;
 				run->page_endpoints = lappend(run->page_endpoints, (char *) ep->name);
@@ -209,6 +211,7 @@ store(Run *run)
 	int64		rows = 0;
 	Oid			argtypes[3] = {INT8OID, TEXTOID, JSONBOID};
 
+	run->where = "writing the rows";
 	begin_tx(psprintf("llm_usage: writing run " INT64_FORMAT, run->run_id));
 	forboth(lc1, run->page_endpoints, lc2, run->page_bodies)
 	{
@@ -297,7 +300,7 @@ collector_run_next(void)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		failure = pstrdup(edata->message);
+		failure = run->where ? psprintf("%s: %s", run->where, edata->message) : pstrdup(edata->message);
 	}
 	PG_END_TRY();
 

@@ -100,19 +100,23 @@ one_cycle(TimestampTz *fire_at)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
-		if (now >= *fire_at)
+		/* after DROP EXTENSION, idle until it is back */
+		if (extension_ready())
 		{
-			run_sql("SELECT llm_usage._queue_scheduled_runs() IS NOT NULL",
-					"llm_usage: queueing scheduled runs", NULL);
-			*fire_at = next_fire(now);
-		}
-		for (int i = 0; i < MAX_RUNS_PER_CYCLE; i++)
-		{
-			CHECK_FOR_INTERRUPTS();
-			if (ConfigReloadPending)
-				break;
-			if (!collector_run_next())
-				break;
+			if (now >= *fire_at)
+			{
+				run_sql("SELECT llm_usage._queue_scheduled_runs() IS NOT NULL",
+						"llm_usage: queueing scheduled runs", NULL);
+				*fire_at = next_fire(now);
+			}
+			for (int i = 0; i < MAX_RUNS_PER_CYCLE; i++)
+			{
+				CHECK_FOR_INTERRUPTS();
+				if (ConfigReloadPending)
+					break;
+				if (!collector_run_next())
+					break;
+			}
 		}
 	}
 	PG_CATCH();

@@ -34,7 +34,8 @@ Keys: OpenAI keys start with "sk-admin-", Anthropic keys with
   GET  /_sim/expected?key=K&from=YYYY-MM-DD&to=YYYY-MM-DD
                              exact totals the API serves for those days
 
-Usage: provider_sim.py PORTFILE  (binds an ephemeral port, writes it to PORTFILE)
+Usage: provider_sim.py PORTFILE  (binds an ephemeral port, writes it to PORTFILE and
+its pid to PORTFILE.pid)
 Stops on SIGTERM, or by itself after --max-seconds (default 3600).
 """
 import base64
@@ -472,6 +473,8 @@ def main():
         max_seconds = int(sys.argv[3])
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    with open(portfile + ".pid", "w") as f:
+        f.write(str(os.getpid()))
     with open(portfile + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.replace(portfile + ".tmp", portfile)

@@ -93,4 +93,5 @@ check_totals "$oa_id" "$OA" openai
 wq -c "SELECT id, provider, last_sync_status, collected_through, last_error IS NULL AS no_error FROM llm_usage.provider_keys WHERE tenant_id = 'wc' ORDER BY id"
 [[ $(wq -c "SELECT count(*) FROM llm_usage.provider_keys WHERE tenant_id = 'wc' AND last_sync_status = 'succeeded' AND collected_through = '2026-10-10'") == 2 ]] \
     || fail "keys do not record the sync"
+retire_keys wc
 echo "PASS"

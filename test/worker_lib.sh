@@ -11,6 +11,7 @@ start_sim() {
     for _ in $(seq 1 100); do [[ -s "$portfile" ]] && break; sleep 0.1; done
     [[ -s "$portfile" ]] || fail "the provider simulator did not start"
     SIM="http://127.0.0.1:$(cat "$portfile")"
+    SIM_PID=$(cat "$portfile.pid")
     trap 'kill $SIM_PID 2>/dev/null' EXIT
 }
 
@@ -52,3 +53,8 @@ wait_run() {
 }
 
 worker_pid() { wq -c "SELECT llm_usage._worker_pid()"; }
+
+# retire_keys TENANT: deactivate a test's keys so later tests' scheduled runs skip them
+retire_keys() {
+    wq -c "SELECT count(llm_usage.deactivate_provider_key(id)) FROM llm_usage.provider_keys WHERE tenant_id = '$1' AND is_active" >/dev/null
+}
