@@ -2570,11 +2570,11 @@ DECLARE
 BEGIN
     PERFORM llm_usage._require_admin('rotate_master_key');
     SELECT * INTO st FROM llm_usage._master_key_status(true);
-    IF NOT st.loaded THEN
-        RAISE EXCEPTION 'llm_usage master key is not loaded'
+    IF NOT st.loaded OR st.problem IS NOT NULL THEN
+        RAISE EXCEPTION 'llm_usage master key file could not be read'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = st.problem || '.',
-                  HINT = 'Fix llm_usage.master_key_file first.';
+                  HINT = 'Fix llm_usage.master_key_file first; keys stay wrapped as they are.';
     END IF;
     FOR k IN SELECT * FROM llm_usage.provider_key_store
               WHERE master_key_version <> st.current_version ORDER BY key_id FOR UPDATE
@@ -2878,17 +2878,23 @@ BEGIN
     ON CONFLICT (provider, dimension, value) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, created_at = now();
     -- re-attribute what was already collected
     UPDATE llm_usage.provider_usage u
-       SET tenant_id = x.tenant_id, attributed_by = x.attributed_by
-      FROM llm_usage.provider_key_store k,
-           LATERAL llm_usage._attribute(u.provider, k.tenant_id, u.project_id, u.workspace_id, u.provider_api_key_id) x
+       SET (tenant_id, attributed_by) =
+           (SELECT x.tenant_id, x.attributed_by
+              FROM llm_usage._attribute(u.provider, k.tenant_id, u.project_id, u.workspace_id, u.provider_api_key_id) x)
+      FROM llm_usage.provider_key_store k
      WHERE k.key_id = u.key_id AND u.provider = $1
-       AND (u.tenant_id, u.attributed_by) IS DISTINCT FROM (x.tenant_id, x.attributed_by);
+       AND ROW(u.tenant_id, u.attributed_by) IS DISTINCT FROM
+           (SELECT ROW(x.tenant_id, x.attributed_by)
+              FROM llm_usage._attribute(u.provider, k.tenant_id, u.project_id, u.workspace_id, u.provider_api_key_id) x);
     UPDATE llm_usage.provider_costs c
-       SET tenant_id = x.tenant_id, attributed_by = x.attributed_by
-      FROM llm_usage.provider_key_store k,
-           LATERAL llm_usage._attribute(c.provider, k.tenant_id, c.project_id, c.workspace_id, c.provider_api_key_id) x
+       SET (tenant_id, attributed_by) =
+           (SELECT x.tenant_id, x.attributed_by
+              FROM llm_usage._attribute(c.provider, k.tenant_id, c.project_id, c.workspace_id, c.provider_api_key_id) x)
+      FROM llm_usage.provider_key_store k
      WHERE k.key_id = c.key_id AND c.provider = $1
-       AND (c.tenant_id, c.attributed_by) IS DISTINCT FROM (x.tenant_id, x.attributed_by);
+       AND ROW(c.tenant_id, c.attributed_by) IS DISTINCT FROM
+           (SELECT ROW(x.tenant_id, x.attributed_by)
+              FROM llm_usage._attribute(c.provider, k.tenant_id, c.project_id, c.workspace_id, c.provider_api_key_id) x);
     INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
     VALUES (t.tenant_id, 'admin', 'attribute_provider_usage', llm_usage._caller()::regrole::text,
             jsonb_build_object('provider', $1, 'dimension', $2, 'value', $3));

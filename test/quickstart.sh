@@ -19,6 +19,18 @@ psql_q -d postgres -c "CREATE DATABASE llm_usage_demo" >/dev/null
 cp "$ROOT/test/demo.sql" "$WORK/demo.sql"
 chown "$TEST_USER" "$WORK/demo.sql"
 as_user "$PGBIN/psql" -X -d llm_usage_demo -f "$WORK/demo.sql"
+
+# the main job: the background worker collects from the provider APIs,
+# here the local simulator on 127.0.0.1, in the collector's database
+. "$ROOT/test/worker_lib.sh"
+cp "$ROOT/test/demo_collect.sql" "$WORK/"
+chown "$TEST_USER" "$WORK/demo_collect.sql"
+start_sim
+trap 'kill $SIM_PID 2>/dev/null; stop_cluster' EXIT
+use_sim
+log "collecting from the provider simulator at $SIM"
+as_user "$PGBIN/psql" -X -d "$WDB" -v oa_key=sk-admin-quickstart-demo-0001 \
+    -v an_key=sk-ant-admin01-quickstart-demo-0002 -f "$WORK/demo_collect.sql"
 if [[ -n "${LLM_USAGE_KEEP:-}" ]]; then
     trap - EXIT
     log "cluster left running: runuser -u $TEST_USER -- psql -h $PGHOST -p $PGPORT -U postgres llm_usage_demo"

@@ -5,7 +5,10 @@ WDB=llm_usage_worker
 # start_sim: the simulator as the test user; sets SIM (base URL) and SIM_PID
 start_sim() {
     local portfile="$WORK/sim.$$.port"
-    as_user /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/provider_sim.py" "$portfile" --max-seconds 1800 \
+    # run a copy the test user can read, wherever the checkout is
+    cp "$(dirname "${BASH_SOURCE[0]}")/provider_sim.py" "$WORK/provider_sim.py"
+    chown "$TEST_USER" "$WORK/provider_sim.py"
+    as_user /usr/bin/python3 "$WORK/provider_sim.py" "$portfile" --max-seconds 1800 \
         >"$WORK/sim.$$.log" 2>&1 &
     SIM_PID=$!
     for _ in $(seq 1 100); do [[ -s "$portfile" ]] && break; sleep 0.1; done
@@ -57,4 +60,15 @@ worker_pid() { wq -c "SELECT llm_usage._worker_pid()"; }
 # retire_keys TENANT: deactivate a test's keys so later tests' scheduled runs skip them
 retire_keys() {
     wq -c "SELECT count(llm_usage.deactivate_provider_key(id)) FROM llm_usage.provider_keys WHERE tenant_id = '$1' AND is_active" >/dev/null
+}
+
+# bind_call SQL KEY [PGBENCH-ARGS...]: run SQL once with :key sent as a bind
+# parameter (pgbench -M extended), as an application would; prints 0 or 1
+bind_call() {
+    local sql=$1 key=$2 script
+    shift 2
+    script=$(mktemp "$WORK/bind.XXXXXX.sql")
+    echo "$sql" >"$script"
+    chown "$TEST_USER" "$script"
+    as_user "$PGBIN/pgbench" -n -M extended -t 1 -c 1 -D key="$key" -f "$script" "$@" >"$script.out" 2>&1 && echo 0 || echo 1
 }
