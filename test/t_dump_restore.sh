@@ -31,8 +31,10 @@ SELECT llm_usage.track_usage('t2', 'chat', 'nobody-knows', 5, 5);
 SELECT llm_usage.aggregate_usage_metrics('daily');
 SELECT llm_usage.grant_credits('t1', 10, 'welcome', 'g1');
 SELECT llm_usage.deduct_credits('t1', 2, 'use', 'd1');
-INSERT INTO llm_usage.provider_costs (tenant_id, provider, bucket_start, bucket_end, amount_usd)
-VALUES ('t1', 'openai', '2026-03-01', '2026-03-02', 0.5);
+SELECT llm_usage.add_provider_key('t1', 'openai', 'sk-admin-dump-test-key-0001', 'org key');
+INSERT INTO llm_usage.provider_costs (tenant_id, key_id, provider, bucket_start, bucket_end, amount_usd)
+SELECT 't1', key_id, 'openai', '2026-03-01', '2026-03-02', 0.5 FROM llm_usage.provider_key_store;
+SELECT llm_usage.attribute_provider_usage('openai', 'project_id', 'proj_1', 't2');
 SQL
 
 as_user "$PGBIN/pg_dump" -d "$SRC" -f "$WORK/dump.sql"
@@ -54,9 +56,13 @@ got=$(psql_q -At -d "$DST" -c "
            (llm_usage.track_usage('t1', 'chat', 'gpt-4o', 1, 1) > (SELECT max(event_id) FROM llm_usage.usage_events WHERE request_id IS NOT NULL))::text || ',' ||
            (llm_usage.set_model_price('custom', 'house-model', 5, 5, valid_from => now() + interval '1 day') > 0)::text || ',' ||
            (SELECT count(*) FROM llm_usage.tenant_access WHERE role_name = 'dump_app'::regrole)::text || ',' ||
-           llm_usage.credit_balance('t1')::text")
-echo "after restore: second-to-last call allowed, last denied, ids continue, prices continue, grant, balance = $got"
-[[ $got == "true,false,true,true,1,8" ]] || fail "expected true,false,true,true,1,8"
+           llm_usage.credit_balance('t1')::text || ',' ||
+           (SELECT count(*) FROM llm_usage.provider_key_store k,
+                   LATERAL llm_usage._rewrap_key(k.wrapped_dek, k.master_key_version,
+                                                 llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version)) w)::text || ',' ||
+           (llm_usage.add_provider_key('t2', 'anthropic', 'sk-ant-admin01-dump-test-0002') > 1)::text")
+echo "after restore: second-to-last call allowed, last denied, ids continue, prices continue, grant, balance, keys decrypt, key ids continue = $got"
+[[ $got == "true,false,true,true,1,8,1,true" ]] || fail "expected true,false,true,true,1,8,1,true"
 
 psql_q -d postgres -c "DROP DATABASE $SRC" -c "DROP DATABASE $DST"
 echo "PASS"
