@@ -423,11 +423,11 @@ llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek, int master
 	return (char *) out;
 }
 
+/* the function's composite result from values and nulls */
 static Datum
-form_result(FunctionCallInfo fcinfo, Datum *values)
+form_result(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 {
 	TupleDesc	tupdesc;
-	bool		nulls[3] = {false, false, false};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -447,6 +447,7 @@ llm_usage_seal_key(PG_FUNCTION_ARGS)
 	const MasterKey *mk = current_master();
 	unsigned char dek[LLM_USAGE_KEY_BYTES];
 	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
 
 	if (!pg_strong_random(dek, sizeof(dek)))
 		ereport(ERROR,
@@ -457,7 +458,7 @@ llm_usage_seal_key(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(gcm_seal(mk->key, dek, sizeof(dek), dek_aad(aad, mk->version)));
 	values[2] = Int32GetDatum(mk->version);
 	explicit_bzero(dek, sizeof(dek));
-	PG_RETURN_DATUM(form_result(fcinfo, values));
+	PG_RETURN_DATUM(form_result(fcinfo, values, nulls));
 }
 
 /*
@@ -474,17 +475,14 @@ llm_usage_rewrap_key(PG_FUNCTION_ARGS)
 	char	   *aad = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	const MasterKey *mk = current_master();
 	unsigned char dek[LLM_USAGE_KEY_BYTES];
-	Datum		values[3];
-	TupleDesc	tupdesc;
+	Datum		values[2];
 	bool		nulls[2] = {false, false};
 
 	unwrap_dek(wrapped, version, aad, dek);
 	values[0] = PointerGetDatum(gcm_seal(mk->key, dek, sizeof(dek), dek_aad(aad, mk->version)));
 	values[1] = Int32GetDatum(mk->version);
 	explicit_bzero(dek, sizeof(dek));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(form_result(fcinfo, values, nulls));
 }
 
 /*
@@ -498,7 +496,6 @@ llm_usage_master_key_status(PG_FUNCTION_ARGS)
 {
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
-	TupleDesc	tupdesc;
 	int			best = 0;
 
 	if (PG_GETARG_BOOL(0) || n_master_keys == 0)
@@ -510,7 +507,5 @@ llm_usage_master_key_status(PG_FUNCTION_ARGS)
 	nulls[1] = (n_master_keys == 0);
 	values[2] = CStringGetTextDatum(master_problem);
 	nulls[2] = (master_problem[0] == '\0');
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(form_result(fcinfo, values, nulls));
 }
