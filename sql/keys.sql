@@ -36,8 +36,13 @@ SELECT llm_usage.rotate_provider_key(:k_same, 'sk-admin-regress-key-8888');
 SELECT is_active, key_version FROM llm_usage.provider_keys WHERE id = :k_same;
 SELECT action, details - 'key_id' AS details FROM llm_usage.security_events('k1') WHERE action LIKE '%provider_key' ORDER BY audit_id;
 
--- master key rotation with no newer version in the file: nothing to do
-SELECT llm_usage.rotate_master_key();
+-- master key rotation: after one pass every key is on the newest version in
+-- the file, and a second pass has nothing to do
+SET client_min_messages = warning;
+SELECT llm_usage.rotate_master_key() >= 0 AS rotated;
+SELECT llm_usage.rotate_master_key() AS second_pass;
+RESET client_min_messages;
+SELECT count(DISTINCT master_key_version) AS versions_in_use FROM llm_usage.provider_key_store;
 
 -- bad input: clear errors, nothing stored
 SELECT count(*) AS keys FROM llm_usage.provider_key_store;
