@@ -8,7 +8,7 @@ MODULE_big  = llm_usage
 OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/crypto.o \
               src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
               src/cron.o src/collector.o src/worker.o
-DATA        = sql/llm_usage--1.0.sql
+DATA        = sql/llm_usage--1.0.sql sql/llm_usage--1.0--1.1.sql
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -16,7 +16,7 @@ SHLIB_LINK  = -lcurl -lssl -lcrypto
 
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
-              audit credits security keys
+              audit credits security keys alerts
 REGRESS_OPTS = --inputdir=$(srcdir) --dbname=llm_usage_regress
 
 PG_CONFIG ?= pg_config

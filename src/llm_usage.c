@@ -37,6 +37,9 @@ char	   *llm_usage_anthropic_base_url = NULL;
 int			llm_usage_http_timeout_ms = 30000;
 int			llm_usage_max_retries = 3;
 int			llm_usage_http_max_response_kb = 16384;
+int			llm_usage_aggregate_interval = 300;
+
+static int	llm_usage_alert_throttle = 3600;
 
 static bool llm_usage_audit_quota_denials = true;
 
@@ -171,6 +174,18 @@ define_settings(void)
 							NULL,
 							&llm_usage_http_max_response_kb, 16384, 16, 1048576,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.aggregate_interval",
+							"How often the worker rolls up usage and checks alerts.",
+							NULL,
+							&llm_usage_aggregate_interval, 300, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.alert_throttle",
+							"An alert of the same kind, tenant and subject is raised at most once per this interval.",
+							NULL,
+							&llm_usage_alert_throttle, 3600, 0, 30 * 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("llm_usage");
 }

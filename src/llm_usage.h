@@ -16,7 +16,7 @@
 #include "pgtime.h"
 #include "utils/jsonb.h"
 
-#define LLM_USAGE_VERSION "1.0"
+#define LLM_USAGE_VERSION "1.1"
 
 /* settings (llm_usage.c) */
 extern bool llm_usage_preloaded;
@@ -30,6 +30,7 @@ extern char *llm_usage_anthropic_base_url;
 extern int	llm_usage_http_timeout_ms;
 extern int	llm_usage_max_retries;
 extern int	llm_usage_http_max_response_kb;
+extern int	llm_usage_aggregate_interval;
 
 /* shared state (shmem.c) */
 extern void llm_usage_shmem_request(void);

@@ -27,6 +27,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -129,6 +130,61 @@ one_cycle(TimestampTz *fire_at)
 }
 
 /*
+ * maintenance: roll up and check alerts (llm_usage._maintenance(), from
+ * extension version 1.1 on) in one transaction; a failure is logged and
+ * raised as a maintenance_failed alert in a transaction of its own.
+ */
+static void
+maintenance(void)
+{
+	bool		available = false;
+	char	   *failure = NULL;
+	MemoryContext ctx = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		run_sql("SELECT to_regproc('llm_usage._maintenance') IS NOT NULL",
+				"llm_usage: looking for maintenance", &available);
+		if (available)
+			run_sql("SELECT llm_usage._maintenance() IS NOT NULL",
+					"llm_usage: rolling up usage and checking alerts", NULL);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		failure = edata->message;
+	}
+	PG_END_TRY();
+
+	if (failure == NULL)
+		return;
+	ereport(LOG, (errmsg("llm_usage: maintenance failed: %s", failure)));
+	PG_TRY();
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT llm_usage._raise_alert('*', 'maintenance_failed', 'error', "
+						 "'roll-up or alert check failed: ' || %s, jsonb_build_object('error', %s::text), 'maintenance') IS NOT NULL",
+						 quote_literal_cstr(failure), quote_literal_cstr(failure));
+		run_sql(sql.data, "llm_usage: recording a maintenance failure", NULL);
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+	}
+	PG_END_TRY();
+}
+
+/*
  * llm_usage_worker_main
  *		Entry point of the collector worker.
  */
@@ -137,6 +193,7 @@ llm_usage_worker_main(Datum main_arg)
 {
 	MemoryContext cycle_ctx;
 	TimestampTz fire_at;
+	TimestampTz maintain_at;
 	bool		announced_missing = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -170,6 +227,7 @@ llm_usage_worker_main(Datum main_arg)
 			(errmsg("llm_usage collector started in database \"%s\", schedule \"%s\" in %s",
 					llm_usage_database, llm_usage_collect_schedule, llm_usage_timezone)));
 	fire_at = next_fire(GetCurrentTimestamp());
+	maintain_at = GetCurrentTimestamp();
 
 	for (;;)
 	{
@@ -182,6 +240,10 @@ llm_usage_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			fire_at = next_fire(GetCurrentTimestamp());
+			/* a shorter llm_usage.aggregate_interval applies at once */
+			maintain_at = Min(maintain_at,
+							  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  (int64) llm_usage_aggregate_interval * 1000));
 		}
 
 		if (llm_usage_enabled)
@@ -189,6 +251,12 @@ llm_usage_worker_main(Datum main_arg)
 			MemoryContext old = MemoryContextSwitchTo(cycle_ctx);
 
 			one_cycle(&fire_at);
+			if (GetCurrentTimestamp() >= maintain_at)
+			{
+				maintenance();
+				maintain_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  (int64) llm_usage_aggregate_interval * 1000);
+			}
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(cycle_ctx);
 		}
@@ -197,6 +265,8 @@ llm_usage_worker_main(Datum main_arg)
 		timeout = IDLE_WAKE_MS;
 		if (llm_usage_enabled && fire_at != DT_NOEND)
 			timeout = Max(0, Min(timeout, (long) ((fire_at - now) / 1000)));
+		if (llm_usage_enabled)
+			timeout = Max(0, Min(timeout, (long) ((maintain_at - now) / 1000)));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
