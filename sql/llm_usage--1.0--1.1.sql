@@ -163,7 +163,20 @@ COMMENT ON FUNCTION llm_usage.alert_rules_for(text) IS 'The alert rules in force
 ------------------------------------------------------------------------
 -- Raising alerts: rules, throttling, NOTIFY
 ------------------------------------------------------------------------
-ALTER TABLE llm_usage.alerts ADD COLUMN subject text NOT NULL DEFAULT '';
+ALTER TABLE llm_usage.alerts
+    ADD COLUMN subject text NOT NULL DEFAULT '',
+    ADD COLUMN webhook_status text CONSTRAINT alerts_webhook_status_check CHECK (webhook_status IN ('pending', 'delivered', 'failed')),
+    ADD COLUMN webhook_attempts integer NOT NULL DEFAULT 0,
+    ADD COLUMN webhook_error text,
+    ADD COLUMN email_status text CONSTRAINT alerts_email_status_check CHECK (email_status IN ('pending', 'delivered', 'failed')),
+    ADD COLUMN email_attempts integer NOT NULL DEFAULT 0,
+    ADD COLUMN email_error text,
+    ADD COLUMN delivered_at timestamptz;
+COMMENT ON COLUMN llm_usage.alerts.webhook_status IS
+'pending, delivered or failed when llm_usage.alert_webhook_url was set as the alert was raised; NULL otherwise.';
+COMMENT ON COLUMN llm_usage.alerts.email_status IS
+'pending, delivered or failed when llm_usage.alert_smtp_url and alert_email_to were set as the alert was raised; NULL otherwise.';
+CREATE INDEX alerts_pending_idx ON llm_usage.alerts (id) WHERE webhook_status = 'pending' OR email_status = 'pending';
 COMMENT ON COLUMN llm_usage.alerts.subject IS
 'What the alert is about within its kind (a quota and period, a model, a key, a day); throttling is per tenant, kind and subject.';
 CREATE INDEX alerts_throttle_idx ON llm_usage.alerts (tenant_id, kind, subject, created_at);
@@ -188,9 +201,15 @@ BEGIN
                   AND x.created_at > now() - v_throttle) THEN
         RETURN NULL;            -- throttled
     END IF;
-    INSERT INTO llm_usage.alerts (tenant_id, kind, severity, message, details, subject)
-    VALUES (p_tenant, p_kind, p_severity, left(p_message, 2000), p_details, p_subject)
+    INSERT INTO llm_usage.alerts (tenant_id, kind, severity, message, details, subject, webhook_status, email_status)
+    VALUES (p_tenant, p_kind, p_severity, left(p_message, 2000), p_details, p_subject,
+            CASE WHEN coalesce(current_setting('llm_usage.alert_webhook_url', true), '') <> '' THEN 'pending' END,
+            CASE WHEN coalesce(current_setting('llm_usage.alert_smtp_url', true), '') <> ''
+                  AND coalesce(current_setting('llm_usage.alert_email_to', true), '') <> '' THEN 'pending' END)
     RETURNING * INTO a;
+    IF a.webhook_status IS NOT NULL OR a.email_status IS NOT NULL THEN
+        PERFORM llm_usage._wake_worker();       -- deliver soon after commit
+    END IF;
     PERFORM pg_notify('llm_usage_alerts',
                       left(jsonb_build_object('id', a.id, 'tenant_id', a.tenant_id, 'kind', a.kind,
                                               'severity', a.severity, 'subject', a.subject,

@@ -135,6 +135,8 @@ make_request(const char *url, char **headers)
 	req.timeout_ms = llm_usage_http_timeout_ms;
 	req.max_retries = llm_usage_max_retries;
 	req.max_body = (size_t) llm_usage_http_max_response_kb * 1024;
+	req.post_body = NULL;
+	req.expect_json = true;
 	return req;
 }
 

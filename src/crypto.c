@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "common/base64.h"
 #include "fmgr.h"
@@ -508,4 +509,26 @@ llm_usage_master_key_status(PG_FUNCTION_ARGS)
 	values[2] = CStringGetTextDatum(master_problem);
 	nulls[2] = (master_problem[0] == '\0');
 	PG_RETURN_DATUM(form_result(fcinfo, values, nulls));
+}
+
+/*
+ * llm_usage_hmac_sha256_hex
+ *		Lower-case hex HMAC-SHA256 of data under key (palloc'd), for signing
+ *		alert webhooks.
+ */
+char *
+llm_usage_hmac_sha256_hex(const char *key, const char *data, size_t len)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char	   *hex;
+
+	if (HMAC(EVP_sha256(), key, (int) strlen(key), (const unsigned char *) data, len, mac, &maclen) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("HMAC-SHA256 failed")));
+	hex = palloc(maclen * 2 + 1);
+	for (unsigned int i = 0; i < maclen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	return hex;
 }

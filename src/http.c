@@ -117,8 +117,8 @@ sleep_ms(long ms)
 
 /*
  * http_fetch
- *		GET req->url; on return res->ok says whether res->body holds a 2xx
- *		JSON body.  Otherwise res->error says why, and res->status is the
+ *		GET (or POST req->post_body to) req->url; on return res->ok says
+ *		whether a 2xx answer came (with a JSON body when req->expect_json).  Otherwise res->error says why, and res->status is the
  *		last HTTP status (0 when no response came).
  */
 void
@@ -150,7 +150,13 @@ http_fetch(const HttpRequest *req, HttpResult *res)
 		headers = curl_slist_append(headers, *hp);
 
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
-	curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	if (req->post_body != NULL)
+	{
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->post_body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long) strlen(req->post_body));
+	}
+	else
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -193,7 +199,8 @@ http_fetch(const HttpRequest *req, HttpResult *res)
 			curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
 			if (res->status >= 200 && res->status < 300)
 			{
-				if (ctype == NULL || pg_strncasecmp(ctype, "application/json", 16) != 0)
+				if (req->expect_json &&
+					(ctype == NULL || pg_strncasecmp(ctype, "application/json", 16) != 0))
 					snprintf(res->error, sizeof(res->error),
 							 "HTTP %ld with content type \"%s\", not application/json",
 							 res->status, ctype ? ctype : "(none)");

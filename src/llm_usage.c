@@ -90,6 +90,23 @@ check_base_url(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+static bool
+check_optional_url(char **newval, void **extra, GucSource source)
+{
+	return (*newval)[0] == '\0' || check_base_url(newval, extra, source);
+}
+
+static bool
+check_smtp_url(char **newval, void **extra, GucSource source)
+{
+	if ((*newval)[0] != '\0' && strncmp(*newval, "smtp://", 7) != 0 && strncmp(*newval, "smtps://", 8) != 0)
+	{
+		GUC_check_errdetail("The URL must start with smtp:// or smtps://.");
+		return false;
+	}
+	return true;
+}
+
 static void
 llm_usage_shmem_request_hook(void)
 {
@@ -186,6 +203,36 @@ define_settings(void)
 							NULL,
 							&llm_usage_alert_throttle, 3600, 0, 30 * 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.alert_webhook_url",
+							   "Where the worker POSTs each alert as JSON (empty: no webhook).",
+							   NULL,
+							   &llm_usage_alert_webhook_url, "",
+							   PGC_SUSET, 0, check_optional_url, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.alert_webhook_secret",
+							   "Key of the HMAC-SHA256 signature in the X-LLM-Usage-Signature header of alert webhooks.",
+							   NULL,
+							   &llm_usage_alert_webhook_secret, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.alert_smtp_url",
+							   "SMTP server alerts are mailed through, e.g. smtp://mail.example.com:587 (empty: no e-mail).",
+							   NULL,
+							   &llm_usage_alert_smtp_url, "",
+							   PGC_SUSET, 0, check_smtp_url, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.alert_email_from",
+							   "Sender address of alert e-mails.",
+							   NULL,
+							   &llm_usage_alert_email_from, "llm_usage@localhost",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.alert_email_to",
+							   "Recipients of alert e-mails, comma-separated.",
+							   NULL,
+							   &llm_usage_alert_email_to, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("llm_usage");
 }

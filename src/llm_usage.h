@@ -52,6 +52,8 @@ typedef struct HttpRequest
 	int			timeout_ms;
 	int			max_retries;
 	size_t		max_body;
+	const char *post_body;		/* NULL: GET; else POST this body */
+	bool		expect_json;	/* a 2xx answer must be application/json */
 } HttpRequest;
 
 typedef struct HttpResult
@@ -64,6 +66,21 @@ typedef struct HttpResult
 } HttpResult;
 
 extern void http_fetch(const HttpRequest *req, HttpResult *res);
+
+/* mail (smtp.c) */
+extern bool smtp_send(const char *url, const char *from, const char *to_list,
+					  const char *message, int timeout_ms, char *error, size_t error_size);
+
+/* crypto (crypto.c) */
+extern char *llm_usage_hmac_sha256_hex(const char *key, const char *data, size_t len);
+
+/* alert delivery (delivery.c) */
+extern char *llm_usage_alert_webhook_url;
+extern char *llm_usage_alert_webhook_secret;
+extern char *llm_usage_alert_smtp_url;
+extern char *llm_usage_alert_email_from;
+extern char *llm_usage_alert_email_to;
+extern int	delivery_run(void);
 
 /* providers (provider_openai.c, provider_anthropic.c, provider.c) */
 typedef struct ProviderEndpoint

@@ -184,6 +184,29 @@ maintenance(void)
 	PG_END_TRY();
 }
 
+/* deliver pending alerts (extension 1.1 on); errors are logged, delivery retried next cycle */
+static void
+deliver(void)
+{
+	bool		available = false;
+
+	PG_TRY();
+	{
+		run_sql("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
+				" WHERE attrelid = to_regclass('llm_usage.alerts') AND attname = 'webhook_status')",
+				"llm_usage: looking for alert delivery", &available);
+		if (available)
+			(void) delivery_run();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+	}
+	PG_END_TRY();
+}
+
 /*
  * llm_usage_worker_main
  *		Entry point of the collector worker.
@@ -251,6 +274,7 @@ llm_usage_worker_main(Datum main_arg)
 			MemoryContext old = MemoryContextSwitchTo(cycle_ctx);
 
 			one_cycle(&fire_at);
+			deliver();
 			if (GetCurrentTimestamp() >= maintain_at)
 			{
 				maintenance();
