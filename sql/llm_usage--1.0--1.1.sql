@@ -457,6 +457,386 @@ $$;
 COMMENT ON FUNCTION llm_usage.check_alerts() IS
 'Evaluates every alert rule and raises what is due (each also NOTIFY llm_usage_alerts); returns the number of new alerts.  The worker runs it after each roll-up.  Admin only.';
 
+
+------------------------------------------------------------------------
+-- usage_events partitioned by month (native partitioning)
+--
+-- Monthly partitions (usage_events_YYYYMM) are made by the worker ahead of
+-- time and at run time, so they are ordinary tables that pg_dump dumps with
+-- their rows; usage_events_default, part of the extension, catches calls of
+-- a month that has no partition yet until the worker moves them.  Request
+-- ids, which must be unique per tenant across partitions, move to
+-- usage_requests.
+------------------------------------------------------------------------
+DROP VIEW llm_usage.reconciliation;
+ALTER TABLE llm_usage.usage_events RENAME TO usage_events_1_0;
+ALTER TABLE llm_usage.usage_events_1_0 RENAME CONSTRAINT usage_events_pkey TO usage_events_1_0_pkey;
+DROP INDEX llm_usage.usage_events_request_idx, llm_usage.usage_events_occurred_idx,
+           llm_usage.usage_events_recorded_brin, llm_usage.usage_events_unpriced_idx;
+DROP FUNCTION llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer);
+
+CREATE SEQUENCE llm_usage.usage_events_id_seq;
+SELECT setval('llm_usage.usage_events_id_seq',
+              coalesce((SELECT max(event_id) FROM llm_usage.usage_events_1_0), 0) + 1, false);
+
+CREATE TABLE llm_usage.usage_events (
+    tenant_id           text NOT NULL,
+    event_id            bigint NOT NULL DEFAULT nextval('llm_usage.usage_events_id_seq'),
+    event_type          text NOT NULL,
+    model               text,
+    provider            text,
+    input_tokens        bigint NOT NULL DEFAULT 0,
+    output_tokens       bigint NOT NULL DEFAULT 0,
+    cached_input_tokens bigint NOT NULL DEFAULT 0,
+    cache_write_tokens  bigint NOT NULL DEFAULT 0,
+    total_tokens        bigint GENERATED ALWAYS AS (input_tokens + output_tokens) STORED,
+    cost_usd            numeric,
+    price_id            bigint,
+    latency_ms          integer,
+    status_code         integer,
+    result              text NOT NULL DEFAULT 'success'
+                        CONSTRAINT usage_events_result_check CHECK (result IN ('success', 'failure', 'rate_limited')),
+    metadata            jsonb NOT NULL DEFAULT '{}',
+    request_id          text,
+    occurred_at         timestamptz NOT NULL DEFAULT now(),
+    recorded_at         timestamptz NOT NULL DEFAULT clock_timestamp()
+) PARTITION BY RANGE (occurred_at);
+ALTER SEQUENCE llm_usage.usage_events_id_seq OWNED BY llm_usage.usage_events.event_id;
+COMMENT ON TABLE llm_usage.usage_events IS
+'One row per LLM call reported with track_usage(); append-only, partitioned by month of occurred_at, kept for llm_usage.event_retention months.  cost_usd is computed from the price valid at occurred_at, NULL when the model has no price.';
+COMMENT ON COLUMN llm_usage.usage_events.input_tokens IS 'All input tokens, including cached_input_tokens and cache_write_tokens.';
+COMMENT ON COLUMN llm_usage.usage_events.cached_input_tokens IS 'Input tokens read from the prompt cache (billed at the cached rate).';
+COMMENT ON COLUMN llm_usage.usage_events.cache_write_tokens IS 'Input tokens written to the prompt cache (billed at the cache-write rate).';
+COMMENT ON COLUMN llm_usage.usage_events.recorded_at IS 'When the row was written or last re-priced; aggregate_usage_metrics() finds new work by it.';
+
+/*
+ * Keys and indexes live on each partition, not on the partitioned table:
+ * pg_dump re-attaches run-time partitions with their own indexes, which
+ * would clash with indexes cloned from an extension-owned parent.  Every
+ * partition gets the same set from this function.
+ */
+CREATE FUNCTION llm_usage._partition_indexes(p_table text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE llm_usage.%I ADD PRIMARY KEY (tenant_id, event_id, occurred_at)', p_table);
+    EXECUTE format('CREATE INDEX ON llm_usage.%I (tenant_id, occurred_at)', p_table);
+    EXECUTE format('CREATE INDEX ON llm_usage.%I USING brin (recorded_at)', p_table);
+    EXECUTE format('CREATE INDEX ON llm_usage.%I (model) WHERE cost_usd IS NULL AND model IS NOT NULL', p_table);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._partition_indexes(text) IS
+'Internal: the primary key and indexes every partition of usage_events has (tenant and time, recorded_at, unpriced calls).';
+
+CREATE TABLE llm_usage.usage_events_default PARTITION OF llm_usage.usage_events DEFAULT;
+SELECT llm_usage._partition_indexes('usage_events_default');
+COMMENT ON TABLE llm_usage.usage_events_default IS
+'Calls of months without a partition yet; the worker moves them into usage_events_YYYYMM.';
+
+CREATE TABLE llm_usage.usage_requests (
+    tenant_id   text NOT NULL,
+    request_id  text NOT NULL,
+    event_id    bigint NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, request_id)
+);
+COMMENT ON TABLE llm_usage.usage_requests IS
+'Request ids of tracked calls, so that track_usage() counts a (tenant_id, request_id) once across partitions.';
+
+INSERT INTO llm_usage.usage_events
+    (tenant_id, event_id, event_type, model, provider, input_tokens, output_tokens, cached_input_tokens,
+     cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
+     occurred_at, recorded_at)
+SELECT tenant_id, event_id, event_type, model, provider, input_tokens, output_tokens, cached_input_tokens,
+       cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
+       occurred_at, recorded_at
+  FROM llm_usage.usage_events_1_0;
+INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at)
+SELECT tenant_id, request_id, event_id, occurred_at FROM llm_usage.usage_events_1_0 WHERE request_id IS NOT NULL;
+DROP TABLE llm_usage.usage_events_1_0;
+
+CREATE VIEW llm_usage.reconciliation WITH (security_barrier) AS
+WITH tracked AS (
+    SELECT e.tenant_id, e.provider, (e.occurred_at AT TIME ZONE 'UTC')::date AS day, sum(e.cost_usd) AS usd
+      FROM llm_usage.usage_events e
+     WHERE e.provider IN ('openai', 'anthropic')
+     GROUP BY 1, 2, 3),
+reported AS (
+    SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day, sum(c.amount_usd) AS usd
+      FROM llm_usage.provider_costs c
+     GROUP BY 1, 2, 3)
+SELECT tenant_id, provider, day,
+       coalesce(t.usd, 0) AS tracked_usd,
+       r.usd AS reported_usd,
+       r.usd - coalesce(t.usd, 0) AS difference_usd,
+       round(100 * (r.usd - coalesce(t.usd, 0)) / nullif(r.usd, 0), 2) AS difference_pct
+  FROM tracked t
+  FULL JOIN reported r USING (tenant_id, provider, day)
+ WHERE llm_usage._can_access(tenant_id);
+COMMENT ON VIEW llm_usage.reconciliation IS
+'Per tenant, provider and UTC day: cost tracked with track_usage() against cost the provider reported (NULL until collected), the difference in USD (reported minus tracked) and in percent of reported.';
+GRANT SELECT ON llm_usage.reconciliation TO llm_usage_app, llm_usage_reader, llm_usage_admin;
+
+CREATE FUNCTION llm_usage.tenant_events(tenant_id text, from_ts timestamptz, to_ts timestamptz,
+                                        event_type text DEFAULT NULL, max_rows integer DEFAULT 100)
+RETURNS SETOF llm_usage.usage_events
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t llm_usage.tenants := llm_usage._tenant($1);
+BEGIN
+    PERFORM llm_usage._check_range($2, $3);
+    PERFORM llm_usage._check_max_rows($5);
+    IF $4 IS NOT NULL AND $4 NOT IN ('chat', 'completion', 'embedding', 'image', 'audio', 'moderation', 'tool', 'other') THEN
+        RAISE EXCEPTION 'unknown event_type "%"', $4
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Event types are: chat, completion, embedding, image, audio, moderation, tool, other.';
+    END IF;
+    RETURN QUERY
+    SELECT e.*
+      FROM llm_usage.usage_events e
+     WHERE e.tenant_id = t.tenant_id AND e.occurred_at >= $2 AND e.occurred_at < $3
+       AND ($4 IS NULL OR e.event_type = $4)
+     ORDER BY e.occurred_at DESC, e.event_id DESC
+     LIMIT $5;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer) IS
+'A tenant''s tracked calls in [from_ts, to_ts), newest first, optionally of one event type.';
+
+REVOKE ALL ON FUNCTION llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer) TO llm_usage_reader;
+
+CREATE OR REPLACE FUNCTION llm_usage.track_usage(tenant_id text, event_type text, model text DEFAULT NULL,
+                                      input_tokens bigint DEFAULT 0, output_tokens bigint DEFAULT 0,
+                                      cached_input_tokens bigint DEFAULT 0, latency_ms integer DEFAULT NULL,
+                                      status_code integer DEFAULT 200, result text DEFAULT 'success',
+                                      metadata jsonb DEFAULT '{}', request_id text DEFAULT NULL,
+                                      occurred_at timestamptz DEFAULT now(),
+                                      cache_write_tokens bigint DEFAULT 0)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t       llm_usage.tenants := llm_usage._tenant($1);
+    p       llm_usage.model_price_versions;
+    v_id    bigint;
+BEGIN
+    PERFORM llm_usage._require_arg($2, 'event_type');
+    IF $2 NOT IN ('chat', 'completion', 'embedding', 'image', 'audio', 'moderation', 'tool', 'other') THEN
+        RAISE EXCEPTION 'unknown event_type "%"', $2
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Event types are: chat, completion, embedding, image, audio, moderation, tool, other.';
+    END IF;
+    IF $3 IS NOT NULL AND $3 !~ '^[[:graph:]]{1,200}$' THEN
+        RAISE EXCEPTION 'invalid model name "%"', $3
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the model name as sent to the provider, or NULL.';
+    END IF;
+    PERFORM llm_usage._check_count($4, 'input_tokens');
+    PERFORM llm_usage._check_count($5, 'output_tokens');
+    PERFORM llm_usage._check_count($6, 'cached_input_tokens');
+    PERFORM llm_usage._check_count($13, 'cache_write_tokens');
+    PERFORM llm_usage._check_token_split($4, $6, $13);
+    IF $7 IS NOT NULL AND ($7 < 0 OR $7 > 86400000) THEN
+        RAISE EXCEPTION 'latency_ms must be between 0 and 86400000, got %', $7
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $8 IS NOT NULL AND ($8 < 100 OR $8 > 599) THEN
+        RAISE EXCEPTION 'status_code must be an HTTP status between 100 and 599, got %', $8
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM llm_usage._require_arg($9, 'result');
+    IF $9 NOT IN ('success', 'failure', 'rate_limited') THEN
+        RAISE EXCEPTION 'unknown result "%"', $9
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'result is one of success, failure, rate_limited.';
+    END IF;
+    PERFORM llm_usage._check_object($10, 'metadata');
+    IF $11 IS NOT NULL THEN
+        PERFORM llm_usage._check_text($11, 'request_id', 255);
+    END IF;
+    PERFORM llm_usage._require_arg($12, 'occurred_at');
+    IF $12 > now() + interval '1 hour' OR $12 < '2000-01-01'::timestamptz THEN
+        RAISE EXCEPTION 'occurred_at % is out of range', $12
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Calls are tracked from 2000-01-01 up to one hour ahead of the server clock.';
+    END IF;
+
+    IF $3 IS NOT NULL THEN
+        p := llm_usage._price_at($3, $12);
+    END IF;
+
+    IF $12 < date_trunc('month', now()) - make_interval(months => coalesce(current_setting('llm_usage.event_retention', true), '13')::integer) THEN
+        RAISE EXCEPTION 'occurred_at % is older than llm_usage.event_retention', $12
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Calls are kept for llm_usage.event_retention months; older ones are only in the roll-ups.';
+    END IF;
+
+    IF $11 IS NOT NULL THEN
+        -- the same request tracked before: return that event, count nothing
+        v_id := nextval('llm_usage.usage_events_id_seq');
+        INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at)
+        VALUES (t.tenant_id, $11, v_id, $12)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT r.event_id INTO v_id
+              FROM llm_usage.usage_requests r
+             WHERE r.tenant_id = t.tenant_id AND r.request_id = $11;
+            RETURN v_id;
+        END IF;
+        INSERT INTO llm_usage.usage_events
+            (tenant_id, event_id, event_type, model, provider, input_tokens, output_tokens, cached_input_tokens,
+             cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
+             occurred_at)
+        VALUES (t.tenant_id, v_id, $2, $3, p.provider, $4, $5, $6, $13,
+                llm_usage._cost(p, $4, $5, $6, $13), p.price_id, $7, $8, $9, $10, $11, $12);
+    ELSE
+        INSERT INTO llm_usage.usage_events
+            (tenant_id, event_type, model, provider, input_tokens, output_tokens, cached_input_tokens,
+             cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
+             occurred_at)
+        VALUES (t.tenant_id, $2, $3, p.provider, $4, $5, $6, $13,
+                llm_usage._cost(p, $4, $5, $6, $13), p.price_id, $7, $8, $9, $10, $11, $12)
+        RETURNING event_id INTO v_id;
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION llm_usage._partition_name(p_month date)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'usage_events_' || to_char(p_month, 'YYYYMM') $$;
+COMMENT ON FUNCTION llm_usage._partition_name(date) IS 'Internal: the name of the monthly partition of usage_events for a month.';
+
+/*
+ * _ensure_partitions(from, to): a partition for every month from "from" to
+ * "to", and for every month that has calls waiting in the default
+ * partition.  A month's calls are moved out of the default partition into a
+ * new table, which is then attached; all in the caller's transaction.
+ */
+CREATE FUNCTION llm_usage._ensure_partitions(p_from date, p_to date)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m     date;
+    v_tab text;
+    n     integer := 0;
+BEGIN
+    FOR m IN
+        SELECT DISTINCT x.month FROM (
+            SELECT generate_series(date_trunc('month', p_from), date_trunc('month', p_to), interval '1 month')::date AS month
+            UNION
+            SELECT DISTINCT date_trunc('month', d.occurred_at AT TIME ZONE 'UTC')::date FROM llm_usage.usage_events_default d
+        ) x ORDER BY 1
+    LOOP
+        v_tab := llm_usage._partition_name(m);
+        CONTINUE WHEN to_regclass('llm_usage.' || v_tab) IS NOT NULL;
+        EXECUTE format('CREATE TABLE llm_usage.%I (LIKE llm_usage.usage_events INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)', v_tab);
+        PERFORM llm_usage._partition_indexes(v_tab);
+        EXECUTE format($q$WITH moved AS (
+                              DELETE FROM llm_usage.usage_events_default
+                               WHERE occurred_at >= %L::timestamp AT TIME ZONE 'UTC'
+                                 AND occurred_at < %L::timestamp AT TIME ZONE 'UTC'
+                           RETURNING *)
+                           INSERT INTO llm_usage.%I (tenant_id, event_id, event_type, model, provider,
+                               input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, cost_usd,
+                               price_id, latency_ms, status_code, result, metadata, request_id, occurred_at,
+                               recorded_at)
+                           SELECT tenant_id, event_id, event_type, model, provider, input_tokens, output_tokens,
+                                  cached_input_tokens, cache_write_tokens, cost_usd, price_id, latency_ms,
+                                  status_code, result, metadata, request_id, occurred_at, recorded_at
+                             FROM moved$q$, m, m + interval '1 month', v_tab);
+        EXECUTE format($q$ALTER TABLE llm_usage.usage_events ATTACH PARTITION llm_usage.%I
+                           FOR VALUES FROM (%L) TO (%L)$q$,
+                       v_tab, m::timestamp AT TIME ZONE 'UTC', (m + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+        EXECUTE format('COMMENT ON TABLE llm_usage.%I IS %L', v_tab,
+                       format('Calls that occurred in %s (UTC); dropped after llm_usage.event_retention months.', to_char(m, 'YYYY-MM')));
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._ensure_partitions(date, date) IS
+'Internal (worker): create the monthly partitions of usage_events from p_from to p_to and for calls waiting in the default partition.';
+
+/*
+ * _drop_old_partitions(): drop the monthly partitions that ended more than
+ * llm_usage.event_retention months ago, once every roll-up has seen all of
+ * their calls (no call recorded at or after the oldest roll-up watermark).
+ */
+CREATE FUNCTION llm_usage._drop_old_partitions()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_keep   timestamptz := date_trunc('month', now() AT TIME ZONE 'UTC')::timestamp AT TIME ZONE 'UTC'
+                            - make_interval(months => coalesce(current_setting('llm_usage.event_retention', true), '13')::integer);
+    v_wm     timestamptz;
+    r        record;
+    v_rolled boolean;
+    n        integer := 0;
+BEGIN
+    SELECT CASE WHEN count(*) = 3 AND count(watermark) = 3 THEN min(watermark) END INTO v_wm
+      FROM llm_usage.aggregation_state WHERE period_type IN ('hourly', 'daily', 'monthly');
+    IF v_wm IS NULL THEN
+        RETURN 0;               -- roll-ups have not all run yet: keep everything
+    END IF;
+    FOR r IN SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'llm_usage.usage_events'::regclass AND c.relname ~ '^usage_events_[0-9]{6}$'
+              ORDER BY c.relname
+    LOOP
+        CONTINUE WHEN (to_date(right(r.relname, 6), 'YYYYMM') + interval '1 month')::timestamp AT TIME ZONE 'UTC' > v_keep;
+        EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM llm_usage.%I WHERE recorded_at >= %L)', r.relname, v_wm)
+           INTO v_rolled;
+        CONTINUE WHEN NOT v_rolled;
+        EXECUTE format('ALTER TABLE llm_usage.usage_events DETACH PARTITION llm_usage.%I', r.relname);
+        EXECUTE format('DROP TABLE llm_usage.%I', r.relname);
+        DELETE FROM llm_usage.usage_requests
+         WHERE occurred_at < (to_date(right(r.relname, 6), 'YYYYMM') + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._drop_old_partitions() IS
+'Internal (worker): drop monthly partitions of usage_events older than llm_usage.event_retention whose calls are all rolled up.';
+
+CREATE FUNCTION llm_usage._prune_history()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_before timestamptz := now() - make_interval(days => coalesce(current_setting('llm_usage.history_retention', true), '90')::integer);
+    a integer;
+    b integer;
+BEGIN
+    DELETE FROM llm_usage.collector_runs
+     WHERE status IN ('succeeded', 'failed') AND finished_at < v_before;
+    GET DIAGNOSTICS a = ROW_COUNT;
+    DELETE FROM llm_usage.alerts
+     WHERE created_at < v_before
+       AND coalesce(webhook_status, 'delivered') <> 'pending' AND coalesce(email_status, 'delivered') <> 'pending';
+    GET DIAGNOSTICS b = ROW_COUNT;
+    RETURN a + b;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._prune_history() IS
+'Internal (worker): delete finished collector runs and delivered alerts older than llm_usage.history_retention days.';
+
 ------------------------------------------------------------------------
 -- The worker's periodic maintenance
 ------------------------------------------------------------------------
@@ -465,25 +845,30 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    h integer;
-    d integer;
-    m integer;
-    a integer;
-BEGIN
+llm_usage._ensure_partitions((now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date + 62);
     h := llm_usage.aggregate_usage_metrics('hourly');
     d := llm_usage.aggregate_usage_metrics('daily');
     m := llm_usage.aggregate_usage_metrics('monthly');
     a := llm_usage.check_alerts();
-    RETURN jsonb_build_object('hourly', h, 'daily', d, 'monthly', m, 'alerts', a);
+    x := llm_usage._drop_old_partitions();
+    y := llm_usage._prune_history();
+    RETURN jsonb_build_object('partitions_created', p, 'hourly', h, 'daily', d, 'monthly', m, 'alerts', a,
+                              'partitions_dropped', x, 'history_pruned', y);
 END
 $$;
 COMMENT ON FUNCTION llm_usage._maintenance() IS
-'Internal (worker, every llm_usage.aggregate_interval): roll up hourly, daily and monthly, then check alerts, in one transaction.';
+'Internal (worker, every llm_usage.aggregate_interval), in one transaction: make usage_events partitions two months ahead, roll up hourly, daily and monthly, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention.';
 
 ------------------------------------------------------------------------
 -- Privileges, row-level security, pg_dump
 ------------------------------------------------------------------------
+GRANT SELECT ON llm_usage.usage_events TO llm_usage_app, llm_usage_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON llm_usage.usage_events, llm_usage.usage_requests TO llm_usage_admin;
+GRANT USAGE ON SEQUENCE llm_usage.usage_events_id_seq TO llm_usage_admin;
+REVOKE ALL ON FUNCTION llm_usage._partition_name(date), llm_usage._ensure_partitions(date, date),
+                       llm_usage._partition_indexes(text),
+                       llm_usage._drop_old_partitions(), llm_usage._prune_history()
+    FROM PUBLIC;
 REVOKE ALL ON FUNCTION llm_usage._alert_rules_read_only(), llm_usage._alert_rule(text, text),
                        llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
                        llm_usage.alert_rules_for(text), llm_usage.acknowledge_alert(bigint),
@@ -502,7 +887,7 @@ DO $rls$
 DECLARE
     tbl text;
 BEGIN
-    FOREACH tbl IN ARRAY ARRAY['alert_rule_overrides', 'alert_quota_marks']
+    FOREACH tbl IN ARRAY ARRAY['alert_rule_overrides', 'alert_quota_marks', 'usage_events', 'usage_requests']
     LOOP
         EXECUTE format('ALTER TABLE llm_usage.%I ENABLE ROW LEVEL SECURITY', tbl);
         EXECUTE format($p$CREATE POLICY tenant_isolation ON llm_usage.%I
@@ -516,5 +901,8 @@ END
 $rls$;
 
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.alert_rule_overrides', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_events_default', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_requests', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.alert_state', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.alert_quota_marks', '');

@@ -68,10 +68,10 @@ SELECT p.proname AS public_executable
   FROM pg_proc p
  WHERE p.pronamespace = 'llm_usage'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE');
 
--- every tenant table has row-level security
+-- every tenant table has row-level security (partitions are reached through their parent only)
 SELECT c.relname, c.relrowsecurity
   FROM pg_class c
- WHERE c.relnamespace = 'llm_usage'::regnamespace AND c.relkind = 'r'
+ WHERE c.relnamespace = 'llm_usage'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
    AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
  ORDER BY 1;
 

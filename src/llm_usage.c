@@ -40,6 +40,8 @@ int			llm_usage_http_max_response_kb = 16384;
 int			llm_usage_aggregate_interval = 300;
 
 static int	llm_usage_alert_throttle = 3600;
+static int	llm_usage_event_retention = 13;
+static int	llm_usage_history_retention = 90;
 
 static bool llm_usage_audit_quota_denials = true;
 
@@ -203,6 +205,18 @@ define_settings(void)
 							NULL,
 							&llm_usage_alert_throttle, 3600, 0, 30 * 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.event_retention",
+							"Months of calls kept in usage_events; older monthly partitions are dropped once rolled up.",
+							"Roll-ups are kept.  Calls older than this are refused by track_usage().",
+							&llm_usage_event_retention, 13, 1, 1200,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.history_retention",
+							"Days finished collector runs and delivered alerts are kept.",
+							NULL,
+							&llm_usage_history_retention, 90, 1, 36500,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llm_usage.alert_webhook_url",
 							   "Where the worker POSTs each alert as JSON (empty: no webhook).",

@@ -35,6 +35,9 @@ SELECT llm_usage.add_provider_key('t1', 'openai', 'sk-admin-dump-test-key-0001',
 INSERT INTO llm_usage.provider_costs (tenant_id, key_id, provider, bucket_start, bucket_end, amount_usd)
 SELECT 't1', key_id, 'openai', '2026-03-01', '2026-03-02', 0.5 FROM llm_usage.provider_key_store;
 SELECT llm_usage.attribute_provider_usage('openai', 'project_id', 'proj_1', 't2');
+-- monthly partitions made at run time (ordinary tables pg_dump must carry)
+SELECT llm_usage._ensure_partitions(current_date, current_date + 31);
+SELECT llm_usage.track_usage('t2', 'chat', 'gpt-4o-mini', 7, 7, occurred_at => '2026-02-10');  -- waits in the default partition
 SQL
 
 as_user "$PGBIN/pg_dump" -d "$SRC" -f "$WORK/dump.sql"
@@ -60,9 +63,12 @@ got=$(psql_q -At -d "$DST" -c "
            (SELECT count(*) FROM llm_usage.provider_key_store k,
                    LATERAL llm_usage._rewrap_key(k.wrapped_dek, k.master_key_version,
                                                  llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version)) w)::text || ',' ||
-           (llm_usage.add_provider_key('t2', 'anthropic', 'sk-ant-admin01-dump-test-0002') > 1)::text")
-echo "after restore: second-to-last call allowed, last denied, ids continue, prices continue, grant, balance, keys decrypt, key ids continue = $got"
-[[ $got == "true,false,true,true,1,8,1,true" ]] || fail "expected true,false,true,true,1,8,1,true"
+           (llm_usage.add_provider_key('t2', 'anthropic', 'sk-ant-admin01-dump-test-0002') > 1)::text || ',' ||
+           (SELECT count(*) FROM pg_inherits WHERE inhparent = 'llm_usage.usage_events'::regclass)::text || ',' ||
+           (SELECT count(*) FROM llm_usage.usage_events_default)::text")
+echo "after restore: second-to-last call allowed, last denied, ids continue, prices continue, grant, balance, keys decrypt, key ids continue, partitions, default partition rows = $got"
+want="true,false,true,true,1,8,1,true,$(psql_q -At -d "$SRC" -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'llm_usage.usage_events'::regclass"),1"
+[[ $got == "$want" ]] || fail "expected $want"
 
 psql_q -d postgres -c "DROP DATABASE $SRC" -c "DROP DATABASE $DST"
 echo "PASS"
