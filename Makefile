@@ -16,7 +16,7 @@ SHLIB_LINK  = -lcurl -lssl -lcrypto
 
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
-              audit credits security keys alerts
+              audit credits security keys alerts rollup_random
 REGRESS_OPTS = --inputdir=$(srcdir) --dbname=llm_usage_regress
 
 PG_CONFIG ?= pg_config
