@@ -837,6 +837,327 @@ $$;
 COMMENT ON FUNCTION llm_usage._prune_history() IS
 'Internal (worker): delete finished collector runs and delivered alerts older than llm_usage.history_retention days.';
 
+
+------------------------------------------------------------------------
+-- Dashboards read the roll-ups: closed days from tenant_usage_metrics,
+-- the still-open part (today, and any day the last daily roll-up has not
+-- closed) from the raw calls
+------------------------------------------------------------------------
+ALTER TABLE llm_usage.tenant_usage_metrics
+    ADD COLUMN latency_sum_ms numeric NOT NULL DEFAULT 0,
+    ADD COLUMN latency_count bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN llm_usage.tenant_usage_metrics.latency_sum_ms IS 'Sum of the latencies reported (ms), for averages over several periods.';
+COMMENT ON COLUMN llm_usage.tenant_usage_metrics.latency_count IS 'Number of calls that reported a latency.';
+-- the new columns are filled by recomputing every period once
+UPDATE llm_usage.aggregation_state SET watermark = NULL;
+
+CREATE OR REPLACE FUNCTION llm_usage.aggregate_usage_metrics(period_type text DEFAULT 'daily', since timestamptz DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    p_type   text := $1;
+    p_since  timestamptz := $2;
+    v_unit   text;
+    v_wm     timestamptz;
+    v_new_wm timestamptz;
+    v_tenants text[];
+    v_starts timestamptz[];
+    v_rows   integer;
+BEGIN
+    PERFORM llm_usage._require_admin('aggregate_usage_metrics');
+    v_unit := llm_usage._require_rollup_unit(p_type);
+    IF p_since IS NOT NULL AND p_since > now() THEN
+        RAISE EXCEPTION 'since (%) is in the future', p_since
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    INSERT INTO llm_usage.aggregation_state (period_type) VALUES (p_type) ON CONFLICT DO NOTHING;
+    SELECT s.watermark INTO v_wm
+      FROM llm_usage.aggregation_state s
+     WHERE s.period_type = p_type
+       FOR UPDATE;
+
+    PERFORM pg_stat_clear_snapshot();
+    SELECT least(clock_timestamp(), min(a.xact_start)) INTO v_new_wm
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
+
+    IF p_since IS NOT NULL THEN
+        SELECT array_agg(d.tenant_id), array_agg(d.period_start) INTO v_tenants, v_starts
+          FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
+                  FROM llm_usage.usage_events e
+                  JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
+                 WHERE e.occurred_at >= p_since) d;
+    ELSIF v_wm IS NULL THEN
+        SELECT array_agg(d.tenant_id), array_agg(d.period_start) INTO v_tenants, v_starts
+          FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
+                  FROM llm_usage.usage_events e
+                  JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id) d;
+    ELSE
+        SELECT array_agg(d.tenant_id), array_agg(d.period_start) INTO v_tenants, v_starts
+          FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
+                  FROM llm_usage.usage_events e
+                  JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
+                 WHERE e.recorded_at >= v_wm) d;
+    END IF;
+
+    INSERT INTO llm_usage.tenant_usage_metrics AS m
+        (tenant_id, period_type, period_start, api_calls_total, api_calls_failed, rate_limited_count,
+         chat_messages_sent, embeddings_generated, input_tokens, output_tokens, cached_input_tokens,
+         total_tokens_used, estimated_cost_usd, unpriced_calls, api_latency_p50_ms, api_latency_p95_ms,
+         api_latency_p99_ms, error_rate, latency_sum_ms, latency_count, updated_at)
+    SELECT p.tenant_id, p_type, p.period_start,
+           count(*),
+           count(*) FILTER (WHERE e.result = 'failure'),
+           count(*) FILTER (WHERE e.result = 'rate_limited'),
+           count(*) FILTER (WHERE e.event_type = 'chat'),
+           count(*) FILTER (WHERE e.event_type = 'embedding'),
+           sum(e.input_tokens),
+           sum(e.output_tokens),
+           sum(e.cached_input_tokens),
+           sum(e.total_tokens),
+           coalesce(sum(e.cost_usd), 0),
+           count(*) FILTER (WHERE e.cost_usd IS NULL),
+           round(percentile_cont(0.50) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2),
+           round(percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2),
+           round(percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2),
+           round(count(*) FILTER (WHERE e.result <> 'success')::numeric / count(*), 4),
+           coalesce(sum(e.latency_ms), 0),
+           count(e.latency_ms),
+           now()
+      FROM unnest(v_tenants, v_starts) AS p(tenant_id, period_start)
+      JOIN llm_usage.tenants t ON t.tenant_id = p.tenant_id
+     CROSS JOIN LATERAL llm_usage._period_bounds(v_unit, p.period_start, t.timezone) b
+      JOIN llm_usage.usage_events e
+        ON e.tenant_id = p.tenant_id AND e.occurred_at >= b.period_start AND e.occurred_at < b.period_end
+     GROUP BY p.tenant_id, p.period_start
+    ON CONFLICT (tenant_id, period_type, period_start) DO UPDATE
+       SET api_calls_total = EXCLUDED.api_calls_total,
+           api_calls_failed = EXCLUDED.api_calls_failed,
+           rate_limited_count = EXCLUDED.rate_limited_count,
+           chat_messages_sent = EXCLUDED.chat_messages_sent,
+           embeddings_generated = EXCLUDED.embeddings_generated,
+           input_tokens = EXCLUDED.input_tokens,
+           output_tokens = EXCLUDED.output_tokens,
+           cached_input_tokens = EXCLUDED.cached_input_tokens,
+           total_tokens_used = EXCLUDED.total_tokens_used,
+           estimated_cost_usd = EXCLUDED.estimated_cost_usd,
+           unpriced_calls = EXCLUDED.unpriced_calls,
+           api_latency_p50_ms = EXCLUDED.api_latency_p50_ms,
+           api_latency_p95_ms = EXCLUDED.api_latency_p95_ms,
+           api_latency_p99_ms = EXCLUDED.api_latency_p99_ms,
+           error_rate = EXCLUDED.error_rate,
+           latency_sum_ms = EXCLUDED.latency_sum_ms,
+           latency_count = EXCLUDED.latency_count,
+           updated_at = EXCLUDED.updated_at
+     WHERE (m.api_calls_total, m.api_calls_failed, m.rate_limited_count, m.chat_messages_sent,
+            m.embeddings_generated, m.input_tokens, m.output_tokens, m.cached_input_tokens,
+            m.total_tokens_used, m.estimated_cost_usd, m.unpriced_calls, m.api_latency_p50_ms,
+            m.api_latency_p95_ms, m.api_latency_p99_ms, m.error_rate, m.latency_sum_ms, m.latency_count)
+           IS DISTINCT FROM
+           (EXCLUDED.api_calls_total, EXCLUDED.api_calls_failed, EXCLUDED.rate_limited_count,
+            EXCLUDED.chat_messages_sent, EXCLUDED.embeddings_generated, EXCLUDED.input_tokens,
+            EXCLUDED.output_tokens, EXCLUDED.cached_input_tokens, EXCLUDED.total_tokens_used,
+            EXCLUDED.estimated_cost_usd, EXCLUDED.unpriced_calls, EXCLUDED.api_latency_p50_ms,
+            EXCLUDED.api_latency_p95_ms, EXCLUDED.api_latency_p99_ms, EXCLUDED.error_rate,
+            EXCLUDED.latency_sum_ms, EXCLUDED.latency_count);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+
+    IF p_since IS NULL THEN
+        UPDATE llm_usage.aggregation_state s
+           SET watermark = v_new_wm, last_run_at = now()
+         WHERE s.period_type = p_type;
+    ELSE
+        UPDATE llm_usage.aggregation_state s
+           SET last_run_at = now()
+         WHERE s.period_type = p_type;
+    END IF;
+    RETURN v_rows;
+END
+$$;
+
+/*
+ * _usage_days(tenant, from_day, to_day): per local day in [from_day,
+ * to_day] (tenant's zone) the calls, failures, tokens, cost, unpriced calls
+ * and latency sum/count.  Days before the cut (today's start, or the start
+ * of the day of the daily roll-up's watermark if that is earlier) come
+ * from the daily roll-ups; the rest from the raw calls.  A call that
+ * arrives late for a closed day shows at the next roll-up.
+ */
+CREATE FUNCTION llm_usage._usage_days(t llm_usage.tenants, p_from date, p_to date)
+RETURNS TABLE (day date, calls bigint, failed bigint, tokens bigint, cost numeric, unpriced bigint,
+               latency_sum numeric, latency_count bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_wm  timestamptz := (SELECT s.watermark FROM llm_usage.aggregation_state s WHERE s.period_type = 'daily');
+    v_cut date := least((now() AT TIME ZONE t.timezone)::date,
+                        coalesce((v_wm AT TIME ZONE t.timezone)::date, '-infinity'::date));
+BEGIN
+    RETURN QUERY
+    SELECT (m.period_start AT TIME ZONE t.timezone)::date, m.api_calls_total,
+           m.api_calls_failed + m.rate_limited_count, m.total_tokens_used, m.estimated_cost_usd,
+           m.unpriced_calls, m.latency_sum_ms, m.latency_count
+      FROM llm_usage.tenant_usage_metrics m
+     WHERE m.tenant_id = t.tenant_id AND m.period_type = 'daily'
+       AND m.period_start >= p_from::timestamp AT TIME ZONE t.timezone
+       AND m.period_start < least(p_to + 1, v_cut)::timestamp AT TIME ZONE t.timezone
+    UNION ALL
+    SELECT (e.occurred_at AT TIME ZONE t.timezone)::date, count(*),
+           count(*) FILTER (WHERE e.result <> 'success'), coalesce(sum(e.total_tokens), 0)::bigint,
+           coalesce(sum(e.cost_usd), 0), count(*) FILTER (WHERE e.cost_usd IS NULL),
+           coalesce(sum(e.latency_ms), 0)::numeric, count(e.latency_ms)
+      FROM llm_usage.usage_events e
+     WHERE e.tenant_id = t.tenant_id
+       AND e.occurred_at >= greatest(p_from, v_cut)::timestamp AT TIME ZONE t.timezone
+       AND e.occurred_at < (p_to + 1)::timestamp AT TIME ZONE t.timezone
+     GROUP BY 1;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._usage_days(llm_usage.tenants, date, date) IS
+'Internal: per-day usage of a tenant, closed days from the daily roll-ups, the open part from the raw calls.';
+
+CREATE OR REPLACE FUNCTION llm_usage.usage_overview(tenant_id text, period text DEFAULT '30d')
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t        llm_usage.tenants := llm_usage._tenant($1);
+    p_period text := $2;
+    v_days   integer;
+    v_bucket text;
+    v_today  date;
+    v_from   date;
+    v_prev   date;
+    v_cur    jsonb;
+    v_old    jsonb;
+BEGIN
+    PERFORM llm_usage._require_arg(p_period, 'period');
+    CASE p_period
+        WHEN '7d' THEN v_days := 7; v_bucket := 'day';
+        WHEN '30d' THEN v_days := 30; v_bucket := 'day';
+        WHEN '90d' THEN v_days := 90; v_bucket := 'week';
+        WHEN '1y' THEN v_days := 365; v_bucket := 'month';
+        ELSE
+            RAISE EXCEPTION 'unknown period "%"', p_period
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Periods are: 7d, 30d, 90d, 1y.';
+    END CASE;
+    v_today := (now() AT TIME ZONE t.timezone)::date;
+    v_from := v_today - (v_days - 1);
+    v_prev := v_from - v_days;
+
+    SELECT jsonb_build_object(
+               'runs', coalesce(sum(d.calls), 0),
+               'cost_usd', coalesce(sum(d.cost), 0),
+               'tokens', coalesce(sum(d.tokens), 0),
+               'avg_cost_per_run_usd', round(coalesce(sum(d.cost), 0) / nullif(sum(d.calls), 0), 8),
+               'success_rate', round(1 - sum(d.failed)::numeric / nullif(sum(d.calls), 0), 4),
+               'avg_latency_ms', round(sum(d.latency_sum) / nullif(sum(d.latency_count), 0), 1),
+               'unpriced_runs', coalesce(sum(d.unpriced), 0))
+      INTO v_cur
+      FROM llm_usage._usage_days(t, v_from, v_today) d;
+    SELECT jsonb_build_object('runs', coalesce(sum(d.calls), 0), 'cost_usd', coalesce(sum(d.cost), 0),
+                              'tokens', coalesce(sum(d.tokens), 0))
+      INTO v_old
+      FROM llm_usage._usage_days(t, v_prev, v_from - 1) d;
+
+    RETURN jsonb_build_object(
+        'tenant_id', t.tenant_id,
+        'period', p_period,
+        'from', v_from,
+        'to', v_today,
+        'overview', v_cur || jsonb_build_object(
+            'previous_period', v_old,
+            'runs_change_pct', round(100 * ((v_cur->>'runs')::numeric - (v_old->>'runs')::numeric)
+                                          / nullif((v_old->>'runs')::numeric, 0), 2),
+            'cost_change_pct', round(100 * ((v_cur->>'cost_usd')::numeric - (v_old->>'cost_usd')::numeric)
+                                          / nullif((v_old->>'cost_usd')::numeric, 0), 2),
+            'tokens_change_pct', round(100 * ((v_cur->>'tokens')::numeric - (v_old->>'tokens')::numeric)
+                                            / nullif((v_old->>'tokens')::numeric, 0), 2)),
+        'models', (
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'model', m.model, 'runs', m.runs, 'tokens', m.tokens, 'cost_usd', m.cost,
+                       'unpriced_runs', m.unpriced, 'share_of_cost', m.share)
+                       ORDER BY m.cost DESC, m.runs DESC, m.model), '[]')
+              FROM (SELECT e.model, count(*) AS runs, sum(e.total_tokens) AS tokens,
+                           coalesce(sum(e.cost_usd), 0) AS cost,
+                           count(*) FILTER (WHERE e.cost_usd IS NULL) AS unpriced,
+                           round(coalesce(sum(e.cost_usd), 0) / nullif(sum(sum(e.cost_usd)) OVER (), 0), 4) AS share
+                      FROM llm_usage.usage_events e
+                     WHERE e.tenant_id = t.tenant_id
+                       AND e.occurred_at >= v_from::timestamp AT TIME ZONE t.timezone
+                     GROUP BY e.model) m),
+        'time_series', (
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'bucket', s.bucket, 'runs', s.runs, 'tokens', s.tokens, 'cost_usd', s.cost)
+                       ORDER BY s.bucket), '[]')
+              FROM (SELECT date_trunc(v_bucket, d.day)::date AS bucket, sum(d.calls) AS runs,
+                           sum(d.tokens) AS tokens, sum(d.cost) AS cost
+                      FROM llm_usage._usage_days(t, v_from, v_today) d
+                     GROUP BY 1) s),
+        'most_expensive', (
+            SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'event_id', x.event_id, 'request_id', x.request_id, 'model', x.model,
+                       'tokens', x.total_tokens, 'cost_usd', x.cost_usd, 'occurred_at', x.occurred_at)
+                       ORDER BY x.cost_usd DESC, x.event_id), '[]')
+              FROM (SELECT e.event_id, e.request_id, e.model, e.total_tokens, e.cost_usd, e.occurred_at
+                      FROM llm_usage.usage_events e
+                     WHERE e.tenant_id = t.tenant_id
+                       AND e.occurred_at >= v_from::timestamp AT TIME ZONE t.timezone
+                       AND e.cost_usd IS NOT NULL
+                     ORDER BY e.cost_usd DESC, e.event_id
+                     LIMIT 10) x));
+END
+$$;
+COMMENT ON FUNCTION llm_usage.usage_overview(text, text) IS
+'Dashboard of one tenant over its last 7, 30, 90 or 365 local days (today included): totals and change against the days before, per-model breakdown, time series (daily, weekly for 90d, monthly for 1y) and the 10 most expensive calls.  Closed days come from the daily roll-ups.';
+
+CREATE OR REPLACE FUNCTION llm_usage.cost_summary(tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant text, yesterday date, yesterday_tracked_usd numeric, yesterday_provider_usd numeric,
+               week_start date, week_tracked_usd numeric, week_provider_usd numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_tenants text[];
+BEGIN
+    IF $1 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($1)).tenant_id];
+    ELSIF llm_usage._is_admin() THEN
+        SELECT array_agg(t.tenant_id) INTO v_tenants FROM llm_usage.tenants t;
+    ELSE
+        v_tenants := llm_usage._my_tenants();
+    END IF;
+    RETURN QUERY
+    SELECT t.tenant_id, d.today - 1,
+           (SELECT coalesce(sum(u.cost), 0) FROM llm_usage._usage_days(t, d.today - 1, d.today - 1) u),
+           (SELECT sum(c.amount_usd) FROM llm_usage.provider_costs c
+             WHERE c.tenant_id = t.tenant_id AND (c.bucket_start AT TIME ZONE 'UTC')::date = d.today - 1),
+           d.monday,
+           (SELECT coalesce(sum(u.cost), 0) FROM llm_usage._usage_days(t, d.monday, d.today) u),
+           (SELECT sum(c.amount_usd) FROM llm_usage.provider_costs c
+             WHERE c.tenant_id = t.tenant_id
+               AND (c.bucket_start AT TIME ZONE 'UTC')::date BETWEEN d.monday AND d.today)
+      FROM llm_usage.tenants t
+     CROSS JOIN LATERAL (
+            SELECT (now() AT TIME ZONE t.timezone)::date AS today,
+                   date_trunc('week', now() AT TIME ZONE t.timezone)::date AS monday) d
+     WHERE t.tenant_id = ANY (v_tenants)
+     ORDER BY t.tenant_id;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.cost_summary(text) IS
+'Yesterday''s and this week''s (Monday on, tenant''s zone) cost per tenant: tracked with track_usage() (closed days from the daily roll-ups) and reported by the provider (the provider''s UTC days of those dates; NULL until collected), side by side.  NULL tenant_id = every tenant the caller may see.';
+REVOKE ALL ON FUNCTION llm_usage._usage_days(llm_usage.tenants, date, date) FROM PUBLIC;
+
 ------------------------------------------------------------------------
 -- The worker's periodic maintenance
 ------------------------------------------------------------------------

@@ -32,6 +32,10 @@ SELECT count(*) FROM llm_usage.tenant_events('d1', now() - interval '1 hour', no
 -- usage_overview: last 7 days against the 7 before
 SELECT llm_usage.track_usage('d2', 'chat', 'gpt-4o-mini', 5000, 500, latency_ms => 100,
                              occurred_at => now() - interval '10 days') > 0 AS previous_period;
+-- closed days are read from the daily roll-ups: a late call shows after the next roll-up
+SELECT (o->'overview'->'previous_period'->>'runs')::int AS previous_runs_before_rollup
+  FROM llm_usage.usage_overview('d2', '7d') o;
+SELECT llm_usage.aggregate_usage_metrics('daily') > 0 AS rolled_up;
 SELECT (o->'overview') - 'avg_latency_ms' AS overview, o->'models' AS models,
        jsonb_array_length(o->'time_series') AS buckets, o->'most_expensive'->0->'tokens' AS top_tokens
   FROM llm_usage.usage_overview('d2', '7d') o;
@@ -46,6 +50,8 @@ SELECT 'd1', 0, 'openai', d, d + interval '1 day', 'gpt-4o-mini, input', 0.12345
   FROM (SELECT ((now() AT TIME ZONE safe_zone())::date - 1)::timestamp AT TIME ZONE 'UTC' AS d) x;
 SELECT llm_usage.track_usage('d1', 'chat', 'gpt-4o-mini', 100000, 10000,
                              occurred_at => date_trunc('day', now(), safe_zone()) - interval '12 hours') > 0 AS yesterday;
+SELECT yesterday_tracked_usd AS before_rollup FROM llm_usage.cost_summary('d1');
+SELECT llm_usage.aggregate_usage_metrics('daily') > 0 AS rolled_up;
 SELECT tenant, yesterday = (now() AT TIME ZONE safe_zone())::date - 1 AS is_yesterday,
        yesterday_tracked_usd, yesterday_provider_usd,
        week_start = date_trunc('week', now() AT TIME ZONE safe_zone())::date AS is_monday,

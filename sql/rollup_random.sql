@@ -45,7 +45,8 @@ SELECT e.tenant_id, pt.period_type, date_trunc(pt.unit, e.occurred_at, t.timezon
        round(percentile_cont(0.50) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2) AS p50,
        round(percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2) AS p95,
        round(percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2) AS p99,
-       round(count(*) FILTER (WHERE e.result <> 'success')::numeric / count(*), 4) AS error_rate
+       round(count(*) FILTER (WHERE e.result <> 'success')::numeric / count(*), 4) AS error_rate,
+       coalesce(sum(e.latency_ms), 0)::numeric AS latency_sum_ms, count(e.latency_ms) AS latency_count
   FROM llm_usage.usage_events e
   JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
  CROSS JOIN (VALUES ('hourly', 'hour'), ('daily', 'day'), ('monthly', 'month')) pt(period_type, unit)
@@ -55,7 +56,7 @@ CREATE TEMP VIEW rolled AS
 SELECT tenant_id, period_type, period_start, api_calls_total, api_calls_failed, rate_limited_count,
        chat_messages_sent, embeddings_generated, input_tokens, output_tokens, cached_input_tokens,
        total_tokens_used, estimated_cost_usd, unpriced_calls, api_latency_p50_ms, api_latency_p95_ms,
-       api_latency_p99_ms, error_rate
+       api_latency_p99_ms, error_rate, latency_sum_ms, latency_count
   FROM llm_usage.tenant_usage_metrics WHERE tenant_id LIKE 'rnd\_%';
 
 SELECT (SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id LIKE 'rnd\_%') AS calls,
