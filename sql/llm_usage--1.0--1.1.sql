@@ -524,11 +524,12 @@ BEGIN
     EXECUTE format('ALTER TABLE llm_usage.%I ADD PRIMARY KEY (tenant_id, event_id, occurred_at)', p_table);
     EXECUTE format('CREATE INDEX ON llm_usage.%I (tenant_id, occurred_at)', p_table);
     EXECUTE format('CREATE INDEX ON llm_usage.%I USING brin (recorded_at)', p_table);
+    EXECUTE format('CREATE INDEX ON llm_usage.%I USING brin (occurred_at)', p_table);
     EXECUTE format('CREATE INDEX ON llm_usage.%I (model) WHERE cost_usd IS NULL AND model IS NOT NULL', p_table);
 END
 $$;
 COMMENT ON FUNCTION llm_usage._partition_indexes(text) IS
-'Internal: the primary key and indexes every partition of usage_events has (tenant and time, recorded_at, unpriced calls).';
+'Internal: the primary key and indexes every partition of usage_events has (tenant and time, recorded_at and occurred_at ranges, unpriced calls).';
 
 CREATE TABLE llm_usage.usage_events_default PARTITION OF llm_usage.usage_events DEFAULT;
 SELECT llm_usage._partition_indexes('usage_events_default');
