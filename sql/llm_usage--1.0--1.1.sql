@@ -867,6 +867,8 @@ DECLARE
     v_tenants text[];
     v_starts timestamptz[];
     v_rows   integer;
+    v_lo     timestamptz;
+    v_source text;
 BEGIN
     PERFORM llm_usage._require_admin('aggregate_usage_metrics');
     v_unit := llm_usage._require_rollup_unit(p_type);
@@ -886,31 +888,46 @@ BEGIN
       FROM pg_catalog.pg_stat_activity a
      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
 
-    IF p_since IS NOT NULL THEN
-        SELECT array_agg(d.tenant_id), array_agg(d.period_start) INTO v_tenants, v_starts
-          FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
-                  FROM llm_usage.usage_events e
-                  JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
-                 WHERE e.occurred_at >= p_since) d;
-    ELSIF v_wm IS NULL THEN
-        SELECT array_agg(d.tenant_id), array_agg(d.period_start) INTO v_tenants, v_starts
-          FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
-                  FROM llm_usage.usage_events e
-                  JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id) d;
+    /*
+     * The calls to aggregate, with the period each falls in ($1 unit,
+     * $2 scan start, $4/$5 incremental periods).
+     */
+    IF p_since IS NOT NULL OR v_wm IS NULL THEN
+        /*
+         * Scan: one pass over the calls from a lower bound (none on a first
+         * run).  It starts a day before the UTC start of since's period,
+         * which covers that period in every time zone; HAVING below keeps
+         * the periods that really hold a call at or after since.
+         */
+        v_lo := coalesce(date_trunc(v_unit, p_since, 'UTC') - interval '1 day', '-infinity');
+        v_source := $src$
+            SELECT e.*, date_trunc($1, e.occurred_at, t.timezone) AS period_start
+              FROM llm_usage.usage_events e
+              JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
+             WHERE e.occurred_at >= $2 $src$;
     ELSE
+        /* Incremental: whole periods of the calls written since the watermark. */
         SELECT array_agg(d.tenant_id), array_agg(d.period_start) INTO v_tenants, v_starts
           FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
                   FROM llm_usage.usage_events e
                   JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
                  WHERE e.recorded_at >= v_wm) d;
+        v_source := $src$
+            SELECT e.*, p.period_start
+              FROM unnest($4::text[], $5::timestamptz[]) AS p(tenant_id, period_start)
+              JOIN llm_usage.tenants t ON t.tenant_id = p.tenant_id
+             CROSS JOIN LATERAL llm_usage._period_bounds($1, p.period_start, t.timezone) b
+              JOIN llm_usage.usage_events e
+                ON e.tenant_id = p.tenant_id AND e.occurred_at >= b.period_start AND e.occurred_at < b.period_end $src$;
     END IF;
 
+    EXECUTE format($ins$
     INSERT INTO llm_usage.tenant_usage_metrics AS m
         (tenant_id, period_type, period_start, api_calls_total, api_calls_failed, rate_limited_count,
          chat_messages_sent, embeddings_generated, input_tokens, output_tokens, cached_input_tokens,
          total_tokens_used, estimated_cost_usd, unpriced_calls, api_latency_p50_ms, api_latency_p95_ms,
          api_latency_p99_ms, error_rate, latency_sum_ms, latency_count, updated_at)
-    SELECT p.tenant_id, p_type, p.period_start,
+    SELECT e.tenant_id, $6, e.period_start,
            count(*),
            count(*) FILTER (WHERE e.result = 'failure'),
            count(*) FILTER (WHERE e.result = 'rate_limited'),
@@ -929,12 +946,9 @@ BEGIN
            coalesce(sum(e.latency_ms), 0),
            count(e.latency_ms),
            now()
-      FROM unnest(v_tenants, v_starts) AS p(tenant_id, period_start)
-      JOIN llm_usage.tenants t ON t.tenant_id = p.tenant_id
-     CROSS JOIN LATERAL llm_usage._period_bounds(v_unit, p.period_start, t.timezone) b
-      JOIN llm_usage.usage_events e
-        ON e.tenant_id = p.tenant_id AND e.occurred_at >= b.period_start AND e.occurred_at < b.period_end
-     GROUP BY p.tenant_id, p.period_start
+      FROM (%s) e
+     GROUP BY e.tenant_id, e.period_start
+    HAVING $3::timestamptz IS NULL OR max(e.occurred_at) >= $3
     ON CONFLICT (tenant_id, period_type, period_start) DO UPDATE
        SET api_calls_total = EXCLUDED.api_calls_total,
            api_calls_failed = EXCLUDED.api_calls_failed,
@@ -965,6 +979,8 @@ BEGIN
             EXCLUDED.estimated_cost_usd, EXCLUDED.unpriced_calls, EXCLUDED.api_latency_p50_ms,
             EXCLUDED.api_latency_p95_ms, EXCLUDED.api_latency_p99_ms, EXCLUDED.error_rate,
             EXCLUDED.latency_sum_ms, EXCLUDED.latency_count);
+    $ins$, v_source)
+    USING v_unit, v_lo, p_since, v_tenants, v_starts, p_type;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
 
     IF p_since IS NULL THEN
@@ -1167,7 +1183,16 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-llm_usage._ensure_partitions((now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date + 62);
+DECLARE
+    p integer;
+    h integer;
+    d integer;
+    m integer;
+    a integer;
+    x integer;
+    y integer;
+BEGIN
+    p := llm_usage._ensure_partitions((now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date + 62);
     h := llm_usage.aggregate_usage_metrics('hourly');
     d := llm_usage.aggregate_usage_metrics('daily');
     m := llm_usage.aggregate_usage_metrics('monthly');

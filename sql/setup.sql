@@ -93,3 +93,22 @@ SELECT c.relname, x.cond
   JOIN pg_class c ON c.oid = x.oid
  WHERE e.extname = 'llm_usage'
  ORDER BY 1;
+
+-- every PL/pgSQL body compiles (extension scripts run with function body
+-- checks off, so a broken body would otherwise only fail when called)
+CREATE FUNCTION public.llm_usage_test_compiles(f oid) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM plpgsql_validator(f);
+    RETURN true;
+EXCEPTION WHEN others THEN
+    RAISE NOTICE '%: %', f::regprocedure, SQLERRM;
+    RETURN false;
+END
+$$;
+WITH plpgsql AS MATERIALIZED (
+    SELECT p.oid
+      FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+     WHERE l.lanname = 'plpgsql' AND p.pronamespace = 'llm_usage'::regnamespace)
+SELECT count(*) AS functions, count(*) FILTER (WHERE NOT llm_usage_test_compiles(oid)) AS broken
+  FROM plpgsql;
