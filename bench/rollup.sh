@@ -51,4 +51,4 @@ f=$(printf '%s\n' "${full[@]}" | median)
 i=$(printf '%s\n' "${inc[@]}" | median)
 echo "calls: $N; full daily recomputation: ${full[*]} ms (median $f); after 10,000 new calls: ${inc[*]} ms (median $i)"
 python3 -c "import sys; print('incremental / full = %.4f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$i" "$f"
-psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
+[[ -n "${KEEP_BENCH_DB:-}" ]] || psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
