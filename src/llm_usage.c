@@ -23,6 +23,7 @@
 #include "utils/guc.h"
 
 #include "llm_usage.h"
+#include "quota.h"
 
 PG_MODULE_MAGIC;
 
@@ -115,6 +116,7 @@ llm_usage_shmem_request_hook(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	llm_usage_shmem_request();
+	quota_shmem_request();
 }
 
 static void
@@ -123,6 +125,7 @@ llm_usage_shmem_startup_hook(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	llm_usage_shmem_startup();
+	quota_shmem_startup();
 }
 
 static void
@@ -248,6 +251,18 @@ define_settings(void)
 							   &llm_usage_alert_email_to, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("llm_usage.quota_max_tenants",
+							"Tenants whose quota counters are kept in shared memory (further ones are counted in a table).",
+							NULL,
+							&llm_usage_quota_max_tenants, 10000, 100, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.quota_save_interval",
+							"How often the shared quota counters are saved to disk; a crash loses at most this much consumption.",
+							NULL,
+							&llm_usage_quota_save_interval, 1000, 10, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("llm_usage");
 }
 
@@ -264,6 +279,17 @@ register_worker(void)
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "llm_usage_worker_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "llm_usage collector");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "llm_usage collector");
+	RegisterBackgroundWorker(&worker);
+
+	/* the quota saver: no database, starts with the postmaster */
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_PostmasterStart;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "llm_usage");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "llm_usage_quota_saver_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "llm_usage quota saver");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "llm_usage quota saver");
 	RegisterBackgroundWorker(&worker);
 }
 

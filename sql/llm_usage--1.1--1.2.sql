@@ -1,0 +1,331 @@
+-- llm_usage 1.1 -> 1.2: quota counters in shared memory, a C enforce_quota()
+\echo Use "ALTER EXTENSION llm_usage UPDATE TO '1.2'" to load this file. \quit
+
+------------------------------------------------------------------------
+-- The counters' table stays, for a server without the library preloaded
+-- and for tenants beyond llm_usage.quota_max_tenants; quota_counters is
+-- now a view of the live counters, wherever they are kept.
+------------------------------------------------------------------------
+ALTER TABLE llm_usage.quota_counters RENAME TO quota_counters_table;
+COMMENT ON TABLE llm_usage.quota_counters_table IS
+'Quota counters kept in a table: used when llm_usage is not in shared_preload_libraries, or for tenants beyond llm_usage.quota_max_tenants.  Read llm_usage.quota_counters instead.';
+
+ALTER FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) RENAME TO _consume_table;
+CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[])
+RETURNS SETOF llm_usage._quota_check
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now    timestamptz := clock_timestamp();
+    v_req    llm_usage._quota_check[];
+    v_chk    llm_usage._quota_check[];
+    v_ok     boolean;
+BEGIN
+    SELECT array_agg(ROW(q.quota_type, q.period, q.quota_limit, a.amount,
+                         b.period_start, b.period_end, NULL, NULL)::llm_usage._quota_check
+                     ORDER BY q.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], q.period))
+      INTO v_req
+      FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
+      JOIN unnest(p_types, p_amounts) AS a(quota_type, amount) ON a.quota_type = q.quota_type
+      CROSS JOIN LATERAL llm_usage._period_bounds(q.period, v_now, t.timezone) b;
+
+    IF v_req IS NULL THEN
+        RETURN;                 -- no quota in force for these types
+    END IF;
+
+    FOR i IN 1..2 LOOP
+        SELECT array_agg(ROW(x.quota_type, x.period, x.quota_limit, x.requested, x.period_start, x.period_end,
+                             x.used, NULL)::llm_usage._quota_check
+                         ORDER BY x.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], x.period))
+          INTO v_chk
+          FROM (SELECT r.quota_type, r.period, r.quota_limit, r.requested, r.period_start, r.period_end,
+                       CASE WHEN c.period_start < r.period_start THEN 0 ELSE c.used END AS used
+                  FROM unnest(v_req) r
+                  JOIN llm_usage.quota_counters_table c
+                    ON c.tenant_id = t.tenant_id AND c.quota_type = r.quota_type AND c.period = r.period
+                 ORDER BY r.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], r.period)
+                   FOR UPDATE OF c) x;
+        EXIT WHEN cardinality(v_chk) = cardinality(v_req);
+        IF i = 2 THEN
+            RAISE EXCEPTION 'quota counters of tenant "%" disappeared while being locked', t.tenant_id
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        -- first use of some counter: create it, then lock again (in order)
+        INSERT INTO llm_usage.quota_counters_table (tenant_id, quota_type, period, period_start, used)
+        SELECT t.tenant_id, r.quota_type, r.period, r.period_start, 0
+          FROM unnest(v_req) r
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+
+    SELECT array_agg(ROW(c.quota_type, c.period, c.quota_limit, c.requested, c.period_start, c.period_end, c.used,
+                         c.quota_limit IS NULL OR c.used + c.requested <= c.quota_limit)::llm_usage._quota_check
+                     ORDER BY c.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], c.period)),
+           bool_and(c.quota_limit IS NULL OR c.used + c.requested <= c.quota_limit)
+      INTO v_chk, v_ok
+      FROM unnest(v_chk) c;
+
+    IF v_ok THEN
+        UPDATE llm_usage.quota_counters_table c
+           SET used = r.used + r.requested,
+               period_start = greatest(c.period_start, r.period_start),
+               updated_at = v_now
+          FROM unnest(v_chk) r
+         WHERE c.tenant_id = t.tenant_id AND c.quota_type = r.quota_type AND c.period = r.period;
+        RETURN QUERY
+            SELECT r.quota_type, r.period, r.quota_limit, r.requested, r.period_start, r.period_end,
+                   r.used + r.requested, r.fits
+              FROM unnest(v_chk) r;
+        RETURN;
+    END IF;
+
+    IF coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on' THEN
+        INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
+        SELECT t.tenant_id, 'quota', 'quota_exceeded', 'denied', llm_usage._caller()::regrole::text,
+               jsonb_build_object('requested', jsonb_object_agg(r.quota_type || '/' || r.period, r.requested),
+                                  'denied', jsonb_agg(jsonb_build_object('quota_type', r.quota_type,
+                                                                         'period', r.period,
+                                                                         'quota_limit', r.quota_limit,
+                                                                         'used', r.used,
+                                                                         'period_start', r.period_start))
+                                            FILTER (WHERE NOT r.fits))
+          FROM unnest(v_chk) r;
+    END IF;
+    RETURN QUERY SELECT * FROM unnest(v_chk);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._consume_table(llm_usage.tenants, text[], numeric[]) IS
+'Internal: check-and-consume in llm_usage.quota_counters_table, row locks in a global order (the path without shared memory).';
+
+------------------------------------------------------------------------
+-- Shared-memory counters (C)
+------------------------------------------------------------------------
+CREATE FUNCTION llm_usage._shm_usable(tenant_id text)
+RETURNS boolean
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_shm_usable';
+COMMENT ON FUNCTION llm_usage._shm_usable(text) IS
+'Internal: whether the tenant''s quotas are counted in shared memory (library preloaded, room in llm_usage.quota_max_tenants).';
+
+CREATE FUNCTION llm_usage._shm_consume(tenant_id text, quota_types text[], amounts numeric[])
+RETURNS SETOF llm_usage._quota_check
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_shm_consume';
+COMMENT ON FUNCTION llm_usage._shm_consume(text, text[], numeric[]) IS
+'Internal: atomic all-or-nothing check-and-consume in shared memory, under the tenant''s spinlock.';
+
+CREATE FUNCTION llm_usage._shm_counters(tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant_id text, quota_type text, period text, period_start timestamptz, used numeric, updated_at timestamptz)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_counters';
+COMMENT ON FUNCTION llm_usage._shm_counters(text) IS
+'Internal: the shared-memory counters of this database (of one tenant if given), unfiltered.';
+
+CREATE FUNCTION llm_usage._shm_set_counter(tenant_id text, quota_type text, period text, period_start timestamptz, used numeric)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_set_counter';
+COMMENT ON FUNCTION llm_usage._shm_set_counter(text, text, text, timestamptz, numeric) IS
+'Internal: set one shared-memory counter (an admin''s UPDATE of llm_usage.quota_counters).';
+
+CREATE FUNCTION llm_usage._quota_config_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'llm_usage_quota_config_changed';
+COMMENT ON FUNCTION llm_usage._quota_config_changed() IS
+'Internal: statement trigger; every backend drops its cached quota limits and tenant access when the transaction commits.';
+
+DO $trg$
+DECLARE
+    tbl text;
+BEGIN
+    FOREACH tbl IN ARRAY ARRAY['tenants', 'plans', 'plan_quotas', 'tenant_quota_overrides', 'tenant_access']
+    LOOP
+        EXECUTE format('CREATE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.%I
+                            FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed()', tbl);
+    END LOOP;
+END
+$trg$;
+
+/*
+ * _quota_config(tenant): what enforce_quota() caches per role and tenant,
+ * after the usual tenant checks: the time zone, the quotas in force, and
+ * the counters the table holds (added to a new shared-memory entry, so
+ * that counting carries on across the upgrade).
+ */
+CREATE FUNCTION llm_usage._quota_config(p_tenant text,
+    OUT timezone text, OUT quota_types text[], OUT periods text[], OUT limits numeric[],
+    OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t llm_usage.tenants := llm_usage._tenant(p_tenant);
+BEGIN
+    timezone := t.timezone;
+    SELECT coalesce(array_agg(q.quota_type), '{}'), coalesce(array_agg(q.period), '{}'),
+           coalesce(array_agg(q.quota_limit), '{}')
+      INTO quota_types, periods, limits
+      FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q;
+    SELECT array_agg(c.quota_type), array_agg(c.period), array_agg(c.period_start), array_agg(c.used)
+      INTO counter_types, counter_periods, counter_starts, counter_used
+      FROM llm_usage.quota_counters_table c
+     WHERE c.tenant_id = t.tenant_id;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._quota_config(text) IS
+'Internal: a tenant''s time zone, quotas in force and table counters, after the access and existence checks (cached by enforce_quota()).';
+
+/*
+ * _quota_counters(tenant): the live counters the caller may see: from
+ * shared memory when in use, else (or for tenants without a shared
+ * entry) from the table.
+ */
+CREATE FUNCTION llm_usage._quota_counters(p_tenant text DEFAULT NULL)
+RETURNS TABLE (tenant_id text, quota_type text, period text, period_start timestamptz, used numeric, updated_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH shm AS MATERIALIZED (SELECT * FROM llm_usage._shm_counters(p_tenant))
+    SELECT c.tenant_id, c.quota_type, c.period, c.period_start, c.used, c.updated_at
+      FROM (SELECT * FROM shm
+            UNION ALL
+            SELECT x.tenant_id, x.quota_type, x.period, x.period_start, x.used, x.updated_at
+              FROM llm_usage.quota_counters_table x
+             WHERE (p_tenant IS NULL OR x.tenant_id = p_tenant)
+               AND NOT EXISTS (SELECT 1 FROM shm WHERE shm.tenant_id = x.tenant_id)) c
+     WHERE (SELECT llm_usage._is_admin()) OR c.tenant_id IN (SELECT unnest(llm_usage._my_tenants()))
+$$;
+COMMENT ON FUNCTION llm_usage._quota_counters(text) IS
+'Internal: the live quota counters (shared memory, else table) of the tenants the caller may see.';
+
+CREATE VIEW llm_usage.quota_counters WITH (security_barrier) AS
+    SELECT tenant_id, quota_type, period, period_start, used, updated_at
+      FROM llm_usage._quota_counters();
+COMMENT ON VIEW llm_usage.quota_counters IS
+'Consumption in the current period of each quota, live: one row per tenant, type and period (only the caller''s tenants for non-admins).  An admin may UPDATE used or period_start to correct a counter.';
+
+CREATE FUNCTION llm_usage._quota_counters_update()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.tenant_id IS DISTINCT FROM OLD.tenant_id OR NEW.quota_type IS DISTINCT FROM OLD.quota_type
+       OR NEW.period IS DISTINCT FROM OLD.period THEN
+        RAISE EXCEPTION 'only used and period_start of a quota counter can be changed'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF llm_usage._shm_usable(OLD.tenant_id) THEN
+        PERFORM llm_usage._shm_set_counter(OLD.tenant_id, OLD.quota_type, OLD.period, NEW.period_start, NEW.used);
+    ELSE
+        UPDATE llm_usage.quota_counters_table c
+           SET used = NEW.used, period_start = NEW.period_start, updated_at = now()
+         WHERE c.tenant_id = OLD.tenant_id AND c.quota_type = OLD.quota_type AND c.period = OLD.period;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._quota_counters_update() IS 'Internal: INSTEAD OF UPDATE trigger of the quota_counters view.';
+CREATE TRIGGER quota_counters_update INSTEAD OF UPDATE ON llm_usage.quota_counters
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._quota_counters_update();
+
+------------------------------------------------------------------------
+-- Consuming: shared memory when in use, else the table
+------------------------------------------------------------------------
+CREATE FUNCTION llm_usage._consume(t llm_usage.tenants, p_types text[], p_amounts numeric[])
+RETURNS SETOF llm_usage._quota_check
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_chk llm_usage._quota_check[];
+BEGIN
+    IF NOT llm_usage._shm_usable(t.tenant_id) THEN
+        RETURN QUERY SELECT * FROM llm_usage._consume_table(t, p_types, p_amounts);
+        RETURN;
+    END IF;
+    SELECT array_agg(c) INTO v_chk FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts) c;
+    IF v_chk IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT (SELECT bool_and(r.fits) FROM unnest(v_chk) r)
+       AND coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on' THEN
+        INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
+        SELECT t.tenant_id, 'quota', 'quota_exceeded', 'denied', llm_usage._caller()::regrole::text,
+               jsonb_build_object('requested', jsonb_object_agg(r.quota_type || '/' || r.period, r.requested),
+                                  'denied', jsonb_agg(jsonb_build_object('quota_type', r.quota_type,
+                                                                         'period', r.period,
+                                                                         'quota_limit', r.quota_limit,
+                                                                         'used', r.used,
+                                                                         'period_start', r.period_start))
+                                            FILTER (WHERE NOT r.fits))
+          FROM unnest(v_chk) r;
+    END IF;
+    RETURN QUERY SELECT * FROM unnest(v_chk);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) IS
+'Internal: atomic all-or-nothing check-and-consume of the quotas in force for some types, in shared memory when in use (else the table); audits a denial.';
+
+-- enforce_quota: the SQL version stays for what the C one hands over
+ALTER FUNCTION llm_usage.enforce_quota(text, text, numeric) RENAME TO _enforce_quota_sql;
+COMMENT ON FUNCTION llm_usage._enforce_quota_sql(text, text, numeric) IS
+'Internal: enforce_quota() in SQL; the C enforce_quota() hands it bad arguments, denials and the path without shared memory.';
+
+CREATE FUNCTION llm_usage.enforce_quota(tenant_id text, quota_type text, amount numeric DEFAULT 1)
+RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_enforce_quota';
+COMMENT ON FUNCTION llm_usage.enforce_quota(text, text, numeric) IS
+'Atomic check-and-consume before an LLM call: when allowed, the amount is counted against every period of that quota type; when not, nothing is.  Returns the binding quota.  NULL limit = unlimited.  Counted in shared memory when the library is preloaded.';
+
+CREATE OR REPLACE FUNCTION llm_usage.quota_status(tenant_id text)
+RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
+               percentage numeric, resets_at timestamptz, source text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t     llm_usage.tenants := llm_usage._tenant($1);
+    v_now timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY
+    SELECT s.quota_type, s.period, s.quota_limit, s.used,
+           llm_usage._remaining(s.quota_limit, s.used),
+           CASE WHEN s.quota_limit IS NULL THEN NULL
+                WHEN s.quota_limit = 0 THEN 100::numeric
+                ELSE round(100 * s.used / s.quota_limit, 2) END,
+           s.period_end, s.source
+      FROM (SELECT q.quota_type, q.period, q.quota_limit, q.source, b.period_end,
+                   coalesce(CASE WHEN c.period_start >= b.period_start THEN c.used END, 0) AS used
+              FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
+             CROSS JOIN LATERAL llm_usage._period_bounds(q.period, v_now, t.timezone) b
+              LEFT JOIN llm_usage._quota_counters(t.tenant_id) c
+                ON c.quota_type = q.quota_type AND c.period = q.period) s
+     ORDER BY s.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], s.period);
+END
+$$;
+
+------------------------------------------------------------------------
+-- Privileges
+------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_consume(text, text[], numeric[]),
+                       llm_usage._shm_counters(text), llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
+                       llm_usage._quota_config_changed(), llm_usage._quota_config(text),
+                       llm_usage._quota_counters(text), llm_usage._quota_counters_update(),
+                       llm_usage._consume(llm_usage.tenants, text[], numeric[]),
+                       llm_usage.enforce_quota(text, text, numeric)
+    FROM PUBLIC;
+-- enforce_quota() runs as its caller and reads its configuration through these
+GRANT EXECUTE ON FUNCTION llm_usage.enforce_quota(text, text, numeric),
+                          llm_usage._quota_config(text)
+    TO llm_usage_app;
+GRANT EXECUTE ON FUNCTION llm_usage._quota_counters(text) TO llm_usage_app, llm_usage_reader;
+-- an admin's correction through the view
+GRANT EXECUTE ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
+                          llm_usage._quota_counters_update()
+    TO llm_usage_admin;
+GRANT SELECT ON llm_usage.quota_counters TO llm_usage_app, llm_usage_reader;
+GRANT UPDATE ON llm_usage.quota_counters TO llm_usage_admin;
