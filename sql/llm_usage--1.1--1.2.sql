@@ -309,6 +309,63 @@ END
 $$;
 
 ------------------------------------------------------------------------
+-- The table copy of the counters, for pg_dump and for a server started
+-- without the library
+------------------------------------------------------------------------
+CREATE FUNCTION llm_usage.save_quota_counters()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM llm_usage._require_admin('save_quota_counters');
+    INSERT INTO llm_usage.quota_counters_table AS c (tenant_id, quota_type, period, period_start, used, updated_at)
+    SELECT s.tenant_id, s.quota_type, s.period, s.period_start, s.used, s.updated_at
+      FROM llm_usage._shm_counters() s
+      JOIN llm_usage.tenants t ON t.tenant_id = s.tenant_id
+    ON CONFLICT (tenant_id, quota_type, period) DO UPDATE
+       SET period_start = EXCLUDED.period_start, used = EXCLUDED.used, updated_at = EXCLUDED.updated_at
+     WHERE (c.period_start, c.used) IS DISTINCT FROM (EXCLUDED.period_start, EXCLUDED.used);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.save_quota_counters() IS
+'Copies the shared-memory quota counters of this database into llm_usage.quota_counters_table (what pg_dump carries); returns the rows changed.  The worker does it every llm_usage.aggregate_interval in llm_usage.database.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._maintenance()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p integer;
+    h integer;
+    d integer;
+    m integer;
+    a integer;
+    x integer;
+    y integer;
+    q integer;
+BEGIN
+    p := llm_usage._ensure_partitions((now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date + 62);
+    h := llm_usage.aggregate_usage_metrics('hourly');
+    d := llm_usage.aggregate_usage_metrics('daily');
+    m := llm_usage.aggregate_usage_metrics('monthly');
+    a := llm_usage.check_alerts();
+    x := llm_usage._drop_old_partitions();
+    y := llm_usage._prune_history();
+    q := llm_usage.save_quota_counters();
+    RETURN jsonb_build_object('partitions_created', p, 'hourly', h, 'daily', d, 'monthly', m, 'alerts', a,
+                              'partitions_dropped', x, 'history_pruned', y, 'quota_counters_saved', q);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._maintenance() IS
+'Internal (worker, every llm_usage.aggregate_interval), in one transaction: make usage_events partitions two months ahead, roll up hourly, daily and monthly, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table.';
+
+------------------------------------------------------------------------
 -- Privileges
 ------------------------------------------------------------------------
 REVOKE ALL ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_consume(text, text[], numeric[]),
@@ -327,5 +384,6 @@ GRANT EXECUTE ON FUNCTION llm_usage._quota_counters(text) TO llm_usage_app, llm_
 GRANT EXECUTE ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
                           llm_usage._quota_counters_update()
     TO llm_usage_admin;
+GRANT EXECUTE ON FUNCTION llm_usage.save_quota_counters() TO llm_usage_admin;
 GRANT SELECT ON llm_usage.quota_counters TO llm_usage_app, llm_usage_reader;
 GRANT UPDATE ON llm_usage.quota_counters TO llm_usage_admin;

@@ -8,6 +8,10 @@
 #  2. 16 sessions send 1,000 enforce_quotas('{"tokens": 3, "api_calls": 1}')
 #     against tokens 300 / api_calls 1,000: exactly 100 admitted, and no
 #     quota moved for a denied call (all or nothing).
+#  3. Across a period boundary: 16 sessions send 6,000 calls against 1,000
+#     per minute, starting a second before the minute ends: no minute admits
+#     more than 1,000, the later one exactly 1,000.
+#  All of it runs on the shared-memory counters (nothing in the table).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 DB=llm_usage_conc
@@ -23,7 +27,10 @@ SELECT llm_usage.set_plan_quota('conc', 'tokens', 300, 'day');
 SELECT llm_usage.create_tenant(t, 'conc',
            CASE WHEN extract(hour FROM now() AT TIME ZONE 'UTC') BETWEEN 2 AND 21 THEN 'UTC' ELSE 'Asia/Tokyo' END)
   FROM unnest(ARRAY['hot1', 'hot2', 'multi']) t;
-CREATE TABLE results (tenant text, allowed boolean, used numeric);
+SELECT llm_usage.create_plan('edge');
+SELECT llm_usage.set_plan_quota('edge', 'api_calls', 1000, 'minute');
+SELECT llm_usage.create_tenant('edge', 'edge');
+CREATE TABLE results (tenant text, allowed boolean, used numeric, resets_at timestamptz);
 CREATE SEQUENCE seq_hot1;
 CREATE SEQUENCE seq_hot2;
 CREATE SEQUENCE seq_multi;
@@ -76,6 +83,27 @@ got=$(psql_q -At -d "$DB" -c "
 echo "multi: calls|admitted|counters = $got"
 [[ $got == "1000|100|api_calls/day=100,api_calls/month=100,tokens/day=300" ]] \
     || fail "multi: expected 1000|100|api_calls/day=100,api_calls/month=100,tokens/day=300"
+
+script=$(mktemp "$WORK/pgbench.XXXXXX.sql")
+cat >"$script" <<'SCRIPT'
+INSERT INTO results SELECT 'edge', allowed, used, resets_at FROM llm_usage.enforce_quota('edge', 'api_calls', 1);
+SCRIPT
+chown "$TEST_USER" "$script"
+# start one second before a minute ends
+while [[ $(date +%S) != 59 ]]; do sleep 0.1; done
+as_user "$PGBIN/pgbench" -n -c 16 -j 4 -t 375 -f "$script" "$DB" >"$WORK/pgbench_edge.log" 2>&1 \
+    || { cat "$WORK/pgbench_edge.log"; fail "pgbench failed"; }
+got=$(psql_q -At -d "$DB" -c "
+    SELECT string_agg(n::text, ',' ORDER BY r) FROM (
+        SELECT resets_at AS r, count(*) AS n FROM results
+         WHERE tenant = 'edge' AND allowed GROUP BY 1) x")
+echo "edge: admitted per minute = $got (of 6000 calls)"
+[[ $got =~ ^[0-9]+,1000$ ]] || fail "edge: expected two minutes, the second with exactly 1000"
+(( ${got%%,*} <= 1000 )) || fail "edge: the first minute admitted more than 1000"
+
+got=$(psql_q -At -d "$DB" -c "SELECT count(*) FROM llm_usage.quota_counters_table")
+echo "rows in the counters' table: $got (the shared-memory path counted everything)"
+[[ $got == 0 ]] || fail "calls were counted in the table"
 
 psql_q -d postgres -c "DROP DATABASE $DB"
 echo "PASS"

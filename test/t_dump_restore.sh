@@ -38,6 +38,8 @@ SELECT llm_usage.attribute_provider_usage('openai', 'project_id', 'proj_1', 't2'
 -- monthly partitions made at run time (ordinary tables pg_dump must carry)
 SELECT llm_usage._ensure_partitions(current_date, current_date + 31);
 SELECT llm_usage.track_usage('t2', 'chat', 'gpt-4o-mini', 7, 7, occurred_at => '2026-02-10');  -- waits in the default partition
+-- the shared-memory quota counters go into the dump through their table
+SELECT llm_usage.save_quota_counters();
 SQL
 
 as_user "$PGBIN/pg_dump" -d "$SRC" -f "$WORK/dump.sql"
