@@ -148,33 +148,41 @@ END
 $trg$;
 
 /*
- * _quota_config(tenant): what enforce_quota() caches per role and tenant,
- * after the usual tenant checks: the time zone, the quotas in force, and
- * the counters the table holds (added to a new shared-memory entry, so
- * that counting carries on across the upgrade).
+ * _quota_configs(): what enforce_quota() caches per session, in one query:
+ * for every tenant the calling role may act on, its time zone and the
+ * quotas in force.
  */
-CREATE FUNCTION llm_usage._quota_config(p_tenant text,
-    OUT timezone text, OUT quota_types text[], OUT periods text[], OUT limits numeric[],
-    OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+CREATE FUNCTION llm_usage._quota_configs()
+RETURNS TABLE (tenant_id text, timezone text, quota_types text[], periods text[], limits numeric[])
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    t llm_usage.tenants := llm_usage._tenant(p_tenant);
-BEGIN
-    timezone := t.timezone;
-    SELECT coalesce(array_agg(q.quota_type), '{}'), coalesce(array_agg(q.period), '{}'),
-           coalesce(array_agg(q.quota_limit), '{}')
-      INTO quota_types, periods, limits
-      FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q;
-    SELECT array_agg(c.quota_type), array_agg(c.period), array_agg(c.period_start), array_agg(c.used)
-      INTO counter_types, counter_periods, counter_starts, counter_used
-      FROM llm_usage.quota_counters_table c
-     WHERE c.tenant_id = t.tenant_id;
-END
+    WITH visible AS MATERIALIZED (
+        SELECT t.* FROM llm_usage.tenants t
+         WHERE (SELECT llm_usage._is_admin()) OR t.tenant_id IN (SELECT unnest(llm_usage._my_tenants())))
+    SELECT v.tenant_id, v.timezone,
+           coalesce(array_agg(q.quota_type ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}'),
+           coalesce(array_agg(q.period ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}'),
+           coalesce(array_agg(q.quota_limit ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}')
+      FROM visible v
+      LEFT JOIN LATERAL llm_usage._effective_quotas(v.tenant_id, v.plan) q ON true
+     GROUP BY v.tenant_id, v.timezone
 $$;
-COMMENT ON FUNCTION llm_usage._quota_config(text) IS
-'Internal: a tenant''s time zone, quotas in force and table counters, after the access and existence checks (cached by enforce_quota()).';
+COMMENT ON FUNCTION llm_usage._quota_configs() IS
+'Internal: time zone and quotas in force of every tenant the caller may act on (cached by enforce_quota() until a plan, quota, tenant or access changes).';
+
+/* _quota_table_counters(tenant): the table's counters of a tenant, carried into a new shared entry */
+CREATE FUNCTION llm_usage._quota_table_counters(p_tenant text,
+    OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT array_agg(c.quota_type), array_agg(c.period), array_agg(c.period_start), array_agg(c.used)
+      FROM llm_usage.quota_counters_table c
+     WHERE c.tenant_id = p_tenant AND llm_usage._can_access(p_tenant)
+$$;
+COMMENT ON FUNCTION llm_usage._quota_table_counters(text) IS
+'Internal: a tenant''s counters in llm_usage.quota_counters_table, added to its shared-memory entry when that is created (so counting carries on across the upgrade and a restore).';
 
 /*
  * _quota_counters(tenant): the live counters the caller may see: from
@@ -370,14 +378,14 @@ COMMENT ON FUNCTION llm_usage._maintenance() IS
 ------------------------------------------------------------------------
 REVOKE ALL ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_consume(text, text[], numeric[]),
                        llm_usage._shm_counters(text), llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
-                       llm_usage._quota_config_changed(), llm_usage._quota_config(text),
+                       llm_usage._quota_config_changed(), llm_usage._quota_configs(), llm_usage._quota_table_counters(text),
                        llm_usage._quota_counters(text), llm_usage._quota_counters_update(),
                        llm_usage._consume(llm_usage.tenants, text[], numeric[]),
-                       llm_usage.enforce_quota(text, text, numeric)
+                       llm_usage.enforce_quota(text, text, numeric), llm_usage.save_quota_counters()
     FROM PUBLIC;
 -- enforce_quota() runs as its caller and reads its configuration through these
 GRANT EXECUTE ON FUNCTION llm_usage.enforce_quota(text, text, numeric),
-                          llm_usage._quota_config(text)
+                          llm_usage._quota_configs(), llm_usage._quota_table_counters(text)
     TO llm_usage_app;
 GRANT EXECUTE ON FUNCTION llm_usage._quota_counters(text) TO llm_usage_app, llm_usage_reader;
 -- an admin's correction through the view

@@ -127,3 +127,20 @@ SELECT count(*) AS overrides FROM llm_usage.tenant_quota_overrides WHERE tenant_
 \set SHOW_CONTEXT never
 SELECT * FROM llm_usage.enforce_quota('q1', 'widgets', 1);
 SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": "10"}');
+\set SHOW_CONTEXT errors
+
+-- 1.2: the live counters are in shared memory; the table copy, corrections
+SELECT llm_usage.save_quota_counters() > 0 AS saved;
+SELECT llm_usage.save_quota_counters() AS saved_again_unchanged;
+SELECT count(*) AS q1_rows_in_table FROM llm_usage.quota_counters_table WHERE tenant_id = 'q1';
+SELECT (SELECT array_agg(used ORDER BY quota_type, period) FROM llm_usage.quota_counters WHERE tenant_id = 'q1')
+     = (SELECT array_agg(used ORDER BY quota_type, period) FROM llm_usage.quota_counters_table WHERE tenant_id = 'q1')
+       AS table_copy_equal;
+UPDATE llm_usage.quota_counters SET used = 0 WHERE tenant_id = 'q1' AND quota_type = 'api_calls' AND period = 'day';
+SELECT quota_type, period, used FROM llm_usage.quota_status('q1') WHERE quota_type = 'api_calls' ORDER BY 2;
+SELECT try($$UPDATE llm_usage.quota_counters SET tenant_id = 'q2' WHERE tenant_id = 'q1'$$);
+SELECT try($$UPDATE llm_usage.quota_counters SET used = -1 WHERE tenant_id = 'q1'$$);
+SELECT try($$UPDATE llm_usage.quota_counters SET period_start = NULL WHERE tenant_id = 'q1'$$);
+SET ROLE llm_usage_app;
+SELECT try($$SELECT llm_usage.save_quota_counters()$$);
+RESET ROLE;

@@ -4,9 +4,11 @@
  *	  enforce_quota() at memory speed: the backend side of the shared quota
  *	  counters of quota_shmem.c.
  *
- * Each backend caches, per (role, tenant), what _quota_config() returned:
- * the tenant passed the access and existence checks, its time zone, the
- * limits in force, and the current period of each.  The cache is dropped
+ * Each backend caches, for the role it acts as, what _quota_configs()
+ * returns in one query: every tenant the role may act on, with its time
+ * zone and the limits in force (and, once computed, the current period of
+ * each).  A tenant missing from the cache is one the role may not use or
+ * that does not exist: the SQL path raises the right error.  The cache is dropped
  * when any of the tables those come from changes (a trigger sends a
  * relcache invalidation for llm_usage.tenants, delivered to every backend
  * at commit and read at the start of every call) and when role
@@ -70,7 +72,6 @@ typedef struct CachedLimit
 
 typedef struct ConfigKey
 {
-	Oid			userid;
 	char		tenant[QUOTA_TENANT_MAX + 1];
 } ConfigKey;
 
@@ -80,15 +81,18 @@ typedef struct TenantConfig
 	char	   *timezone;
 	int			nlimits;
 	CachedLimit limits[QUOTA_SLOTS];	/* ordered by slot */
-	QuotaEntry *shared;			/* NULL: no room, counted in the table */
+	QuotaEntry *shared;			/* NULL: not looked up yet, or no room */
+	bool		no_room;		/* llm_usage.quota_max_tenants reached */
 } TenantConfig;
 
 /* backend-local cache; everything in it lives in cache_ctx */
 static HTAB *config_cache = NULL;
 static MemoryContext cache_ctx = NULL;
+static Oid	cache_userid = InvalidOid;	/* the role config_cache was loaded for */
 static Oid	tenants_relid = InvalidOid;
 static bool callbacks_registered = false;
-static SPIPlanPtr config_plan = NULL;
+static SPIPlanPtr configs_plan = NULL;
+static SPIPlanPtr counters_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static TupleDesc enforce_tupdesc = NULL;
 
@@ -103,6 +107,7 @@ static void
 reset_cache(void)
 {
 	config_cache = NULL;
+	cache_userid = InvalidOid;
 	tenants_relid = InvalidOid;
 	if (cache_ctx != NULL)
 		MemoryContextReset(cache_ctx);
@@ -128,11 +133,10 @@ shm_active(void)
 	return llm_usage_preloaded && quota_shmem_ready();
 }
 
+/* callbacks registered, context made, tenants_relid known */
 static void
 ensure_cache(void)
 {
-	HASHCTL		info;
-
 	if (!callbacks_registered)
 	{
 		cache_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage quota cache",
@@ -142,19 +146,13 @@ ensure_cache(void)
 		CacheRegisterSyscacheCallback(AUTHOID, syscache_callback, (Datum) 0);
 		callbacks_registered = true;
 	}
-	if (config_cache != NULL)
+	if (OidIsValid(tenants_relid))
 		return;
 	tenants_relid = get_relname_relid("tenants", get_namespace_oid("llm_usage", false));
 	if (!OidIsValid(tenants_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table llm_usage.tenants does not exist")));
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(ConfigKey);
-	info.entrysize = sizeof(TenantConfig);
-	info.hcxt = cache_ctx;
-	config_cache = hash_create("llm_usage tenant quota config", 256, &info,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 static int
@@ -280,14 +278,15 @@ make_key(QuotaKey *key, const char *tenant)
 
 /*
  * import_table_counters
- *		A shared entry this backend just created: add what the table
- *		(counted before the shared counters were in use) holds for the
- *		current periods.  Consumption by others since the entry was created
- *		is kept: the table's figures are added to it.
+ *		A shared entry this backend just created: add what the table holds
+ *		for the tenant (counted before the shared counters were in use, or
+ *		restored by pg_dump).  Consumption by others since the entry was
+ *		created is kept: the table's figures are added to it.
  */
 static void
-import_table_counters(QuotaEntry *e, HeapTuple tup, TupleDesc desc)
+import_table_counters(QuotaEntry *e, const char *tenant)
 {
+	Datum		arg = CStringGetTextDatum(tenant);
 	bool		isnull[4];
 	Datum		arr[4];
 	Datum	   *types,
@@ -296,8 +295,20 @@ import_table_counters(QuotaEntry *e, HeapTuple tup, TupleDesc desc)
 			   *used;
 	int			n;
 
+	if (counters_plan == NULL)
+	{
+		Oid			argtypes[1] = {TEXTOID};
+
+		counters_plan = SPI_prepare("SELECT counter_types, counter_periods, counter_starts, counter_used "
+									"FROM llm_usage._quota_table_counters($1)", 1, argtypes);
+		if (counters_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(counters_plan);
+	}
+	if (SPI_execute_plan(counters_plan, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return;
 	for (int i = 0; i < 4; i++)
-		arr[i] = SPI_getbinval(tup, desc, 5 + i, &isnull[i]);
+		arr[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1 + i, &isnull[i]);
 	if (isnull[0])
 		return;
 	deconstruct_array(DatumGetArrayTypeP(arr[0]), TEXTOID, -1, false, TYPALIGN_INT, &types, NULL, &n);
@@ -325,74 +336,39 @@ import_table_counters(QuotaEntry *e, HeapTuple tup, TupleDesc desc)
 	quota_changed();
 }
 
-/*
- * tenant_config
- *		The cached configuration of a tenant for the current role, loaded
- *		through _quota_config() on a miss; that raises the usual errors for
- *		an unknown tenant or one the role may not use.
- */
-static TenantConfig *
-tenant_config(const char *tenant)
+/* one row of _quota_configs() into the cache (in cache_ctx) */
+static void
+cache_config_row(HeapTuple tup, TupleDesc desc)
 {
 	ConfigKey	key;
 	TenantConfig *cfg;
-	bool		found;
-	Datum		arg;
-	HeapTuple	tup;
-	TupleDesc	desc;
 	bool		isnull;
+	char	   *tenant = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
 	Datum	   *types,
 			   *periods,
 			   *limits;
 	bool	   *limit_nulls;
 	int			n;
-	MemoryContext old;
-	QuotaKey	qkey;
-	bool		created;
 
-	AcceptInvalidationMessages();
-	ensure_cache();
+	if (strlen(tenant) > QUOTA_TENANT_MAX)
+		return;					/* counted in the table, through SQL */
 	memset(&key, 0, sizeof(key));
-	key.userid = GetOuterUserId();
 	strlcpy(key.tenant, tenant, sizeof(key.tenant));
-	cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
-	if (cfg != NULL)
-		return cfg;
-
-	SPI_connect();
-	if (config_plan == NULL)
-	{
-		Oid			argtypes[1] = {TEXTOID};
-
-		config_plan = SPI_prepare("SELECT timezone, quota_types, periods, limits, "
-								  "counter_types, counter_periods, counter_starts, counter_used "
-								  "FROM llm_usage._quota_config($1)", 1, argtypes);
-		if (config_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(config_plan);
-	}
-	arg = CStringGetTextDatum(tenant);
-	if (SPI_execute_plan(config_plan, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "llm_usage._quota_config returned no row");
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-
-	/* the cache may have been reset by invalidations SPI processed */
-	ensure_cache();
-	cfg = hash_search(config_cache, &key, HASH_ENTER, &found);
-	old = MemoryContextSwitchTo(cache_ctx);
-	cfg->timezone = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+	cfg = hash_search(config_cache, &key, HASH_ENTER, NULL);
+	cfg->timezone = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
 	cfg->nlimits = 0;
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)), TEXTOID, -1, false, TYPALIGN_INT, &types, NULL, &n);
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)), TEXTOID, -1, false, TYPALIGN_INT, &periods, NULL, &n);
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)), NUMERICOID, -1, false, TYPALIGN_INT, &limits, &limit_nulls, &n);
+	cfg->shared = NULL;
+	cfg->no_room = false;
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)), TEXTOID, -1, false, TYPALIGN_INT, &types, NULL, &n);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)), TEXTOID, -1, false, TYPALIGN_INT, &periods, NULL, &n);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)), NUMERICOID, -1, false, TYPALIGN_INT, &limits, &limit_nulls, &n);
 	for (int i = 0; i < n; i++)
 	{
 		int			t = quota_type_index(TextDatumGetCString(types[i]));
 		int			p = period_index(TextDatumGetCString(periods[i]));
 		CachedLimit *l;
 
-		if (t < 0 || p < 0)
+		if (t < 0 || p < 0 || cfg->nlimits >= QUOTA_SLOTS)
 			continue;
 		l = &cfg->limits[cfg->nlimits++];
 		l->slot = t * QUOTA_NPERIODS + p;
@@ -410,19 +386,89 @@ tenant_config(const char *tenant)
 			cfg->limits[j] = cfg->limits[j - 1];
 			cfg->limits[j - 1] = tmp;
 		}
-	MemoryContextSwitchTo(old);
+}
 
-	cfg->shared = NULL;
-	if (shm_active())
+/*
+ * load_configs
+ *		Fill the cache for the current role with one _quota_configs() query.
+ */
+static void
+load_configs(void)
+{
+	HASHCTL		info;
+	MemoryContext old;
+
+	SPI_connect();
+	if (configs_plan == NULL)
 	{
+		configs_plan = SPI_prepare("SELECT tenant_id, timezone, quota_types, periods, limits "
+								   "FROM llm_usage._quota_configs()", 0, NULL);
+		if (configs_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(configs_plan);
+	}
+	if (SPI_execute_plan(configs_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "llm_usage._quota_configs() failed");
+
+	/* invalidations SPI processed may have reset the cache: build it now */
+	reset_cache();
+	ensure_cache();
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(ConfigKey);
+	info.entrysize = sizeof(TenantConfig);
+	info.hcxt = cache_ctx;
+	config_cache = hash_create("llm_usage tenant quota config", Max(SPI_processed, 64), &info,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	old = MemoryContextSwitchTo(cache_ctx);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		cache_config_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	MemoryContextSwitchTo(old);
+	cache_userid = GetOuterUserId();
+	SPI_finish();
+}
+
+/*
+ * tenant_config
+ *		The cached configuration of a tenant for the current role, with its
+ *		shared entry looked up (created on first use); NULL when the role
+ *		may not use the tenant or it does not exist.
+ */
+static TenantConfig *
+tenant_config(const char *tenant)
+{
+	ConfigKey	key;
+	TenantConfig *cfg;
+
+	AcceptInvalidationMessages();
+	ensure_cache();
+	if (config_cache == NULL || cache_userid != GetOuterUserId())
+		load_configs();
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.tenant, tenant, sizeof(key.tenant));
+	cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
+	if (cfg == NULL)
+		return NULL;
+	if (cfg->shared == NULL && !cfg->no_room && shm_active())
+	{
+		QuotaKey	qkey;
+		bool		created;
+
 		make_key(&qkey, tenant);
 		cfg->shared = quota_entry(&qkey, &created);
 		if (cfg->shared == NULL)
+		{
+			cfg->no_room = true;
 			quota_warn_full();
+		}
 		else if (created)
-			import_table_counters(cfg->shared, tup, desc);
+		{
+			SPI_connect();
+			import_table_counters(cfg->shared, tenant);
+			SPI_finish();
+			/* invalidations read during SPI may have reset the cache */
+			return tenant_config(tenant);
+		}
 	}
-	SPI_finish();
 	return cfg;
 }
 
@@ -555,7 +601,7 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 		return NULL;
 
 	cfg = tenant_config(tenant);
-	if (cfg->shared == NULL)
+	if (cfg == NULL || cfg->shared == NULL)
 		return NULL;
 	now = GetCurrentTimestamp();
 	n = checks_for_type(cfg, type, amount, now, checks);
@@ -683,7 +729,11 @@ llm_usage_shm_usable(PG_FUNCTION_ARGS)
 
 	if (!shm_active() || tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX)
 		PG_RETURN_BOOL(false);
-	PG_RETURN_BOOL(tenant_config(tenant)->shared != NULL);
+	{
+		TenantConfig *cfg = tenant_config(tenant);
+
+		PG_RETURN_BOOL(cfg != NULL && cfg->shared != NULL);
+	}
 }
 
 /*
@@ -716,7 +766,7 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("quota_types and amounts differ in length")));
 	cfg = tenant_config(tenant);
-	if (cfg->shared == NULL)
+	if (cfg == NULL || cfg->shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenant \"%s\" is not counted in shared memory", tenant)));
