@@ -317,6 +317,31 @@ END
 $$;
 
 ------------------------------------------------------------------------
+-- track_usage in C; the SQL version stays for what the C one hands over
+------------------------------------------------------------------------
+ALTER FUNCTION llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint)
+    RENAME TO _track_usage_sql;
+COMMENT ON FUNCTION llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint) IS
+'Internal: track_usage() in SQL; the C track_usage() hands it bad arguments, repeated request ids and calls more than 28 days old.';
+
+CREATE FUNCTION llm_usage.track_usage(tenant_id text, event_type text, model text DEFAULT NULL,
+                                      input_tokens bigint DEFAULT 0, output_tokens bigint DEFAULT 0,
+                                      cached_input_tokens bigint DEFAULT 0, latency_ms integer DEFAULT NULL,
+                                      status_code integer DEFAULT 200, result text DEFAULT 'success',
+                                      metadata jsonb DEFAULT '{}', request_id text DEFAULT NULL,
+                                      occurred_at timestamptz DEFAULT now(),
+                                      cache_write_tokens bigint DEFAULT 0)
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_track_usage';
+COMMENT ON FUNCTION llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint) IS
+'Records one LLM call after it happened and returns its event id; cost_usd from the price valid at occurred_at (NULL for an unpriced model).  Idempotent on (tenant_id, request_id).';
+
+-- a price change reaches every session's price cache at commit
+CREATE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.model_price_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+
+------------------------------------------------------------------------
 -- The table copy of the counters, for pg_dump and for a server started
 -- without the library
 ------------------------------------------------------------------------
@@ -381,8 +406,11 @@ REVOKE ALL ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_consume(text,
                        llm_usage._quota_config_changed(), llm_usage._quota_configs(), llm_usage._quota_table_counters(text),
                        llm_usage._quota_counters(text), llm_usage._quota_counters_update(),
                        llm_usage._consume(llm_usage.tenants, text[], numeric[]),
-                       llm_usage.enforce_quota(text, text, numeric), llm_usage.save_quota_counters()
+                       llm_usage.enforce_quota(text, text, numeric), llm_usage.save_quota_counters(),
+                       llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint)
     FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint)
+    TO llm_usage_app;
 -- enforce_quota() runs as its caller and reads its configuration through these
 GRANT EXECUTE ON FUNCTION llm_usage.enforce_quota(text, text, numeric),
                           llm_usage._quota_configs(), llm_usage._quota_table_counters(text)

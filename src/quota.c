@@ -111,6 +111,7 @@ reset_cache(void)
 	tenants_relid = InvalidOid;
 	if (cache_ctx != NULL)
 		MemoryContextReset(cache_ctx);
+	track_reset_cache();
 }
 
 static void
@@ -470,6 +471,21 @@ tenant_config(const char *tenant)
 		}
 	}
 	return cfg;
+}
+
+/* whether the current role may act on the tenant (and it exists), from the cache */
+bool
+quota_tenant_visible(const char *tenant)
+{
+	ConfigKey	key;
+
+	AcceptInvalidationMessages();
+	ensure_cache();
+	if (config_cache == NULL || cache_userid != GetOuterUserId())
+		load_configs();
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.tenant, tenant, sizeof(key.tenant));
+	return hash_search(config_cache, &key, HASH_FIND, NULL) != NULL;
 }
 
 /* refresh a limit's current period if now is outside it */

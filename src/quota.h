@@ -55,4 +55,8 @@ extern bool quota_save_if_changed(void);
 extern void quota_warn_full(void);
 extern PGDLLEXPORT void llm_usage_quota_saver_main(Datum main_arg);
 
+/* quota.c and track.c: per-backend caches */
+extern bool quota_tenant_visible(const char *tenant);
+extern void track_reset_cache(void);
+
 #endif							/* LLM_USAGE_QUOTA_H */

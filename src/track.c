@@ -1,0 +1,456 @@
+/*-------------------------------------------------------------------------
+ *
+ * track.c
+ *	  track_usage() at the speed of a plain INSERT.
+ *
+ * The common call (valid arguments, a tenant the role may use, a recent
+ * occurred_at) is checked in C, priced from a per-backend price cache and
+ * written with one prepared INSERT (two with a request_id) run as the
+ * function's owner, as the SQL version's SECURITY DEFINER does.  Anything
+ * else goes to the SQL implementation, _track_usage_sql(), for its error
+ * messages and rare cases: bad arguments, a repeated request_id, an
+ * occurred_at more than 28 days back (retention checks) or ahead.
+ *
+ * The price cache holds every row of llm_usage.model_price_versions; it is
+ * dropped with the quota cache whenever prices, plans, quotas, tenants or
+ * access change (the same commit-time invalidation, see quota.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "llm_usage.h"
+#include "quota.h"
+
+#define MODEL_MAX		200
+#define MAX_TOKENS		INT64CONST(1000000000)
+
+/* one price version; rates are numeric Datums in price_ctx, 0 when NULL */
+typedef struct PriceVersion
+{
+	TimestampTz valid_from;
+	int64		price_id;
+	char	   *provider;
+	Datum		input;
+	Datum		output;
+	Datum		cached;			/* or 0: the input rate */
+	Datum		cache_write;	/* or 0: the input rate */
+	Datum		input_200k;		/* or 0: none */
+	Datum		output_200k;
+} PriceVersion;
+
+typedef struct ModelPrices
+{
+	char		model[MODEL_MAX + 1];
+	int			n;
+	PriceVersion *versions;		/* newest valid_from first */
+} ModelPrices;
+
+static HTAB *price_cache = NULL;
+static MemoryContext price_ctx = NULL;
+static SPIPlanPtr prices_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr request_plan = NULL;
+static SPIPlanPtr insert_with_id_plan = NULL;
+static SPIPlanPtr fallback_plan = NULL;
+static Oid	owner_oid = InvalidOid;
+
+static const char *const event_types[] = {
+	"chat", "completion", "embedding", "image", "audio", "moderation", "tool", "other", NULL
+};
+static const char *const results[] = {"success", "failure", "rate_limited", NULL};
+
+PG_FUNCTION_INFO_V1(llm_usage_track_usage);
+
+/* called from quota.c's invalidation callbacks */
+void
+track_reset_cache(void)
+{
+	price_cache = NULL;
+	if (price_ctx != NULL)
+		MemoryContextReset(price_ctx);
+}
+
+static Datum
+rate(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? (Datum) 0 : datumCopy(d, false, -1);
+}
+
+/* load every price version into the cache */
+static void
+load_prices(void)
+{
+	HASHCTL		info;
+	MemoryContext old;
+
+	if (price_ctx == NULL)
+		price_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage price cache", ALLOCSET_SMALL_SIZES);
+	SPI_connect();
+	if (prices_plan == NULL)
+	{
+		prices_plan = SPI_prepare("SELECT model, valid_from, price_id, provider, input_usd_per_mtok, output_usd_per_mtok, "
+								  "cached_input_usd_per_mtok, cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, "
+								  "output_above_200k_usd_per_mtok FROM llm_usage.model_price_versions "
+								  "ORDER BY model, valid_from DESC", 0, NULL);
+		if (prices_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(prices_plan);
+	}
+	if (SPI_execute_plan(prices_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "reading llm_usage.model_price_versions failed");
+
+	track_reset_cache();
+	memset(&info, 0, sizeof(info));
+	info.keysize = MODEL_MAX + 1;
+	info.entrysize = sizeof(ModelPrices);
+	info.hcxt = price_ctx;
+	price_cache = hash_create("llm_usage price cache", 256, &info, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	old = MemoryContextSwitchTo(price_ctx);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *model = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		char		key[MODEL_MAX + 1];
+		ModelPrices *mp;
+		bool		found;
+		PriceVersion *v;
+
+		if (strlen(model) > MODEL_MAX)
+			continue;
+		memset(key, 0, sizeof(key));
+		strlcpy(key, model, sizeof(key));
+		mp = hash_search(price_cache, key, HASH_ENTER, &found);
+		if (!found)
+		{
+			mp->n = 0;
+			mp->versions = palloc(sizeof(PriceVersion) * 4);
+		}
+		else if ((mp->n & (mp->n - 1)) == 0 && mp->n >= 4)
+			mp->versions = repalloc(mp->versions, sizeof(PriceVersion) * mp->n * 2);
+		v = &mp->versions[mp->n++];
+		v->valid_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		v->price_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		v->provider = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		v->input = rate(tup, desc, 5);
+		v->output = rate(tup, desc, 6);
+		v->cached = rate(tup, desc, 7);
+		v->cache_write = rate(tup, desc, 8);
+		v->input_200k = rate(tup, desc, 9);
+		v->output_200k = rate(tup, desc, 10);
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+}
+
+/* the version valid at "at", or NULL */
+static PriceVersion *
+price_at(const char *model, TimestampTz at)
+{
+	char		key[MODEL_MAX + 1];
+	ModelPrices *mp;
+
+	if (price_cache == NULL)
+		load_prices();
+	memset(key, 0, sizeof(key));
+	strlcpy(key, model, sizeof(key));
+	mp = hash_search(price_cache, key, HASH_FIND, NULL);
+	if (mp == NULL)
+		return NULL;
+	for (int i = 0; i < mp->n; i++)
+		if (mp->versions[i].valid_from <= at)
+			return &mp->versions[i];
+	return NULL;
+}
+
+static Datum
+times(int64 tokens, Datum rate_usd)
+{
+	return DirectFunctionCall2(numeric_mul, NumericGetDatum(int64_to_numeric(tokens)), rate_usd);
+}
+
+/* the cost _cost() computes, exactly (numeric throughout) */
+static Datum
+cost_of(PriceVersion *p, int64 in, int64 out, int64 cached, int64 cw)
+{
+	Datum		in_rate = (in > 200000 && p->input_200k) ? p->input_200k : p->input;
+	Datum		out_rate = (in > 200000 && p->output_200k) ? p->output_200k : p->output;
+	Datum		sum;
+
+	sum = times(in - cached - cw, in_rate);
+	sum = DirectFunctionCall2(numeric_add, sum, times(cached, p->cached ? p->cached : p->input));
+	sum = DirectFunctionCall2(numeric_add, sum, times(cw, p->cache_write ? p->cache_write : p->input));
+	sum = DirectFunctionCall2(numeric_add, sum, times(out, out_rate));
+	sum = DirectFunctionCall2(numeric_mul, sum,
+							  DirectFunctionCall3(numeric_in, CStringGetDatum("0.000001"),
+												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	return DirectFunctionCall1(numeric_trim_scale, sum);
+}
+
+static bool
+in_list(const char *s, const char *const *list)
+{
+	for (int i = 0; list[i] != NULL; i++)
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+plain_model_name(const char *m)
+{
+	size_t		len = strlen(m);
+
+	if (len == 0 || len > MODEL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char) m[i] < 0x21 || (unsigned char) m[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static bool
+count_ok(FunctionCallInfo fcinfo, int arg)
+{
+	return !PG_ARGISNULL(arg) && PG_GETARG_INT64(arg) >= 0 && PG_GETARG_INT64(arg) <= MAX_TOKENS;
+}
+
+static SPIPlanPtr
+keep(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static Oid
+function_owner(Oid fn)
+{
+	if (!OidIsValid(owner_oid))
+	{
+		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for function %u", fn);
+		owner_oid = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+		ReleaseSysCache(tup);
+	}
+	return owner_oid;
+}
+
+/*
+ * track_fast
+ *		Write the call if it is a common one; false when the SQL path must
+ *		take it (nothing has been written then).
+ */
+static bool
+track_fast(FunctionCallInfo fcinfo, int64 *event_id)
+{
+	char	   *tenant;
+	char	   *event_type;
+	char	   *model = NULL;
+	char	   *result;
+	TimestampTz at;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64		in,
+				out,
+				cached,
+				cw;
+	PriceVersion *p = NULL;
+	Datum		values[17];
+	char		nulls[17];
+	Oid			save_userid;
+	int			save_sec;
+	bool		written = false;
+
+	/* arguments: 0 tenant 1 event_type 2 model 3 input 4 output 5 cached 6 latency 7 status 8 result 9 metadata 10 request_id 11 occurred_at 12 cache_write */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(8) || PG_ARGISNULL(9) || PG_ARGISNULL(11))
+		return false;
+	if (!count_ok(fcinfo, 3) || !count_ok(fcinfo, 4) || !count_ok(fcinfo, 5) || !count_ok(fcinfo, 12))
+		return false;
+	in = PG_GETARG_INT64(3);
+	out = PG_GETARG_INT64(4);
+	cached = PG_GETARG_INT64(5);
+	cw = PG_GETARG_INT64(12);
+	if (cached + cw > in)
+		return false;
+	if (!PG_ARGISNULL(6) && (PG_GETARG_INT32(6) < 0 || PG_GETARG_INT32(6) > 86400000))
+		return false;
+	if (!PG_ARGISNULL(7) && (PG_GETARG_INT32(7) < 100 || PG_GETARG_INT32(7) > 599))
+		return false;
+	at = PG_GETARG_TIMESTAMPTZ(11);
+	if (at > now + USECS_PER_HOUR || at < now - 28 * USECS_PER_DAY)
+		return false;
+	event_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	result = text_to_cstring(PG_GETARG_TEXT_PP(8));
+	if (!in_list(event_type, event_types) || !in_list(result, results))
+		return false;
+	{
+		Jsonb	   *meta = PG_GETARG_JSONB_P(9);
+
+		if (!JB_ROOT_IS_OBJECT(meta) || VARSIZE(meta) > 8192)
+			return false;
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		model = text_to_cstring(PG_GETARG_TEXT_PP(2));
+		if (!plain_model_name(model))
+			return false;
+	}
+	if (!PG_ARGISNULL(10))
+	{
+		char	   *rid = text_to_cstring(PG_GETARG_TEXT_PP(10));
+
+		if (strlen(rid) == 0 || strlen(rid) > 255 || strspn(rid, " ") == strlen(rid))
+			return false;
+	}
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX || !quota_tenant_visible(tenant))
+		return false;
+
+	if (model != NULL)
+		p = price_at(model, at);
+
+	/* $1 tenant ... as in insert_plan; $17 event_id */
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[3] = p ? CStringGetTextDatum(p->provider) : (Datum) 0;
+	nulls[3] = p ? ' ' : 'n';
+	values[4] = Int64GetDatum(in);
+	values[5] = Int64GetDatum(out);
+	values[6] = Int64GetDatum(cached);
+	values[7] = Int64GetDatum(cw);
+	values[8] = p ? cost_of(p, in, out, cached, cw) : (Datum) 0;
+	nulls[8] = p ? ' ' : 'n';
+	values[9] = p ? Int64GetDatum(p->price_id) : (Datum) 0;
+	nulls[9] = p ? ' ' : 'n';
+	values[10] = PG_GETARG_DATUM(6);
+	nulls[10] = PG_ARGISNULL(6) ? 'n' : ' ';
+	values[11] = PG_GETARG_DATUM(7);
+	nulls[11] = PG_ARGISNULL(7) ? 'n' : ' ';
+	values[12] = PG_GETARG_DATUM(8);
+	values[13] = PG_GETARG_DATUM(9);
+	values[14] = PG_GETARG_DATUM(10);
+	nulls[14] = PG_ARGISNULL(10) ? 'n' : ' ';
+	values[15] = TimestampTzGetDatum(at);
+
+	/* write as the function's owner, as SECURITY DEFINER would */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(function_owner(fcinfo->flinfo->fn_oid), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	if (insert_plan == NULL)
+	{
+		Oid			types[17] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
+		NUMERICOID, INT8OID, INT4OID, INT4OID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+		const char *cols = "INSERT INTO llm_usage.usage_events (tenant_id, event_type, model, provider, input_tokens, "
+			"output_tokens, cached_input_tokens, cache_write_tokens, cost_usd, price_id, latency_ms, "
+			"status_code, result, metadata, request_id, occurred_at";
+
+		insert_plan = keep(psprintf("%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+									"RETURNING event_id", cols), 16, types);
+		insert_with_id_plan = keep(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+											cols), 17, types);
+		request_plan = keep("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
+							"VALUES ($1, $2, nextval('llm_usage.usage_events_id_seq'), $3) "
+							"ON CONFLICT DO NOTHING RETURNING event_id", 3,
+							(Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
+	}
+	if (PG_ARGISNULL(10))
+	{
+		bool		isnull;
+
+		if (SPI_execute_plan(insert_plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+			elog(ERROR, "inserting into llm_usage.usage_events failed");
+		*event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		written = true;
+	}
+	else
+	{
+		Datum		rv[3] = {values[0], values[14], values[15]};
+
+		if (SPI_execute_plan(request_plan, rv, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "inserting into llm_usage.usage_requests failed");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			*event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			values[16] = Int64GetDatum(*event_id);
+			if (SPI_execute_plan(insert_with_id_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "inserting into llm_usage.usage_events failed");
+			written = true;
+		}
+		/* else: a repeated request; the SQL path returns the first event */
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return written;
+}
+
+/* track_usage through the SQL implementation */
+static int64
+track_sql(FunctionCallInfo fcinfo)
+{
+	Datum		args[13];
+	char		argnulls[13];
+	Oid			types[13] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT4OID, INT4OID,
+	TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+	bool		isnull;
+	int64		id;
+
+	for (int i = 0; i < 13; i++)
+	{
+		argnulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	SPI_connect();
+	if (fallback_plan == NULL)
+		fallback_plan = keep("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+							 13, types);
+	if (SPI_execute_plan(fallback_plan, args, argnulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "llm_usage._track_usage_sql returned no row");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return id;
+}
+
+/*
+ * llm_usage.track_usage(...) RETURNS bigint — see design.md for the
+ * arguments; returns the event id.
+ */
+Datum
+llm_usage_track_usage(PG_FUNCTION_ARGS)
+{
+	int64		id;
+
+	if (!track_fast(fcinfo, &id))
+		id = track_sql(fcinfo);
+	PG_RETURN_INT64(id);
+}
