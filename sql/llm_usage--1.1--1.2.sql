@@ -399,6 +399,176 @@ COMMENT ON FUNCTION llm_usage._maintenance() IS
 'Internal (worker, every llm_usage.aggregate_interval), in one transaction: make usage_events partitions two months ahead, roll up hourly, daily and monthly, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table.';
 
 ------------------------------------------------------------------------
+-- Roll-ups: many touched periods within a few days are read in one pass;
+-- no JIT and room to sort in memory for the roll-up's own queries
+------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION llm_usage.aggregate_usage_metrics(period_type text DEFAULT 'daily', since timestamptz DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET work_mem = '64MB'
+AS $$
+#variable_conflict use_column
+DECLARE
+    p_type   text := $1;
+    p_since  timestamptz := $2;
+    v_unit   text;
+    v_wm     timestamptz;
+    v_new_wm timestamptz;
+    v_tenants text[];
+    v_starts timestamptz[];
+    v_rows   integer;
+    v_lo     timestamptz;
+    v_hi     timestamptz;
+    v_source text;
+BEGIN
+    PERFORM llm_usage._require_admin('aggregate_usage_metrics');
+    v_unit := llm_usage._require_rollup_unit(p_type);
+    IF p_since IS NOT NULL AND p_since > now() THEN
+        RAISE EXCEPTION 'since (%) is in the future', p_since
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    INSERT INTO llm_usage.aggregation_state (period_type) VALUES (p_type) ON CONFLICT DO NOTHING;
+    SELECT s.watermark INTO v_wm
+      FROM llm_usage.aggregation_state s
+     WHERE s.period_type = p_type
+       FOR UPDATE;
+
+    PERFORM pg_stat_clear_snapshot();
+    SELECT least(clock_timestamp(), min(a.xact_start)) INTO v_new_wm
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL;
+
+    /*
+     * The calls to aggregate, with the period each falls in ($1 unit,
+     * $2/$7 scan bounds, $4/$5 incremental periods).
+     */
+    IF p_since IS NOT NULL OR v_wm IS NULL THEN
+        /*
+         * Scan: one pass over the calls from a lower bound (none on a first
+         * run).  It starts a day before the UTC start of since's period,
+         * which covers that period in every time zone; HAVING below keeps
+         * the periods that really hold a call at or after since.
+         */
+        v_lo := coalesce(date_trunc(v_unit, p_since, 'UTC') - interval '1 day', '-infinity');
+        v_source := $src$
+            SELECT e.*, date_trunc($1, e.occurred_at, t.timezone) AS period_start
+              FROM llm_usage.usage_events e
+              JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
+             WHERE e.occurred_at >= $2 $src$;
+    ELSE
+        /* Incremental: whole periods of the calls written since the watermark. */
+        SELECT array_agg(d.tenant_id), array_agg(d.period_start), min(d.period_start), max(d.period_start)
+          INTO v_tenants, v_starts, v_lo, v_hi
+          FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
+                  FROM llm_usage.usage_events e
+                  JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
+                 WHERE e.recorded_at >= v_wm) d;
+        v_hi := v_hi + ('1 ' || v_unit)::interval + interval '2 hours';     -- covers a 25-hour day
+    END IF;
+    IF p_since IS NULL AND v_wm IS NOT NULL AND v_unit IN ('hour', 'day')
+       AND cardinality(v_tenants) > 100 AND v_hi - v_lo <= interval '9 days' THEN
+        /*
+         * Many periods within a few days (the usual case: every active
+         * tenant's today): one pass over the calls of those days, kept to
+         * the touched periods, beats an index scan per period.
+         */
+        v_source := $src$
+            SELECT e.*, p.period_start
+              FROM llm_usage.usage_events e
+              JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
+             CROSS JOIN LATERAL (SELECT date_trunc($1, e.occurred_at, t.timezone) AS period_start) p
+             WHERE e.occurred_at >= $2 AND e.occurred_at < $7
+               AND (e.tenant_id, p.period_start) IN (SELECT * FROM unnest($4::text[], $5::timestamptz[])) $src$;
+    ELSIF p_since IS NULL AND v_wm IS NOT NULL THEN
+        v_source := $src$
+            SELECT e.*, p.period_start
+              FROM unnest($4::text[], $5::timestamptz[]) AS p(tenant_id, period_start)
+              JOIN llm_usage.tenants t ON t.tenant_id = p.tenant_id
+             CROSS JOIN LATERAL llm_usage._period_bounds($1, p.period_start, t.timezone) b
+              JOIN llm_usage.usage_events e
+                ON e.tenant_id = p.tenant_id AND e.occurred_at >= b.period_start AND e.occurred_at < b.period_end $src$;
+    END IF;
+
+    EXECUTE format($ins$
+    INSERT INTO llm_usage.tenant_usage_metrics AS m
+        (tenant_id, period_type, period_start, api_calls_total, api_calls_failed, rate_limited_count,
+         chat_messages_sent, embeddings_generated, input_tokens, output_tokens, cached_input_tokens,
+         total_tokens_used, estimated_cost_usd, unpriced_calls, api_latency_p50_ms, api_latency_p95_ms,
+         api_latency_p99_ms, error_rate, latency_sum_ms, latency_count, updated_at)
+    SELECT e.tenant_id, $6, e.period_start,
+           count(*),
+           count(*) FILTER (WHERE e.result = 'failure'),
+           count(*) FILTER (WHERE e.result = 'rate_limited'),
+           count(*) FILTER (WHERE e.event_type = 'chat'),
+           count(*) FILTER (WHERE e.event_type = 'embedding'),
+           sum(e.input_tokens),
+           sum(e.output_tokens),
+           sum(e.cached_input_tokens),
+           sum(e.total_tokens),
+           coalesce(sum(e.cost_usd), 0),
+           count(*) FILTER (WHERE e.cost_usd IS NULL),
+           round(percentile_cont(0.50) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2),
+           round(percentile_cont(0.95) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2),
+           round(percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms)::numeric, 2),
+           round(count(*) FILTER (WHERE e.result <> 'success')::numeric / count(*), 4),
+           coalesce(sum(e.latency_ms), 0),
+           count(e.latency_ms),
+           now()
+      FROM (%s) e
+     GROUP BY e.tenant_id, e.period_start
+    HAVING $3::timestamptz IS NULL OR max(e.occurred_at) >= $3
+    ON CONFLICT (tenant_id, period_type, period_start) DO UPDATE
+       SET api_calls_total = EXCLUDED.api_calls_total,
+           api_calls_failed = EXCLUDED.api_calls_failed,
+           rate_limited_count = EXCLUDED.rate_limited_count,
+           chat_messages_sent = EXCLUDED.chat_messages_sent,
+           embeddings_generated = EXCLUDED.embeddings_generated,
+           input_tokens = EXCLUDED.input_tokens,
+           output_tokens = EXCLUDED.output_tokens,
+           cached_input_tokens = EXCLUDED.cached_input_tokens,
+           total_tokens_used = EXCLUDED.total_tokens_used,
+           estimated_cost_usd = EXCLUDED.estimated_cost_usd,
+           unpriced_calls = EXCLUDED.unpriced_calls,
+           api_latency_p50_ms = EXCLUDED.api_latency_p50_ms,
+           api_latency_p95_ms = EXCLUDED.api_latency_p95_ms,
+           api_latency_p99_ms = EXCLUDED.api_latency_p99_ms,
+           error_rate = EXCLUDED.error_rate,
+           latency_sum_ms = EXCLUDED.latency_sum_ms,
+           latency_count = EXCLUDED.latency_count,
+           updated_at = EXCLUDED.updated_at
+     WHERE (m.api_calls_total, m.api_calls_failed, m.rate_limited_count, m.chat_messages_sent,
+            m.embeddings_generated, m.input_tokens, m.output_tokens, m.cached_input_tokens,
+            m.total_tokens_used, m.estimated_cost_usd, m.unpriced_calls, m.api_latency_p50_ms,
+            m.api_latency_p95_ms, m.api_latency_p99_ms, m.error_rate, m.latency_sum_ms, m.latency_count)
+           IS DISTINCT FROM
+           (EXCLUDED.api_calls_total, EXCLUDED.api_calls_failed, EXCLUDED.rate_limited_count,
+            EXCLUDED.chat_messages_sent, EXCLUDED.embeddings_generated, EXCLUDED.input_tokens,
+            EXCLUDED.output_tokens, EXCLUDED.cached_input_tokens, EXCLUDED.total_tokens_used,
+            EXCLUDED.estimated_cost_usd, EXCLUDED.unpriced_calls, EXCLUDED.api_latency_p50_ms,
+            EXCLUDED.api_latency_p95_ms, EXCLUDED.api_latency_p99_ms, EXCLUDED.error_rate,
+            EXCLUDED.latency_sum_ms, EXCLUDED.latency_count);
+    $ins$, v_source)
+    USING v_unit, v_lo, p_since, v_tenants, v_starts, p_type, v_hi;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+
+    IF p_since IS NULL THEN
+        UPDATE llm_usage.aggregation_state s
+           SET watermark = v_new_wm, last_run_at = now()
+         WHERE s.period_type = p_type;
+    ELSE
+        UPDATE llm_usage.aggregation_state s
+           SET last_run_at = now()
+         WHERE s.period_type = p_type;
+    END IF;
+    RETURN v_rows;
+END
+$$;
+
+
+------------------------------------------------------------------------
 -- Privileges
 ------------------------------------------------------------------------
 REVOKE ALL ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_consume(text, text[], numeric[]),

@@ -30,6 +30,9 @@ SELECT llm_usage.aggregate_usage_metrics(p) > 0 AS rolled FROM unnest(ARRAY['hou
 SELECT pg_temp.random_calls(300, 5);
 SELECT pg_temp.random_calls(100, 90);
 SELECT llm_usage.aggregate_usage_metrics(p) > 0 AS rolled FROM unnest(ARRAY['hourly', 'daily', 'monthly']) p;
+-- batch 4: more than 100 hours touched within three days (read in one pass)
+SELECT pg_temp.random_calls(400, 3);
+SELECT llm_usage.aggregate_usage_metrics(p) > 0 AS rolled FROM unnest(ARRAY['hourly', 'daily', 'monthly']) p;
 
 CREATE TEMP VIEW recomputed AS
 SELECT e.tenant_id, pt.period_type, date_trunc(pt.unit, e.occurred_at, t.timezone) AS period_start,

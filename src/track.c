@@ -6,7 +6,8 @@
  * The common call (valid arguments, a tenant the role may use, a recent
  * occurred_at) is checked in C, priced from a per-backend price cache and
  * written with one prepared INSERT (two with a request_id) run as the
- * function's owner, as the SQL version's SECURITY DEFINER does.  Anything
+ * function's owner, as the SQL version's SECURITY DEFINER does, under the
+ * calling statement's snapshot (no second snapshot per call).  Anything
  * else goes to the SQL implementation, _track_usage_sql(), for its error
  * messages and rare cases: bad arguments, a repeated request_id, an
  * occurred_at more than 28 days back (retention checks) or ahead.
@@ -32,6 +33,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -70,6 +72,7 @@ static SPIPlanPtr request_plan = NULL;
 static SPIPlanPtr insert_with_id_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static Oid	owner_oid = InvalidOid;
+static Datum per_token = (Datum) 0;	/* 0.000001: rates are per million tokens */
 
 static const char *const event_types[] = {
 	"chat", "completion", "embedding", "image", "audio", "moderation", "tool", "other", NULL
@@ -202,9 +205,15 @@ cost_of(PriceVersion *p, int64 in, int64 out, int64 cached, int64 cw)
 	sum = DirectFunctionCall2(numeric_add, sum, times(cached, p->cached ? p->cached : p->input));
 	sum = DirectFunctionCall2(numeric_add, sum, times(cw, p->cache_write ? p->cache_write : p->input));
 	sum = DirectFunctionCall2(numeric_add, sum, times(out, out_rate));
-	sum = DirectFunctionCall2(numeric_mul, sum,
-							  DirectFunctionCall3(numeric_in, CStringGetDatum("0.000001"),
-												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	if (per_token == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		per_token = DirectFunctionCall3(numeric_in, CStringGetDatum("0.000001"),
+										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		MemoryContextSwitchTo(old);
+	}
+	sum = DirectFunctionCall2(numeric_mul, sum, per_token);
 	return DirectFunctionCall1(numeric_trim_scale, sum);
 }
 
@@ -386,7 +395,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	{
 		bool		isnull;
 
-		if (SPI_execute_plan(insert_plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		if (SPI_execute_snapshot(insert_plan, values, nulls, GetActiveSnapshot(), InvalidSnapshot, false, true, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "inserting into llm_usage.usage_events failed");
 		*event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		written = true;
@@ -395,7 +404,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	{
 		Datum		rv[3] = {values[0], values[14], values[15]};
 
-		if (SPI_execute_plan(request_plan, rv, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		if (SPI_execute_snapshot(request_plan, rv, NULL, GetActiveSnapshot(), InvalidSnapshot, false, true, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "inserting into llm_usage.usage_requests failed");
 		if (SPI_processed == 1)
 		{
@@ -403,7 +412,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 
 			*event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			values[16] = Int64GetDatum(*event_id);
-			if (SPI_execute_plan(insert_with_id_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+			if (SPI_execute_snapshot(insert_with_id_plan, values, nulls, GetActiveSnapshot(), InvalidSnapshot, false, true, 0) != SPI_OK_INSERT)
 				elog(ERROR, "inserting into llm_usage.usage_events failed");
 			written = true;
 		}
