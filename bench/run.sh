@@ -107,8 +107,16 @@ for s in select1 enforce_hot enforce_spread insert track; do
     med[$s]=$(tr ' ' '\n' <<<"${runs[$s]}" | grep . | median)
 done
 
+# the roll-up and dashboard scenarios: a database of exactly $EVENTS calls
+DB=llm_usage_bench_events
+fresh_db "$DB"
 log "loading $EVENTS calls over 1,000 tenants and 120 days"
 q -o /dev/null <<SQL
+CREATE EXTENSION llm_usage;
+SELECT llm_usage.create_plan('bench');
+SELECT llm_usage.create_tenant('b' || i, 'bench', (ARRAY['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Tokyo'])[1 + i % 4])
+  FROM generate_series(1, 1000) i;
+SELECT llm_usage._ensure_partitions((now() - interval '125 days')::date, now()::date + 31);
 INSERT INTO llm_usage.usage_events (tenant_id, event_type, model, provider, input_tokens, output_tokens,
                                     cost_usd, latency_ms, result, occurred_at, recorded_at)
 SELECT 'b' || (1 + g % 1000), 'chat', ($MODELS)[1 + g % 4], 'openai', 1000 + g % 500, 100 + g % 50,

@@ -10,6 +10,26 @@ ALTER TABLE llm_usage.quota_counters RENAME TO quota_counters_table;
 COMMENT ON TABLE llm_usage.quota_counters_table IS
 'Quota counters kept in a table: used when llm_usage is not in shared_preload_libraries, or for tenants beyond llm_usage.quota_max_tenants.  Read llm_usage.quota_counters instead.';
 
+/* _audit_quota_denial(tenant, checks): the quota_exceeded audit event of a denied call */
+CREATE FUNCTION llm_usage._audit_quota_denial(p_tenant text, p_checks llm_usage._quota_check[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
+    SELECT p_tenant, 'quota', 'quota_exceeded', 'denied', llm_usage._caller()::regrole::text,
+           jsonb_build_object('requested', jsonb_object_agg(r.quota_type || '/' || r.period, r.requested),
+                              'denied', jsonb_agg(jsonb_build_object('quota_type', r.quota_type,
+                                                                     'period', r.period,
+                                                                     'quota_limit', r.quota_limit,
+                                                                     'used', r.used,
+                                                                     'period_start', r.period_start))
+                                        FILTER (WHERE NOT r.fits))
+      FROM unnest(p_checks) r
+$$;
+COMMENT ON FUNCTION llm_usage._audit_quota_denial(text, llm_usage._quota_check[]) IS
+'Internal: writes the quota_exceeded audit event of a denied enforce_quota()/enforce_quotas() call.';
+
 ALTER FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) RENAME TO _consume_table;
 CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[])
 RETURNS SETOF llm_usage._quota_check
@@ -80,16 +100,7 @@ BEGIN
     END IF;
 
     IF coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on' THEN
-        INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
-        SELECT t.tenant_id, 'quota', 'quota_exceeded', 'denied', llm_usage._caller()::regrole::text,
-               jsonb_build_object('requested', jsonb_object_agg(r.quota_type || '/' || r.period, r.requested),
-                                  'denied', jsonb_agg(jsonb_build_object('quota_type', r.quota_type,
-                                                                         'period', r.period,
-                                                                         'quota_limit', r.quota_limit,
-                                                                         'used', r.used,
-                                                                         'period_start', r.period_start))
-                                            FILTER (WHERE NOT r.fits))
-          FROM unnest(v_chk) r;
+        PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
     END IF;
     RETURN QUERY SELECT * FROM unnest(v_chk);
 END
@@ -259,16 +270,7 @@ BEGIN
     END IF;
     IF NOT (SELECT bool_and(r.fits) FROM unnest(v_chk) r)
        AND coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on' THEN
-        INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
-        SELECT t.tenant_id, 'quota', 'quota_exceeded', 'denied', llm_usage._caller()::regrole::text,
-               jsonb_build_object('requested', jsonb_object_agg(r.quota_type || '/' || r.period, r.requested),
-                                  'denied', jsonb_agg(jsonb_build_object('quota_type', r.quota_type,
-                                                                         'period', r.period,
-                                                                         'quota_limit', r.quota_limit,
-                                                                         'used', r.used,
-                                                                         'period_start', r.period_start))
-                                            FILTER (WHERE NOT r.fits))
-          FROM unnest(v_chk) r;
+        PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
     END IF;
     RETURN QUERY SELECT * FROM unnest(v_chk);
 END
@@ -399,8 +401,8 @@ COMMENT ON FUNCTION llm_usage._maintenance() IS
 'Internal (worker, every llm_usage.aggregate_interval), in one transaction: make usage_events partitions two months ahead, roll up hourly, daily and monthly, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table.';
 
 ------------------------------------------------------------------------
--- Roll-ups: many touched periods within a few days are read in one pass;
--- no JIT and room to sort in memory for the roll-up's own queries
+-- Roll-ups: touched periods found by key lookups whatever the estimates,
+-- read with an index scan each; no JIT, room to sort in memory
 ------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION llm_usage.aggregate_usage_metrics(period_type text DEFAULT 'daily', since timestamptz DEFAULT NULL)
 RETURNS integer
@@ -420,7 +422,7 @@ DECLARE
     v_starts timestamptz[];
     v_rows   integer;
     v_lo     timestamptz;
-    v_hi     timestamptz;
+    v_ends   timestamptz[];
     v_source text;
 BEGIN
     PERFORM llm_usage._require_admin('aggregate_usage_metrics');
@@ -443,7 +445,7 @@ BEGIN
 
     /*
      * The calls to aggregate, with the period each falls in ($1 unit,
-     * $2/$7 scan bounds, $4/$5 incremental periods).
+     * $2 scan start, $4/$5/$7 incremental periods: tenant, start, end).
      */
     IF p_since IS NOT NULL OR v_wm IS NULL THEN
         /*
@@ -459,39 +461,30 @@ BEGIN
               JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
              WHERE e.occurred_at >= $2 $src$;
     ELSE
-        /* Incremental: whole periods of the calls written since the watermark. */
-        SELECT array_agg(d.tenant_id), array_agg(d.period_start), min(d.period_start), max(d.period_start)
-          INTO v_tenants, v_starts, v_lo, v_hi
-          FROM (SELECT DISTINCT e.tenant_id, date_trunc(v_unit, e.occurred_at, t.timezone) AS period_start
-                  FROM llm_usage.usage_events e
-                  JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
-                 WHERE e.recorded_at >= v_wm) d;
-        v_hi := v_hi + ('1 ' || v_unit)::interval + interval '2 hours';     -- covers a 25-hour day
-    END IF;
-    IF p_since IS NULL AND v_wm IS NOT NULL AND v_unit IN ('hour', 'day')
-       AND cardinality(v_tenants) > 100 AND v_hi - v_lo <= interval '9 days' THEN
         /*
-         * Many periods within a few days (the usual case: every active
-         * tenant's today): one pass over the calls of those days, kept to
-         * the touched periods, beats an index scan per period.
+         * Incremental: whole periods of the calls written since the
+         * watermark.  Calls are first reduced to (tenant, quarter hour) —
+         * every zone's period boundaries fall on quarter hours — and each
+         * tenant's zone is looked up by key, whatever the estimates.
          */
+        SELECT array_agg(p.tenant_id), array_agg(b.period_start), array_agg(b.period_end)
+          INTO v_tenants, v_starts, v_ends
+          FROM (SELECT DISTINCT q.tenant_id, date_trunc(v_unit, q.bin, q.timezone) AS period_start, q.timezone
+                  FROM (SELECT d.tenant_id, d.bin,
+                               (SELECT t.timezone FROM llm_usage.tenants t WHERE t.tenant_id = d.tenant_id) AS timezone
+                          FROM (SELECT DISTINCT e.tenant_id, date_bin('15 minutes', e.occurred_at, 'epoch') AS bin
+                                  FROM llm_usage.usage_events e
+                                 WHERE e.recorded_at >= v_wm) d) q
+                 WHERE q.timezone IS NOT NULL) p
+         CROSS JOIN LATERAL llm_usage._period_bounds(v_unit, p.period_start, p.timezone) b;
         v_source := $src$
             SELECT e.*, p.period_start
-              FROM llm_usage.usage_events e
-              JOIN llm_usage.tenants t ON t.tenant_id = e.tenant_id
-             CROSS JOIN LATERAL (SELECT date_trunc($1, e.occurred_at, t.timezone) AS period_start) p
-             WHERE e.occurred_at >= $2 AND e.occurred_at < $7
-               AND (e.tenant_id, p.period_start) IN (SELECT * FROM unnest($4::text[], $5::timestamptz[])) $src$;
-    ELSIF p_since IS NULL AND v_wm IS NOT NULL THEN
-        v_source := $src$
-            SELECT e.*, p.period_start
-              FROM unnest($4::text[], $5::timestamptz[]) AS p(tenant_id, period_start)
-              JOIN llm_usage.tenants t ON t.tenant_id = p.tenant_id
-             CROSS JOIN LATERAL llm_usage._period_bounds($1, p.period_start, t.timezone) b
-              JOIN llm_usage.usage_events e
-                ON e.tenant_id = p.tenant_id AND e.occurred_at >= b.period_start AND e.occurred_at < b.period_end $src$;
+              FROM unnest($4::text[], $5::timestamptz[], $7::timestamptz[]) AS p(tenant_id, period_start, period_end)
+             CROSS JOIN LATERAL (SELECT * FROM llm_usage.usage_events x
+                                  WHERE x.tenant_id = p.tenant_id AND x.occurred_at >= p.period_start
+                                    AND x.occurred_at < p.period_end
+                                 OFFSET 0) e $src$;     -- OFFSET 0: an index scan per period
     END IF;
-
     EXECUTE format($ins$
     INSERT INTO llm_usage.tenant_usage_metrics AS m
         (tenant_id, period_type, period_start, api_calls_total, api_calls_failed, rate_limited_count,
@@ -551,7 +544,7 @@ BEGIN
             EXCLUDED.api_latency_p95_ms, EXCLUDED.api_latency_p99_ms, EXCLUDED.error_rate,
             EXCLUDED.latency_sum_ms, EXCLUDED.latency_count);
     $ins$, v_source)
-    USING v_unit, v_lo, p_since, v_tenants, v_starts, p_type, v_hi;
+    USING v_unit, v_lo, p_since, v_tenants, v_starts, p_type, v_ends;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
 
     IF p_since IS NULL THEN
@@ -575,7 +568,7 @@ REVOKE ALL ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_consume(text,
                        llm_usage._shm_counters(text), llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
                        llm_usage._quota_config_changed(), llm_usage._quota_configs(), llm_usage._quota_table_counters(text),
                        llm_usage._quota_counters(text), llm_usage._quota_counters_update(),
-                       llm_usage._consume(llm_usage.tenants, text[], numeric[]),
+                       llm_usage._consume(llm_usage.tenants, text[], numeric[]), llm_usage._audit_quota_denial(text, llm_usage._quota_check[]),
                        llm_usage.enforce_quota(text, text, numeric), llm_usage.save_quota_counters(),
                        llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint)
     FROM PUBLIC;

@@ -30,7 +30,7 @@ SELECT llm_usage.aggregate_usage_metrics(p) > 0 AS rolled FROM unnest(ARRAY['hou
 SELECT pg_temp.random_calls(300, 5);
 SELECT pg_temp.random_calls(100, 90);
 SELECT llm_usage.aggregate_usage_metrics(p) > 0 AS rolled FROM unnest(ARRAY['hourly', 'daily', 'monthly']) p;
--- batch 4: more than 100 hours touched within three days (read in one pass)
+-- batch 4: more than 100 hours touched within three days
 SELECT pg_temp.random_calls(400, 3);
 SELECT llm_usage.aggregate_usage_metrics(p) > 0 AS rolled FROM unnest(ARRAY['hourly', 'daily', 'monthly']) p;
 
