@@ -562,6 +562,163 @@ $$;
 
 
 ------------------------------------------------------------------------
+-- top_consumers: an index range scan per tenant
+------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION llm_usage.top_consumers(metric text, period_type text DEFAULT 'daily', max_rows integer DEFAULT 10)
+RETURNS TABLE (rank bigint, tenant_id text, value numeric, period_start timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    p_metric text := $1;
+    v_unit   text;
+    v_now    timestamptz := clock_timestamp();
+    v_mine   text[];
+    v_admin  boolean := llm_usage._is_admin();
+BEGIN
+    PERFORM llm_usage._require_arg(p_metric, 'metric');
+    IF p_metric NOT IN ('tokens', 'cost', 'api_calls') THEN
+        RAISE EXCEPTION 'unknown metric "%"', p_metric
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Metrics are: tokens, cost, api_calls.';
+    END IF;
+    v_unit := llm_usage._require_rollup_unit($2);
+    PERFORM llm_usage._check_max_rows($3);
+    IF NOT v_admin THEN
+        v_mine := llm_usage._my_tenants();
+    END IF;
+    RETURN QUERY
+    SELECT rank() OVER (ORDER BY x.value DESC, x.tenant_id), x.tenant_id, x.value, x.period_start
+      FROM (SELECT t.tenant_id, b.period_start, s.value
+              FROM llm_usage.tenants t
+             CROSS JOIN LATERAL llm_usage._period_bounds(v_unit, v_now, t.timezone) b
+             -- one index range scan per tenant, never a scan of every call
+             CROSS JOIN LATERAL (
+                   SELECT count(*) AS calls,
+                          CASE p_metric
+                              WHEN 'tokens' THEN coalesce(sum(e.total_tokens), 0)::numeric
+                              WHEN 'cost' THEN coalesce(sum(e.cost_usd), 0)
+                              ELSE count(e.event_id)::numeric
+                          END AS value
+                     FROM llm_usage.usage_events e
+                    WHERE e.tenant_id = t.tenant_id AND e.occurred_at >= b.period_start
+                      AND e.occurred_at < b.period_end) s
+             WHERE (v_admin OR t.tenant_id = ANY (v_mine)) AND s.calls > 0) x
+     ORDER BY 1, 2
+     LIMIT $3;
+END
+$$;
+
+------------------------------------------------------------------------
+-- usage_overview: the window's days and calls read once each
+------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION llm_usage.usage_overview(tenant_id text, period text DEFAULT '30d')
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    t        llm_usage.tenants := llm_usage._tenant($1);
+    p_period text := $2;
+    v_days   integer;
+    v_bucket text;
+    v_today  date;
+    v_from   date;
+    v_prev   date;
+    v_cur    jsonb;
+    v_old    jsonb;
+    v_series jsonb;
+    v_models jsonb;
+    v_top    jsonb;
+BEGIN
+    PERFORM llm_usage._require_arg(p_period, 'period');
+    CASE p_period
+        WHEN '7d' THEN v_days := 7; v_bucket := 'day';
+        WHEN '30d' THEN v_days := 30; v_bucket := 'day';
+        WHEN '90d' THEN v_days := 90; v_bucket := 'week';
+        WHEN '1y' THEN v_days := 365; v_bucket := 'month';
+        ELSE
+            RAISE EXCEPTION 'unknown period "%"', p_period
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Periods are: 7d, 30d, 90d, 1y.';
+    END CASE;
+    v_today := (now() AT TIME ZONE t.timezone)::date;
+    v_from := v_today - (v_days - 1);
+    v_prev := v_from - v_days;
+
+    -- the window's days once, for the totals and the time series
+    WITH d AS MATERIALIZED (SELECT * FROM llm_usage._usage_days(t, v_from, v_today))
+    SELECT jsonb_build_object(
+               'runs', coalesce(sum(d.calls), 0),
+               'cost_usd', coalesce(sum(d.cost), 0),
+               'tokens', coalesce(sum(d.tokens), 0),
+               'avg_cost_per_run_usd', round(coalesce(sum(d.cost), 0) / nullif(sum(d.calls), 0), 8),
+               'success_rate', round(1 - sum(d.failed)::numeric / nullif(sum(d.calls), 0), 4),
+               'avg_latency_ms', round(sum(d.latency_sum) / nullif(sum(d.latency_count), 0), 1),
+               'unpriced_runs', coalesce(sum(d.unpriced), 0)),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'bucket', s.bucket, 'runs', s.runs, 'tokens', s.tokens, 'cost_usd', s.cost)
+                       ORDER BY s.bucket), '[]')
+              FROM (SELECT date_trunc(v_bucket, d2.day)::date AS bucket, sum(d2.calls) AS runs,
+                           sum(d2.tokens) AS tokens, sum(d2.cost) AS cost
+                      FROM d d2
+                     GROUP BY 1) s)
+      INTO v_cur, v_series
+      FROM d;
+
+    -- the window's calls once, for the models and the most expensive calls
+    WITH e AS MATERIALIZED (
+        SELECT e.event_id, e.request_id, e.model, e.total_tokens, e.cost_usd, e.occurred_at
+          FROM llm_usage.usage_events e
+         WHERE e.tenant_id = t.tenant_id
+           AND e.occurred_at >= v_from::timestamp AT TIME ZONE t.timezone)
+    SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'model', m.model, 'runs', m.runs, 'tokens', m.tokens, 'cost_usd', m.cost,
+                       'unpriced_runs', m.unpriced, 'share_of_cost', m.share)
+                       ORDER BY m.cost DESC, m.runs DESC, m.model), '[]')
+              FROM (SELECT e.model, count(*) AS runs, sum(e.total_tokens) AS tokens,
+                           coalesce(sum(e.cost_usd), 0) AS cost,
+                           count(*) FILTER (WHERE e.cost_usd IS NULL) AS unpriced,
+                           round(coalesce(sum(e.cost_usd), 0) / nullif(sum(sum(e.cost_usd)) OVER (), 0), 4) AS share
+                      FROM e
+                     GROUP BY e.model) m),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'event_id', x.event_id, 'request_id', x.request_id, 'model', x.model,
+                       'tokens', x.total_tokens, 'cost_usd', x.cost_usd, 'occurred_at', x.occurred_at)
+                       ORDER BY x.cost_usd DESC, x.event_id), '[]')
+              FROM (SELECT * FROM e WHERE e.cost_usd IS NOT NULL
+                     ORDER BY e.cost_usd DESC, e.event_id
+                     LIMIT 10) x)
+      INTO v_models, v_top;
+    SELECT jsonb_build_object('runs', coalesce(sum(d.calls), 0), 'cost_usd', coalesce(sum(d.cost), 0),
+                              'tokens', coalesce(sum(d.tokens), 0))
+      INTO v_old
+      FROM llm_usage._usage_days(t, v_prev, v_from - 1) d;
+
+    RETURN jsonb_build_object(
+        'tenant_id', t.tenant_id,
+        'period', p_period,
+        'from', v_from,
+        'to', v_today,
+        'overview', v_cur || jsonb_build_object(
+            'previous_period', v_old,
+            'runs_change_pct', round(100 * ((v_cur->>'runs')::numeric - (v_old->>'runs')::numeric)
+                                          / nullif((v_old->>'runs')::numeric, 0), 2),
+            'cost_change_pct', round(100 * ((v_cur->>'cost_usd')::numeric - (v_old->>'cost_usd')::numeric)
+                                          / nullif((v_old->>'cost_usd')::numeric, 0), 2),
+            'tokens_change_pct', round(100 * ((v_cur->>'tokens')::numeric - (v_old->>'tokens')::numeric)
+                                            / nullif((v_old->>'tokens')::numeric, 0), 2)),
+        'models', v_models,
+        'time_series', v_series,
+        'most_expensive', v_top);
+END
+$$;
+
+------------------------------------------------------------------------
 -- Privileges
 ------------------------------------------------------------------------
 REVOKE ALL ON FUNCTION llm_usage._shm_usable(text), llm_usage._shm_consume(text, text[], numeric[]),
