@@ -49,7 +49,8 @@ SELECT bucket_start::date AS day, provider, model, tenant_id, sum(requests) AS r
 SELECT bucket_start::date AS day, provider, tenant_id, count(*) AS line_items, sum(amount_usd) AS usd
   FROM llm_usage.provider_costs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 
-\echo '== yesterday and this week: tracked vs provider-reported'
+\echo '== yesterday and this week: tracked vs provider-reported (after a roll-up, which the worker runs every llm_usage.aggregate_interval)'
+SELECT sum(llm_usage.aggregate_usage_metrics(p)) AS rows_rolled_up FROM unnest(ARRAY['hourly', 'daily', 'monthly']) p \gset
 SELECT * FROM llm_usage.cost_summary();
 
 \echo '== reconciliation for yesterday'
