@@ -10,7 +10,7 @@ ALTER TABLE llm_usage.quota_counters RENAME TO quota_counters_table;
 COMMENT ON TABLE llm_usage.quota_counters_table IS
 'Quota counters kept in a table: used when llm_usage is not in shared_preload_libraries, or for tenants beyond llm_usage.quota_max_tenants.  Read llm_usage.quota_counters instead.';
 
-/* _audit_quota_denial(tenant, checks): the quota_exceeded audit event of a denied call */
+/* _audit_quota_denial(tenant, checks): the quota_exceeded audit event of a denied call (if audit_quota_denials is on) */
 CREATE FUNCTION llm_usage._audit_quota_denial(p_tenant text, p_checks llm_usage._quota_check[])
 RETURNS void
 LANGUAGE sql VOLATILE
@@ -26,9 +26,10 @@ AS $$
                                                                      'period_start', r.period_start))
                                         FILTER (WHERE NOT r.fits))
       FROM unnest(p_checks) r
+    HAVING coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on'
 $$;
 COMMENT ON FUNCTION llm_usage._audit_quota_denial(text, llm_usage._quota_check[]) IS
-'Internal: writes the quota_exceeded audit event of a denied enforce_quota()/enforce_quotas() call.';
+'Internal: writes the quota_exceeded audit event of a denied enforce_quota()/enforce_quotas() call, unless llm_usage.audit_quota_denials is off.';
 
 ALTER FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) RENAME TO _consume_table;
 CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[])
@@ -99,9 +100,7 @@ BEGIN
         RETURN;
     END IF;
 
-    IF coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on' THEN
-        PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
-    END IF;
+    PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
     RETURN QUERY SELECT * FROM unnest(v_chk);
 END
 $$;
@@ -268,8 +267,7 @@ BEGIN
     IF v_chk IS NULL THEN
         RETURN;
     END IF;
-    IF NOT (SELECT bool_and(r.fits) FROM unnest(v_chk) r)
-       AND coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on' THEN
+    IF NOT (SELECT bool_and(r.fits) FROM unnest(v_chk) r) THEN
         PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
     END IF;
     RETURN QUERY SELECT * FROM unnest(v_chk);

@@ -134,6 +134,22 @@ shm_active(void)
 	return llm_usage_preloaded && quota_shmem_ready();
 }
 
+/*
+ * quota_keep_plan
+ *		Prepare a statement for SPI once and keep it for the session (also
+ *		used by track.c); the caller is connected to SPI.
+ */
+SPIPlanPtr
+quota_keep_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
 /* callbacks registered, context made, tenants_relid known */
 static void
 ensure_cache(void)
@@ -156,38 +172,39 @@ ensure_cache(void)
 				 errmsg("table llm_usage.tenants does not exist")));
 }
 
+/* position of name in names[0..n-1], or -1 */
 static int
-quota_type_index(const char *name)
+name_index(const char *name, const char *const *names, int n)
 {
-	for (int i = 0; i < QUOTA_NTYPES; i++)
-		if (strcmp(name, quota_type_names[i]) == 0)
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
 			return i;
 	return -1;
 }
 
-static int
-period_index(const char *name)
-{
-	for (int i = 0; i < QUOTA_NPERIODS; i++)
-		if (strcmp(name, period_names[i]) == 0)
-			return i;
-	return -1;
-}
+#define quota_type_index(name)	name_index((name), quota_type_names, QUOTA_NTYPES)
+#define period_index(name)		name_index((name), period_names, QUOTA_NPERIODS)
 
+/* a numeric constant, built once in TopMemoryContext */
 static Datum
-micro_numeric(void)
+numeric_constant(Datum *slot, int64 value)
 {
-	static Datum micro = (Datum) 0;
-
-	if (micro == (Datum) 0)
+	if (*slot == (Datum) 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		micro = NumericGetDatum(int64_to_numeric(QUOTA_UNIT));
+		*slot = NumericGetDatum(int64_to_numeric(value));
 		MemoryContextSwitchTo(old);
 	}
-	return micro;
+	return *slot;
 }
+
+static Datum micro_unit = (Datum) 0;		/* 10^6: counters are in millionths */
+static Datum max_amount_u = (Datum) 0;		/* 10^18: 10^12 units, _check_amount's bound */
+static Datum max_limit_u = (Datum) 0;		/* 9 * 10^18: limits beyond never bind */
+static Datum zero = (Datum) 0;
+
+#define micro_numeric()	numeric_constant(&micro_unit, QUOTA_UNIT)
 
 /*
  * amount_to_micro
@@ -205,7 +222,7 @@ amount_to_micro(Numeric n, int64 *out)
 	scaled = DirectFunctionCall1(numeric_ceil,
 								 DirectFunctionCall2(numeric_mul, NumericGetDatum(n), micro_numeric()));
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, scaled,
-										  NumericGetDatum(int64_to_numeric(INT64CONST(1000000000000000000))))) > 0)
+										  numeric_constant(&max_amount_u, INT64CONST(1000000000000000000)))) > 0)
 		return false;
 	v = DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
 	if (v < 0)
@@ -222,7 +239,7 @@ limit_to_micro(Datum limit)
 											 DirectFunctionCall2(numeric_mul, limit, micro_numeric()));
 
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, scaled,
-										  NumericGetDatum(int64_to_numeric(INT64CONST(9000000000000000000))))) >= 0)
+										  numeric_constant(&max_limit_u, INT64CONST(9000000000000000000)))) >= 0)
 		return PG_INT64_MAX;
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
 }
@@ -297,15 +314,8 @@ import_table_counters(QuotaEntry *e, const char *tenant)
 	int			n;
 
 	if (counters_plan == NULL)
-	{
-		Oid			argtypes[1] = {TEXTOID};
-
-		counters_plan = SPI_prepare("SELECT counter_types, counter_periods, counter_starts, counter_used "
-									"FROM llm_usage._quota_table_counters($1)", 1, argtypes);
-		if (counters_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(counters_plan);
-	}
+		counters_plan = quota_keep_plan("SELECT counter_types, counter_periods, counter_starts, counter_used "
+										"FROM llm_usage._quota_table_counters($1)", 1, (Oid[]) {TEXTOID});
 	if (SPI_execute_plan(counters_plan, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		return;
 	for (int i = 0; i < 4; i++)
@@ -401,13 +411,8 @@ load_configs(void)
 
 	SPI_connect();
 	if (configs_plan == NULL)
-	{
-		configs_plan = SPI_prepare("SELECT tenant_id, timezone, quota_types, periods, limits "
-								   "FROM llm_usage._quota_configs()", 0, NULL);
-		if (configs_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(configs_plan);
-	}
+		configs_plan = quota_keep_plan("SELECT tenant_id, timezone, quota_types, periods, limits "
+									   "FROM llm_usage._quota_configs()", 0, NULL);
 	if (SPI_execute_plan(configs_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "llm_usage._quota_configs() failed");
 
@@ -429,6 +434,26 @@ load_configs(void)
 }
 
 /*
+ * cached_config
+ *		The cached configuration of a tenant for the current role (loading
+ *		the cache first if needed); NULL when the role may not use the
+ *		tenant or it does not exist.
+ */
+static TenantConfig *
+cached_config(const char *tenant)
+{
+	ConfigKey	key;
+
+	AcceptInvalidationMessages();
+	ensure_cache();
+	if (config_cache == NULL || cache_userid != GetOuterUserId())
+		load_configs();
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.tenant, tenant, sizeof(key.tenant));
+	return hash_search(config_cache, &key, HASH_FIND, NULL);
+}
+
+/*
  * tenant_config
  *		The cached configuration of a tenant for the current role, with its
  *		shared entry looked up (created on first use); NULL when the role
@@ -437,16 +462,8 @@ load_configs(void)
 static TenantConfig *
 tenant_config(const char *tenant)
 {
-	ConfigKey	key;
-	TenantConfig *cfg;
+	TenantConfig *cfg = cached_config(tenant);
 
-	AcceptInvalidationMessages();
-	ensure_cache();
-	if (config_cache == NULL || cache_userid != GetOuterUserId())
-		load_configs();
-	memset(&key, 0, sizeof(key));
-	strlcpy(key.tenant, tenant, sizeof(key.tenant));
-	cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
 	if (cfg == NULL)
 		return NULL;
 	if (cfg->shared == NULL && !cfg->no_room && shm_active())
@@ -477,15 +494,7 @@ tenant_config(const char *tenant)
 bool
 quota_tenant_visible(const char *tenant)
 {
-	ConfigKey	key;
-
-	AcceptInvalidationMessages();
-	ensure_cache();
-	if (config_cache == NULL || cache_userid != GetOuterUserId())
-		load_configs();
-	memset(&key, 0, sizeof(key));
-	strlcpy(key.tenant, tenant, sizeof(key.tenant));
-	return hash_search(config_cache, &key, HASH_FIND, NULL) != NULL;
+	return cached_config(tenant) != NULL;
 }
 
 /* refresh a limit's current period if now is outside it */
@@ -613,7 +622,7 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 		return NULL;
 	type_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	type = quota_type_index(type_name);
-	if (type < 0 || !amount_to_micro(PG_GETARG_NUMERIC(2), &amount) || amount > INT64CONST(1000000000000000000))
+	if (type < 0 || !amount_to_micro(PG_GETARG_NUMERIC(2), &amount))
 		return NULL;
 
 	cfg = tenant_config(tenant);
@@ -652,9 +661,8 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 
 		values[1] = checks[b].limit->limit;
 		rem = DirectFunctionCall2(numeric_sub, values[1], values[2]);
-		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, rem,
-											  NumericGetDatum(int64_to_numeric(0)))) < 0)
-			rem = NumericGetDatum(int64_to_numeric(0));
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, rem, numeric_constant(&zero, 0))) < 0)
+			rem = numeric_constant(&zero, 0);
 		values[3] = rem;
 	}
 	values[4] = TimestampTzGetDatum(checks[b].limit->end);
@@ -678,13 +686,8 @@ enforce_sql(FunctionCallInfo fcinfo, TupleDesc desc)
 	}
 	SPI_connect();
 	if (fallback_plan == NULL)
-	{
-		fallback_plan = SPI_prepare("SELECT allowed, quota_limit, used, remaining, resets_at "
-									"FROM llm_usage._enforce_quota_sql($1, $2, $3)", 3, argtypes);
-		if (fallback_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(fallback_plan);
-	}
+		fallback_plan = quota_keep_plan("SELECT allowed, quota_limit, used, remaining, resets_at "
+										"FROM llm_usage._enforce_quota_sql($1, $2, $3)", 3, argtypes);
 	if (SPI_execute_plan(fallback_plan, args, argnulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "llm_usage._enforce_quota_sql returned no row");
 	{

@@ -110,15 +110,10 @@ load_prices(void)
 		price_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage price cache", ALLOCSET_SMALL_SIZES);
 	SPI_connect();
 	if (prices_plan == NULL)
-	{
-		prices_plan = SPI_prepare("SELECT model, valid_from, price_id, provider, input_usd_per_mtok, output_usd_per_mtok, "
-								  "cached_input_usd_per_mtok, cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, "
-								  "output_above_200k_usd_per_mtok FROM llm_usage.model_price_versions "
-								  "ORDER BY model, valid_from DESC", 0, NULL);
-		if (prices_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(prices_plan);
-	}
+		prices_plan = quota_keep_plan("SELECT model, valid_from, price_id, provider, input_usd_per_mtok, output_usd_per_mtok, "
+									  "cached_input_usd_per_mtok, cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, "
+									  "output_above_200k_usd_per_mtok FROM llm_usage.model_price_versions "
+									  "ORDER BY model, valid_from DESC", 0, NULL);
 	if (SPI_execute_plan(prices_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading llm_usage.model_price_versions failed");
 
@@ -243,17 +238,6 @@ static bool
 count_ok(FunctionCallInfo fcinfo, int arg)
 {
 	return !PG_ARGISNULL(arg) && PG_GETARG_INT64(arg) >= 0 && PG_GETARG_INT64(arg) <= MAX_TOKENS;
-}
-
-static SPIPlanPtr
-keep(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
 }
 
 static Oid
@@ -382,11 +366,11 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 			"output_tokens, cached_input_tokens, cache_write_tokens, cost_usd, price_id, latency_ms, "
 			"status_code, result, metadata, request_id, occurred_at";
 
-		insert_plan = keep(psprintf("%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+		insert_plan = quota_keep_plan(psprintf("%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
 									"RETURNING event_id", cols), 16, types);
-		insert_with_id_plan = keep(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+		insert_with_id_plan = quota_keep_plan(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
 											cols), 17, types);
-		request_plan = keep("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
+		request_plan = quota_keep_plan("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
 							"VALUES ($1, $2, nextval('llm_usage.usage_events_id_seq'), $3) "
 							"ON CONFLICT DO NOTHING RETURNING event_id", 3,
 							(Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
@@ -441,7 +425,7 @@ track_sql(FunctionCallInfo fcinfo)
 	}
 	SPI_connect();
 	if (fallback_plan == NULL)
-		fallback_plan = keep("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+		fallback_plan = quota_keep_plan("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 							 13, types);
 	if (SPI_execute_plan(fallback_plan, args, argnulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "llm_usage._track_usage_sql returned no row");
