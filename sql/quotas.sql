@@ -138,9 +138,15 @@ SELECT (SELECT array_agg(used ORDER BY quota_type, period) FROM llm_usage.quota_
        AS table_copy_equal;
 UPDATE llm_usage.quota_counters SET used = 0 WHERE tenant_id = 'q1' AND quota_type = 'api_calls' AND period = 'day';
 SELECT quota_type, period, used FROM llm_usage.quota_status('q1') WHERE quota_type = 'api_calls' ORDER BY 2;
+CREATE TEMP TABLE counters_before AS SELECT * FROM llm_usage.quota_counters WHERE tenant_id IN ('q1', 'q2');
 SELECT try($$UPDATE llm_usage.quota_counters SET tenant_id = 'q2' WHERE tenant_id = 'q1'$$);
 SELECT try($$UPDATE llm_usage.quota_counters SET used = -1 WHERE tenant_id = 'q1'$$);
 SELECT try($$UPDATE llm_usage.quota_counters SET period_start = NULL WHERE tenant_id = 'q1'$$);
 SET ROLE llm_usage_app;
 SELECT try($$SELECT llm_usage.save_quota_counters()$$);
 RESET ROLE;
+-- the refused corrections and save changed nothing
+SELECT count(*) AS changed_by_refused_statements
+  FROM ((SELECT * FROM llm_usage.quota_counters WHERE tenant_id IN ('q1', 'q2') EXCEPT SELECT * FROM counters_before)
+        UNION ALL
+        (SELECT * FROM counters_before EXCEPT SELECT * FROM llm_usage.quota_counters WHERE tenant_id IN ('q1', 'q2'))) x;
