@@ -60,7 +60,13 @@ BEGIN
                              x.used, NULL)::llm_usage._quota_check
                          ORDER BY x.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], x.period))
           INTO v_chk
-          FROM (SELECT r.quota_type, r.period, r.quota_limit, r.requested, r.period_start, r.period_end,
+          FROM (SELECT r.quota_type, r.period, r.quota_limit, r.requested,
+                       -- a counter already in a newer period (a session whose clock moved on
+                       -- first) is consumed in that period, and that period is reported
+                       greatest(c.period_start, r.period_start) AS period_start,
+                       CASE WHEN c.period_start > r.period_start
+                            THEN (SELECT n.period_end FROM llm_usage._period_bounds(r.period, c.period_start, t.timezone) n)
+                            ELSE r.period_end END AS period_end,
                        CASE WHEN c.period_start < r.period_start THEN 0 ELSE c.used END AS used
                   FROM unnest(v_req) r
                   JOIN llm_usage.quota_counters_table c

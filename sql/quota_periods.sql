@@ -45,3 +45,29 @@ SELECT resets_at = date_trunc('hour', now()) + interval '1 hour' AS hour_end
 SELECT allowed FROM llm_usage.enforce_quota('auckland', 'api_calls', 3);
 SELECT period, period_start = date_trunc(period, now(), 'Pacific/Auckland') AS local_period_start
   FROM llm_usage.quota_counters WHERE tenant_id = 'auckland' ORDER BY period;
+
+-- a counter already in the next period (another session's clock moved on
+-- first): a call still stamped with the old period is counted in the newer
+-- one and reports that period, on both the shared-memory path ('ahead') and
+-- the table path (an id over 255 bytes)
+SELECT llm_usage.create_plan('ahead');
+SELECT llm_usage.set_plan_quota('ahead', 'api_calls', 5, 'hour');
+CREATE TEMP TABLE ahead (tenant text, label text);
+INSERT INTO ahead VALUES ('ahead', 'shared memory'), ('ahead_' || repeat('€', 100), 'table');
+SELECT count(llm_usage.create_tenant(tenant, 'ahead')) AS created FROM ahead;
+SELECT label, llm_usage._shm_usable(tenant) AS in_shared_memory FROM ahead ORDER BY 1;
+SELECT a.label, e.allowed, e.used FROM ahead a, llm_usage.enforce_quota(a.tenant, 'api_calls', 1) e ORDER BY 1;
+CREATE TEMP TABLE next_hour AS SELECT date_trunc('hour', now()) + interval '1 hour' AS start;
+UPDATE llm_usage.quota_counters SET period_start = (SELECT start FROM next_hour), used = 3
+ WHERE tenant_id IN (SELECT tenant FROM ahead);
+SELECT a.label, e.allowed, e.used, e.remaining, e.resets_at = n.start + interval '1 hour' AS next_hour_end
+  FROM ahead a, next_hour n, llm_usage.enforce_quota(a.tenant, 'api_calls', 1) e ORDER BY 1;
+SELECT a.label, e.allowed, e.used, e.remaining, e.resets_at = n.start + interval '1 hour' AS next_hour_end
+  FROM ahead a, next_hour n, llm_usage.enforce_quota(a.tenant, 'api_calls', 2) e ORDER BY 1;
+SELECT a.label, e.allowed, e.used, e.resets_at = n.start + interval '1 hour' AS next_hour_end
+  FROM ahead a, next_hour n, llm_usage.enforce_quotas(a.tenant, '{"api_calls": 1}') e0,
+       jsonb_to_record(e0.results->'api_calls') e(allowed boolean, used numeric, resets_at timestamptz)
+ ORDER BY 1;
+SELECT a.label, c.period_start = n.start AS in_next_hour, c.used,
+       (SELECT count(*) FROM llm_usage.quota_counters_table t WHERE t.tenant_id = a.tenant) AS table_rows
+  FROM ahead a, next_hour n, llm_usage.quota_counters c WHERE c.tenant_id = a.tenant ORDER BY 1;

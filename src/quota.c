@@ -512,6 +512,7 @@ typedef struct Check
 	CachedLimit *limit;
 	int64		requested;
 	int64		used;			/* after consumption if all fit, else before */
+	TimestampTz counted;		/* start of the period the slot counted */
 	bool		fits;
 } Check;
 
@@ -520,11 +521,14 @@ typedef struct Check
  *		Atomic all-or-nothing check-and-consume of checks[0..n-1] of one
  *		tenant, under its spinlock.  A slot counting an older period counts
  *		as empty; one counting a newer period (another backend's clock moved
- *		on first) is consumed in that period, which is only stricter.
+ *		on first) is consumed in that period, and the check's limit then
+ *		moves to that period, so that what the caller reports (used,
+ *		resets_at) is the period the consumption counted in.
  */
 static bool
-consume(QuotaEntry *e, Check *checks, int n, TimestampTz now)
+consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 {
+	QuotaEntry *e = cfg->shared;
 	bool		all_fit = true;
 
 	SpinLockAcquire(&e->mutex);
@@ -533,6 +537,7 @@ consume(QuotaEntry *e, Check *checks, int n, TimestampTz now)
 		QuotaSlot  *s = &e->slots[checks[i].limit->slot];
 		int64		used = (s->period_start < checks[i].limit->start) ? 0 : s->used;
 
+		checks[i].counted = Max(s->period_start, checks[i].limit->start);
 		checks[i].used = used;
 		checks[i].fits = checks[i].limit->unlimited ||
 			(used <= checks[i].limit->limit_u - checks[i].requested);
@@ -553,6 +558,9 @@ consume(QuotaEntry *e, Check *checks, int n, TimestampTz now)
 		}
 	}
 	SpinLockRelease(&e->mutex);
+	for (int i = 0; i < n; i++)
+		if (checks[i].counted > checks[i].limit->start)
+			current_period(cfg, checks[i].limit, checks[i].counted);
 	if (all_fit)
 		quota_changed();
 	return all_fit;
@@ -637,7 +645,7 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 		nulls[1] = nulls[2] = nulls[3] = nulls[4] = true;
 		return heap_form_tuple(desc, values, nulls);
 	}
-	if (!consume(cfg->shared, checks, n, now))
+	if (!consume(cfg, checks, n, now))
 		return NULL;
 
 	/* the binding quota: least left, unlimited last, shorter period first */
@@ -805,7 +813,7 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 		}
 	if (n == 0)
 		return (Datum) 0;
-	all_fit = consume(cfg->shared, checks, n, now);
+	all_fit = consume(cfg, checks, n, now);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[8];

@@ -9,9 +9,12 @@
 #     against tokens 300 / api_calls 1,000: exactly 100 admitted, and no
 #     quota moved for a denied call (all or nothing).
 #  3. Across a period boundary: 16 sessions send 6,000 calls against 1,000
-#     per minute, starting a second before the minute ends: no minute admits
-#     more than 1,000, the later one exactly 1,000.
-#  All of it runs on the shared-memory counters (nothing in the table).
+#     per minute, starting two seconds before the minute ends: no minute admits
+#     more than 1,000, the later one exactly 1,000, and every admitted call
+#     reports the minute it was counted in (counts 1..n per minute).  Once
+#     on the shared-memory counters, once (a tenant id over 255 bytes) on
+#     the table.
+#  Everything else runs on the shared-memory counters (nothing in the table).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 DB=llm_usage_conc
@@ -84,25 +87,42 @@ echo "multi: calls|admitted|counters = $got"
 [[ $got == "1000|100|api_calls/day=100,api_calls/month=100,tokens/day=300" ]] \
     || fail "multi: expected 1000|100|api_calls/day=100,api_calls/month=100,tokens/day=300"
 
+# the edge tenant counts in shared memory; edge_table (an id of 110
+# characters, 310 bytes: over 255) takes the table path, in the same
+# transactions
+EDGE_TABLE="edge_table_$(printf '€%.0s' {1..100})"
+psql_q -d "$DB" -o /dev/null -c "SELECT llm_usage.create_tenant('$EDGE_TABLE', 'edge')"
 script=$(mktemp "$WORK/pgbench.XXXXXX.sql")
-cat >"$script" <<'SCRIPT'
+cat >"$script" <<SCRIPT
 INSERT INTO results SELECT 'edge', allowed, used, resets_at FROM llm_usage.enforce_quota('edge', 'api_calls', 1);
+INSERT INTO results SELECT 'edge_table', allowed, used, resets_at FROM llm_usage.enforce_quota('$EDGE_TABLE', 'api_calls', 1);
 SCRIPT
 chown "$TEST_USER" "$script"
-# start one second before a minute ends
-while [[ $(date +%S) != 59 ]]; do sleep 0.1; done
+# start two seconds before a minute ends (16 sessions take most of a second to start)
+while [[ $(date +%S) != 58 ]]; do sleep 0.1; done
 as_user "$PGBIN/pgbench" -n -c 16 -j 4 -t 375 -f "$script" "$DB" >"$WORK/pgbench_edge.log" 2>&1 \
     || { cat "$WORK/pgbench_edge.log"; fail "pgbench failed"; }
+for t in edge edge_table; do
+    # per minute reported (resets_at): admitted, distinct counts seen, highest count
+    got=$(psql_q -At -d "$DB" -c "
+        SELECT string_agg(n || '/' || d || '/' || m, ',' ORDER BY r) FROM (
+            SELECT resets_at AS r, count(*) AS n, count(DISTINCT used) AS d, max(used) AS m FROM results
+             WHERE tenant = '$t' AND allowed GROUP BY 1) x")
+    echo "$t: admitted/distinct counts/highest count per minute = $got (of 6000 calls)"
+    [[ $got =~ ^([0-9]+)/([0-9]+)/([0-9]+),1000/1000/1000$ ]] \
+        || fail "$t: expected two minutes, the second with exactly 1000 admitted, counts 1..1000"
+    a=${BASH_REMATCH[1]}
+    (( a <= 1000 && BASH_REMATCH[2] == a && BASH_REMATCH[3] == a )) \
+        || fail "$t: the first minute admitted more than 1000, or counts that are not 1..$a"
+done
 got=$(psql_q -At -d "$DB" -c "
-    SELECT string_agg(n::text, ',' ORDER BY r) FROM (
-        SELECT resets_at AS r, count(*) AS n FROM results
-         WHERE tenant = 'edge' AND allowed GROUP BY 1) x")
-echo "edge: admitted per minute = $got (of 6000 calls)"
-[[ $got =~ ^[0-9]+,1000$ ]] || fail "edge: expected two minutes, the second with exactly 1000"
-(( ${got%%,*} <= 1000 )) || fail "edge: the first minute admitted more than 1000"
+    SELECT (SELECT string_agg(used::text, ',') FROM llm_usage.quota_counters WHERE tenant_id = 'edge'),
+           (SELECT string_agg(used::text, ',') FROM llm_usage.quota_counters_table WHERE tenant_id = '$EDGE_TABLE')")
+echo "edge counters: shared memory, table = $got"
+[[ $got == "1000|1000" ]] || fail "edge: counters of the last minute should both say 1000"
 
-got=$(psql_q -At -d "$DB" -c "SELECT count(*) FROM llm_usage.quota_counters_table")
-echo "rows in the counters' table: $got (the shared-memory path counted everything)"
+got=$(psql_q -At -d "$DB" -c "SELECT count(*) FROM llm_usage.quota_counters_table WHERE tenant_id <> '$EDGE_TABLE'")
+echo "other tenants' rows in the counters' table: $got (the shared-memory path counted everything)"
 [[ $got == 0 ]] || fail "calls were counted in the table"
 
 psql_q -d postgres -c "DROP DATABASE $DB"
