@@ -7,6 +7,8 @@ SELECT kind, enabled, threshold, min_calls, severity FROM llm_usage.alert_rules 
 SELECT llm_usage.check_alerts() >= 0 AS first_check;
 SELECT count(*) > 0 AS earlier_alerts FROM llm_usage.alerts;
 DELETE FROM llm_usage.alerts;
+-- and ids of this suite's own (the NOTICE below prints one)
+SELECT setval(pg_get_serial_sequence('llm_usage.alerts', 'id'), 100, false) AS first_alert_id;
 
 SELECT llm_usage.create_tenant(t, 'enterprise', safe_zone())
   FROM unnest(ARRAY['al_slow', 'al_fast', 'al_err', 'al_ok_err', 'al_few', 'al_quota', 'al_spend', 'al_steady']) t;
