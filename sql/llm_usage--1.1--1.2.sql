@@ -95,7 +95,7 @@ BEGIN
     IF v_ok THEN
         UPDATE llm_usage.quota_counters_table c
            SET used = r.used + r.requested,
-               period_start = greatest(c.period_start, r.period_start),
+               period_start = r.period_start,     -- the newer of the two, under the row lock
                updated_at = v_now
           FROM unnest(v_chk) r
          WHERE c.tenant_id = t.tenant_id AND c.quota_type = r.quota_type AND c.period = r.period;

@@ -552,8 +552,7 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 			checks[i].used = (checks[i].used > PG_INT64_MAX - checks[i].requested) ?
 				PG_INT64_MAX : checks[i].used + checks[i].requested;
 			s->used = checks[i].used;
-			if (s->period_start < checks[i].limit->start)
-				s->period_start = checks[i].limit->start;
+			s->period_start = checks[i].counted;
 			s->updated_at = now;
 		}
 	}
