@@ -5,7 +5,9 @@
 # listens on a Unix socket only.
 
 PGMAJOR=15
-PGBIN=/usr/lib/postgresql/$PGMAJOR/bin
+# LLM_USAGE_PGBIN: another PostgreSQL 15 bindir (e.g. a relocated copy, so that
+# several checkouts can test side by side); LLM_USAGE_TEST_PORT likewise.
+PGBIN=${LLM_USAGE_PGBIN:-/usr/lib/postgresql/$PGMAJOR/bin}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEST_USER=${LLM_USAGE_TEST_USER:-llmusage}
 PGPORT=${LLM_USAGE_TEST_PORT:-54329}
