@@ -16,7 +16,7 @@
 #include "pgtime.h"
 #include "utils/jsonb.h"
 
-#define LLM_USAGE_VERSION "1.2"
+/* LLM_USAGE_VERSION, the extension's version, comes from the Makefile (-D). */
 
 /* settings (llm_usage.c) */
 extern bool llm_usage_preloaded;

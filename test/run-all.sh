@@ -32,6 +32,11 @@ record() {      # record NAME STATUS
     fi
 }
 
+# 0. the SQL sources: one definition per object, released scripts frozen,
+#    generated scripts made from the sources (reads the build)
+python3 "$ROOT/test/check_sql_sources.py" "$ROOT"
+record sql_sources $?
+
 # 1. pg_regress suites (the list lives in the Makefile)
 regress=$(make -s -C "$ROOT" PG_CONFIG=$PGBIN/pg_config print-regress)
 log "pg_regress: $regress"

@@ -1,0 +1,139 @@
+--
+-- upgrade: a fresh CREATE EXTENSION (the generated install script) and the
+-- oldest release brought up to date with ALTER EXTENSION UPDATE are the
+-- same extension: every member object with its definition, privileges and
+-- comment, every column, constraint, index, trigger and policy of its
+-- relations, the initial privileges pg_dump records, and what pg_dump
+-- carries (extconfig).  Rows written through the 1.0 API read back the
+-- same after the update (the behavioural layer: an install or update
+-- script does not check PL/pgSQL bodies).
+--
+\getenv abs_srcdir PG_ABS_SRCDIR
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS llm_usage_upgrade_chain;
+DROP DATABASE IF EXISTS llm_usage_upgrade_fresh;
+CREATE DATABASE llm_usage_upgrade_chain;
+CREATE DATABASE llm_usage_upgrade_fresh;
+RESET client_min_messages;
+
+--
+-- the oldest release, with data written through its own API
+--
+\c llm_usage_upgrade_chain
+CREATE EXTENSION llm_usage VERSION '1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'llm_usage';
+SET client_min_messages = warning;
+-- only monthly quotas, so that no period ends between the two readings
+SELECT llm_usage.create_plan('upg');
+SELECT llm_usage.set_plan_quota('upg', 'api_calls', 3, 'month');
+SELECT llm_usage.set_plan_quota('upg', 'tokens', NULL, 'month');
+SELECT llm_usage.create_tenant('u1', 'upg', 'UTC');
+SELECT llm_usage.create_tenant('u2', 'upg', 'Asia/Kathmandu');
+SELECT llm_usage.set_custom_quota('u2', 'cost_usd', 7.5, 'month');
+SELECT allowed, used FROM llm_usage.enforce_quota('u1', 'api_calls', 2);
+SELECT allowed, used FROM llm_usage.enforce_quota('u2', 'tokens', 1234);
+SELECT llm_usage.track_usage('u1', 'chat', 'gpt-4o', 1000, 100, 200, 350, request_id => 'before-update',
+                             occurred_at => '2026-10-03 10:00+00') > 0 AS tracked;
+SELECT llm_usage.track_usage('u1', 'embedding', 'text-embedding-3-small', 5000, occurred_at => '2026-10-03 11:00+00') > 0 AS tracked;
+SELECT llm_usage.track_usage('u2', 'chat', 'claude-sonnet-4-5', 300000, 2000, 100000, 900, result => 'failure',
+                             occurred_at => '2026-10-04 23:30+00', cache_write_tokens => 5000) > 0 AS tracked;
+SELECT llm_usage.track_usage('u2', 'chat', 'no-such-model', 10, 10, occurred_at => '2026-10-05 01:00+00') > 0 AS tracked;
+SELECT llm_usage.set_model_price('custom', 'upg-model', 1.5, 2.5, valid_from => '2026-01-01') > 0 AS priced;
+SELECT llm_usage.grant_credits('u1', 25, 'welcome', 'grant-1');
+SELECT llm_usage.deduct_credits('u1', 2.5, 'october', 'deduct-1');
+SELECT llm_usage.audit('u1', 'app', 'export', 'success', '{"rows": 3}') > 0 AS audited;
+SELECT llm_usage.aggregate_usage_metrics('daily') AS daily_rows, llm_usage.aggregate_usage_metrics('monthly') AS monthly_rows;
+SELECT llm_usage.attribute_provider_usage('openai', 'project_id', 'proj_upg', 'u2');
+RESET client_min_messages;
+
+-- what the 1.0 API reads back, before the update
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS events
+  FROM (SELECT * FROM llm_usage.tenant_events('u1', '2026-01-01', '2027-01-01')
+        UNION ALL SELECT * FROM llm_usage.tenant_events('u2', '2026-01-01', '2027-01-01')) x \gset before_
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS quotas
+  FROM (SELECT * FROM llm_usage.quota_status('u1') UNION ALL SELECT * FROM llm_usage.quota_status('u2')) x \gset before_
+-- (the roll-ups' figures of 1.0; 1.1 added latency sums and recomputes every period once)
+SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) AS rollups
+  FROM (SELECT x.tenant_id, x.period_type, x.period_start, x.api_calls_total, x.api_calls_failed, x.rate_limited_count, x.chat_messages_sent,
+               x.embeddings_generated, x.input_tokens, x.output_tokens, x.cached_input_tokens, x.total_tokens_used,
+               x.estimated_cost_usd, x.unpriced_calls, x.api_latency_p50_ms, x.api_latency_p95_ms, x.api_latency_p99_ms, x.error_rate
+          FROM (SELECT * FROM llm_usage.tenant_usage('u1', '2026-01-01', '2027-01-01')
+                UNION ALL SELECT * FROM llm_usage.tenant_usage('u2', '2026-01-01', '2027-01-01', 'monthly')) x) r \gset before_
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS audit
+  FROM (SELECT * FROM llm_usage.audit_trail('u1', 30) UNION ALL SELECT * FROM llm_usage.audit_trail('u2', 30)) x \gset before_
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS prices FROM llm_usage.model_prices x \gset before_
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS tables
+  FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p
+        UNION ALL SELECT q::text FROM llm_usage.plan_quotas q UNION ALL SELECT o::text FROM llm_usage.tenant_quota_overrides o
+        UNION ALL SELECT l::text FROM llm_usage.credit_ledger l UNION ALL SELECT a::text FROM llm_usage.provider_attributions a) x \gset before_
+SELECT llm_usage.credit_balance('u1') AS balance, llm_usage.unpriced_models()::text AS unpriced \gset before_
+
+ALTER EXTENSION llm_usage UPDATE;
+SELECT extversion = default_version AS updated_to_default
+  FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname WHERE extname = 'llm_usage';
+
+-- the same readings after the update
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_events' AS events_same
+  FROM (SELECT * FROM llm_usage.tenant_events('u1', '2026-01-01', '2027-01-01')
+        UNION ALL SELECT * FROM llm_usage.tenant_events('u2', '2026-01-01', '2027-01-01')) x;
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_quotas' AS quotas_same
+  FROM (SELECT * FROM llm_usage.quota_status('u1') UNION ALL SELECT * FROM llm_usage.quota_status('u2')) x;
+SELECT llm_usage.aggregate_usage_metrics('daily') AS daily_rows_recomputed,
+       llm_usage.aggregate_usage_metrics('monthly') AS monthly_rows_recomputed;
+SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) = :'before_rollups' AS rollups_same
+  FROM (SELECT x.tenant_id, x.period_type, x.period_start, x.api_calls_total, x.api_calls_failed, x.rate_limited_count, x.chat_messages_sent,
+               x.embeddings_generated, x.input_tokens, x.output_tokens, x.cached_input_tokens, x.total_tokens_used,
+               x.estimated_cost_usd, x.unpriced_calls, x.api_latency_p50_ms, x.api_latency_p95_ms, x.api_latency_p99_ms, x.error_rate
+          FROM (SELECT * FROM llm_usage.tenant_usage('u1', '2026-01-01', '2027-01-01')
+                UNION ALL SELECT * FROM llm_usage.tenant_usage('u2', '2026-01-01', '2027-01-01', 'monthly')) x) r;
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_audit' AS audit_same
+  FROM (SELECT * FROM llm_usage.audit_trail('u1', 30) UNION ALL SELECT * FROM llm_usage.audit_trail('u2', 30)) x;
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_prices' AS prices_same FROM llm_usage.model_prices x;
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_tables' AS tables_same
+  FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p
+        UNION ALL SELECT q::text FROM llm_usage.plan_quotas q UNION ALL SELECT o::text FROM llm_usage.tenant_quota_overrides o
+        UNION ALL SELECT l::text FROM llm_usage.credit_ledger l UNION ALL SELECT a::text FROM llm_usage.provider_attributions a) x;
+SELECT llm_usage.credit_balance('u1') = :'before_balance' AS balance_same,
+       llm_usage.unpriced_models()::text = :'before_unpriced' AS unpriced_same;
+-- and they keep behaving: the counter carries on (2 of 3 used), the
+-- request id is still known, a second roll-up changes nothing
+SELECT allowed, used FROM llm_usage.enforce_quota('u1', 'api_calls', 1);
+SELECT allowed, used FROM llm_usage.enforce_quota('u1', 'api_calls', 1);
+SELECT count(*) AS events_for_repeated_request
+  FROM llm_usage.usage_events WHERE request_id = 'before-update'
+   AND event_id = llm_usage.track_usage('u1', 'chat', 'gpt-4o', 1000, 100, 200, 350, request_id => 'before-update',
+                                        occurred_at => '2026-10-03 10:00+00');
+SELECT llm_usage.aggregate_usage_metrics('daily') AS daily_rows_changed;
+
+\set ECHO none
+\i :abs_srcdir/sql/upgrade_fingerprint.psql
+\set ECHO all
+\set chain_fp :fp
+
+--
+-- a fresh install of the current version
+--
+\c llm_usage_upgrade_fresh
+CREATE EXTENSION llm_usage;
+\set ECHO none
+\i :abs_srcdir/sql/upgrade_fingerprint.psql
+\set ECHO all
+\set fresh_fp :fp
+
+-- the differences, both ways: none expected
+SELECT 'only after the update' AS side, line
+  FROM (SELECT pg_catalog.regexp_split_to_table(:'chain_fp', E'\n')
+        EXCEPT SELECT pg_catalog.regexp_split_to_table(:'fresh_fp', E'\n')) d(line)
+UNION ALL
+SELECT 'only in a fresh install', line
+  FROM (SELECT pg_catalog.regexp_split_to_table(:'fresh_fp', E'\n')
+        EXCEPT SELECT pg_catalog.regexp_split_to_table(:'chain_fp', E'\n')) d(line)
+ORDER BY 2, 1;
+-- what was compared
+SELECT split_part(line, ' ', 1) AS fact, count(*) > 0 AS compared
+  FROM pg_catalog.regexp_split_to_table(:'fresh_fp', E'\n') line
+ GROUP BY 1 ORDER BY 1;
+
+\c llm_usage_regress
+DROP DATABASE llm_usage_upgrade_chain;
+DROP DATABASE llm_usage_upgrade_fresh;

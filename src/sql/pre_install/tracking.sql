@@ -1,0 +1,83 @@
+/*
+ * src/sql/pre_install/tracking.sql — prices and usage events (install only)
+ *
+ * usage_events is partitioned by month of occurred_at (UTC).  Monthly
+ * partitions (usage_events_YYYYMM) are made by the worker ahead of time and
+ * at run time, so they are ordinary tables that pg_dump dumps with their
+ * rows; usage_events_default (post_install/partitions.sql), part of the
+ * extension, catches calls of a month that has no partition yet until the
+ * worker moves them.  Request ids, unique per tenant across partitions,
+ * live in usage_requests.
+ */
+
+CREATE TABLE llm_usage.model_price_versions (
+    price_id                      bigserial PRIMARY KEY,
+    provider                      text NOT NULL
+                                  CONSTRAINT model_price_versions_provider_check CHECK (provider ~ '^[a-z][a-z0-9_-]{0,62}$'),
+    model                         text NOT NULL
+                                  CONSTRAINT model_price_versions_model_check CHECK (model ~ '^[[:graph:]]{1,200}$'),
+    mode                          text,
+    input_usd_per_mtok            numeric NOT NULL CHECK (input_usd_per_mtok >= 0),
+    output_usd_per_mtok           numeric NOT NULL CHECK (output_usd_per_mtok >= 0),
+    cached_input_usd_per_mtok     numeric CHECK (cached_input_usd_per_mtok >= 0),
+    cache_write_usd_per_mtok      numeric CHECK (cache_write_usd_per_mtok >= 0),
+    cache_write_1h_usd_per_mtok   numeric CHECK (cache_write_1h_usd_per_mtok >= 0),
+    batch_input_usd_per_mtok      numeric CHECK (batch_input_usd_per_mtok >= 0),
+    batch_output_usd_per_mtok     numeric CHECK (batch_output_usd_per_mtok >= 0),
+    input_above_200k_usd_per_mtok numeric CHECK (input_above_200k_usd_per_mtok >= 0),
+    output_above_200k_usd_per_mtok numeric CHECK (output_above_200k_usd_per_mtok >= 0),
+    deprecation_date              date,
+    valid_from                    timestamptz NOT NULL DEFAULT '-infinity',
+    is_shipped                    boolean NOT NULL DEFAULT false,
+    source                        text NOT NULL DEFAULT 'set_model_price',
+    created_by                    text NOT NULL DEFAULT session_user,
+    created_at                    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (model, valid_from)
+);
+COMMENT ON TABLE llm_usage.model_price_versions IS
+'Every price a model ever had, in USD per million tokens; a version is valid from valid_from until the next version of the same model.  Rows are never changed, so costs already computed stay explained.';
+COMMENT ON COLUMN llm_usage.model_price_versions.cached_input_usd_per_mtok IS 'Rate for input tokens read from the prompt cache; NULL means the input rate applies.';
+COMMENT ON COLUMN llm_usage.model_price_versions.cache_write_usd_per_mtok IS 'Rate for input tokens written to the prompt cache (Anthropic 5-minute TTL); NULL means the input rate applies.';
+COMMENT ON COLUMN llm_usage.model_price_versions.is_shipped IS 'true for the published prices the extension ships (LiteLLM price map of 2026-07-24); those are not dumped by pg_dump.';
+
+CREATE SEQUENCE llm_usage.usage_events_id_seq;
+
+CREATE TABLE llm_usage.usage_events (
+    tenant_id           text NOT NULL,
+    event_id            bigint NOT NULL DEFAULT nextval('llm_usage.usage_events_id_seq'),
+    event_type          text NOT NULL,
+    model               text,
+    provider            text,
+    input_tokens        bigint NOT NULL DEFAULT 0,
+    output_tokens       bigint NOT NULL DEFAULT 0,
+    cached_input_tokens bigint NOT NULL DEFAULT 0,
+    cache_write_tokens  bigint NOT NULL DEFAULT 0,
+    total_tokens        bigint GENERATED ALWAYS AS (input_tokens + output_tokens) STORED,
+    cost_usd            numeric,
+    price_id            bigint,
+    latency_ms          integer,
+    status_code         integer,
+    result              text NOT NULL DEFAULT 'success'
+                        CONSTRAINT usage_events_result_check CHECK (result IN ('success', 'failure', 'rate_limited')),
+    metadata            jsonb NOT NULL DEFAULT '{}',
+    request_id          text,
+    occurred_at         timestamptz NOT NULL DEFAULT now(),
+    recorded_at         timestamptz NOT NULL DEFAULT clock_timestamp()
+) PARTITION BY RANGE (occurred_at);
+ALTER SEQUENCE llm_usage.usage_events_id_seq OWNED BY llm_usage.usage_events.event_id;
+COMMENT ON TABLE llm_usage.usage_events IS
+'One row per LLM call reported with track_usage(); append-only, partitioned by month of occurred_at, kept for llm_usage.event_retention months.  cost_usd is computed from the price valid at occurred_at, NULL when the model has no price.';
+COMMENT ON COLUMN llm_usage.usage_events.input_tokens IS 'All input tokens, including cached_input_tokens and cache_write_tokens.';
+COMMENT ON COLUMN llm_usage.usage_events.cached_input_tokens IS 'Input tokens read from the prompt cache (billed at the cached rate).';
+COMMENT ON COLUMN llm_usage.usage_events.cache_write_tokens IS 'Input tokens written to the prompt cache (billed at the cache-write rate).';
+COMMENT ON COLUMN llm_usage.usage_events.recorded_at IS 'When the row was written or last re-priced; aggregate_usage_metrics() finds new work by it.';
+
+CREATE TABLE llm_usage.usage_requests (
+    tenant_id   text NOT NULL,
+    request_id  text NOT NULL,
+    event_id    bigint NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, request_id)
+);
+COMMENT ON TABLE llm_usage.usage_requests IS
+'Request ids of tracked calls, so that track_usage() counts a (tenant_id, request_id) once across partitions.';

@@ -1,0 +1,178 @@
+/*
+ * src/sql/privileges.sql — roles and grants: who may do what
+ *
+ * The one place where privileges are given.  Re-run by every upgrade after
+ * the area files: each block first takes every privilege of the
+ * extension's roles (and PUBLIC) on its objects away and then grants the
+ * current set, so the result is this file, whatever earlier versions
+ * granted.  The roles themselves are made in pre_install/roles.sql.
+ *
+ *   llm_usage_app     enforce, track, status, audit, deduct credits
+ *   llm_usage_reader  roll-ups, dashboards, audit reads
+ *   llm_usage_admin   everything (it has the other two)
+ *
+ * PUBLIC may execute nothing and read nothing.
+ */
+
+GRANT USAGE ON SCHEMA llm_usage TO llm_usage_admin, llm_usage_app, llm_usage_reader;
+
+------------------------------------------------------------------------
+-- Functions
+------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA llm_usage FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
+
+-- policy helpers must be callable by whoever reads the tables
+GRANT EXECUTE ON FUNCTION llm_usage._caller(), llm_usage._is_admin(), llm_usage._my_tenants(),
+                          llm_usage._can_access(text)
+    TO llm_usage_admin, llm_usage_app, llm_usage_reader;
+
+GRANT EXECUTE ON FUNCTION
+    llm_usage.build_info(),
+    llm_usage.quota_status(text),
+    llm_usage.today_usage(text),
+    llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint),
+    llm_usage.credit_balance(text),
+    llm_usage._quota_counters(text)
+    TO llm_usage_app, llm_usage_reader;
+
+GRANT EXECUTE ON FUNCTION
+    llm_usage.enforce_quota(text, text, numeric),
+    llm_usage.enforce_quotas(text, jsonb),
+    llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage.audit(text, text, text, text, jsonb),
+    llm_usage.deduct_credits(text, numeric, text, text),
+    -- what the C enforce_quota and track_usage call as the calling role
+    llm_usage._enforce_quota_sql(text, text, numeric),
+    llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage._quota_configs(),
+    llm_usage._quota_table_counters(text)
+    TO llm_usage_app;
+
+GRANT EXECUTE ON FUNCTION
+    llm_usage.tenant_usage(text, timestamptz, timestamptz, text),
+    llm_usage.top_consumers(text, text, integer),
+    llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer),
+    llm_usage.usage_overview(text, text),
+    llm_usage.cost_summary(text),
+    llm_usage.unpriced_models(),
+    llm_usage.audit_trail(text, integer),
+    llm_usage.failed_operations(text, integer),
+    llm_usage.security_events(text, integer),
+    llm_usage.audit_report(text, timestamptz, timestamptz),
+    llm_usage.alert_rules_for(text),
+    llm_usage.acknowledge_alert(bigint)
+    TO llm_usage_reader;
+
+GRANT EXECUTE ON FUNCTION
+    llm_usage.create_plan(text, text, text),
+    llm_usage.set_plan_quota(text, text, numeric, text),
+    llm_usage.create_tenant(text, text, text),
+    llm_usage.update_tenant(text, text, text),
+    llm_usage.grant_tenant_access(regrole, text),
+    llm_usage.revoke_tenant_access(regrole, text),
+    llm_usage.set_custom_quota(text, text, numeric, text),
+    llm_usage.clear_custom_quota(text, text, text),
+    llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz),
+    llm_usage.aggregate_usage_metrics(text, timestamptz),
+    llm_usage.grant_credits(text, numeric, text, text),
+    llm_usage.add_provider_key(text, text, text, text, boolean),
+    llm_usage.rotate_provider_key(bigint, text, boolean),
+    llm_usage.deactivate_provider_key(bigint),
+    llm_usage.rotate_master_key(),
+    llm_usage.collect_now(bigint, date, date),
+    llm_usage.attribute_provider_usage(text, text, text, text),
+    llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
+    llm_usage.check_alerts(),
+    llm_usage.save_quota_counters(),
+    -- counter corrections through the quota_counters view
+    llm_usage._shm_usable(text),
+    llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
+    llm_usage._quota_counters_update()
+    TO llm_usage_admin;
+
+------------------------------------------------------------------------
+-- Tables, views and sequences
+------------------------------------------------------------------------
+REVOKE ALL ON TABLE
+    llm_usage.quota_types, llm_usage.plans, llm_usage.plan_quotas, llm_usage.tenants,
+    llm_usage.tenant_quota_overrides, llm_usage.tenant_access, llm_usage.quota_counters_table,
+    llm_usage.quota_counters, llm_usage.model_price_versions, llm_usage.model_prices,
+    llm_usage.usage_events, llm_usage.usage_requests, llm_usage.tenant_usage_metrics,
+    llm_usage.aggregation_state, llm_usage.provider_usage, llm_usage.provider_costs,
+    llm_usage.provider_key_store, llm_usage.provider_keys, llm_usage.collector_runs,
+    llm_usage.provider_attributions, llm_usage.reconciliation, llm_usage.audit_events,
+    llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rules,
+    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks
+    FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
+
+-- Catalog-like tables: readable by every llm_usage role.
+GRANT SELECT ON llm_usage.quota_types, llm_usage.plans, llm_usage.plan_quotas,
+                llm_usage.model_price_versions, llm_usage.model_prices, llm_usage.alert_rules
+    TO llm_usage_app, llm_usage_reader, llm_usage_admin;
+
+-- Tenant tables: readable by app and reader, row-level security keeps
+-- them to their tenants.  Writes go through the functions only.
+GRANT SELECT ON llm_usage.tenants, llm_usage.tenant_quota_overrides, llm_usage.quota_counters_table,
+                llm_usage.quota_counters, llm_usage.usage_events, llm_usage.tenant_usage_metrics,
+                llm_usage.provider_usage, llm_usage.provider_costs, llm_usage.credit_balances,
+                llm_usage.credit_ledger, llm_usage.provider_keys, llm_usage.reconciliation
+    TO llm_usage_app, llm_usage_reader;
+GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts TO llm_usage_reader;
+
+-- Admins may also read and fix data directly (audit_events stays
+-- append-only, key ciphertext is for the worker, which runs as the owner,
+-- only; runs are written by the worker).
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    llm_usage.plans, llm_usage.plan_quotas, llm_usage.tenants, llm_usage.tenant_quota_overrides,
+    llm_usage.tenant_access, llm_usage.quota_counters_table, llm_usage.model_price_versions,
+    llm_usage.model_prices, llm_usage.usage_events, llm_usage.usage_requests,
+    llm_usage.tenant_usage_metrics, llm_usage.aggregation_state, llm_usage.provider_usage,
+    llm_usage.provider_costs, llm_usage.provider_keys, llm_usage.provider_attributions,
+    llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rule_overrides
+    TO llm_usage_admin;
+GRANT SELECT, INSERT ON llm_usage.audit_events TO llm_usage_admin;
+GRANT SELECT ON llm_usage.collector_runs, llm_usage.reconciliation, llm_usage.alert_state,
+                llm_usage.alert_quota_marks
+    TO llm_usage_admin;
+-- counter corrections (the view's INSTEAD OF trigger)
+GRANT UPDATE ON llm_usage.quota_counters TO llm_usage_admin;
+
+REVOKE ALL ON SEQUENCE
+    llm_usage.model_price_versions_price_id_seq, llm_usage.usage_events_id_seq,
+    llm_usage.provider_usage_usage_id_seq, llm_usage.provider_costs_cost_id_seq,
+    llm_usage.provider_key_store_key_id_seq, llm_usage.collector_runs_run_id_seq,
+    llm_usage.audit_events_audit_id_seq, llm_usage.credit_ledger_entry_id_seq, llm_usage.alerts_id_seq
+    FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
+GRANT USAGE ON SEQUENCE
+    llm_usage.model_price_versions_price_id_seq, llm_usage.usage_events_id_seq,
+    llm_usage.provider_usage_usage_id_seq, llm_usage.provider_costs_cost_id_seq,
+    llm_usage.provider_key_store_key_id_seq, llm_usage.collector_runs_run_id_seq,
+    llm_usage.audit_events_audit_id_seq, llm_usage.credit_ledger_entry_id_seq, llm_usage.alerts_id_seq
+    TO llm_usage_admin;
+
+------------------------------------------------------------------------
+-- Row-level security: a role sees the rows of the tenants it was granted
+-- (admins see everything); only admins write directly.  The helpers run
+-- once per query (initplans).
+------------------------------------------------------------------------
+DO $rls$
+DECLARE
+    tbl text;
+BEGIN
+    FOREACH tbl IN ARRAY ARRAY['tenants', 'tenant_quota_overrides', 'quota_counters_table', 'tenant_access',
+                               'usage_events', 'usage_requests', 'tenant_usage_metrics', 'provider_usage',
+                               'provider_costs', 'audit_events', 'credit_balances', 'credit_ledger', 'alerts',
+                               'collector_runs', 'provider_key_store', 'provider_attributions',
+                               'alert_rule_overrides', 'alert_quota_marks']
+    LOOP
+        EXECUTE format('ALTER TABLE llm_usage.%I ENABLE ROW LEVEL SECURITY', tbl);
+        EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON llm_usage.%I', tbl);
+        EXECUTE format($p$CREATE POLICY tenant_isolation ON llm_usage.%I
+                            USING ((SELECT llm_usage._is_admin())
+                                   OR tenant_id IN (SELECT unnest(llm_usage._my_tenants())))
+                            WITH CHECK ((SELECT llm_usage._is_admin()))$p$, tbl);
+        EXECUTE format('COMMENT ON POLICY tenant_isolation ON llm_usage.%I IS %L', tbl,
+                       'Non-admin roles see only the rows of tenants granted to them; only admins write directly.');
+    END LOOP;
+END
+$rls$;

@@ -1,0 +1,595 @@
+/*
+ * src/sql/quotas.sql — quotas: limits in force, periods, check-and-consume
+ *
+ * enforce_quota() and enforce_quotas() are C (src/quota.c) and count in
+ * shared memory (src/quota_shmem.c); the SQL here is the table path
+ * (_consume_table) for a server without the library preloaded or tenants
+ * beyond llm_usage.quota_max_tenants, the SQL enforce_quota that the C one
+ * falls back to for bad input and denials (_enforce_quota_sql), the live
+ * counters view and the helpers both paths share.
+ */
+
+------------------------------------------------------------------------
+-- Quota types, periods and the limits in force
+------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION llm_usage._check_quota_type(p_type text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_type IS NULL THEN
+        RAISE EXCEPTION 'quota_type must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM llm_usage.quota_types WHERE quota_type = p_type) THEN
+        RAISE EXCEPTION 'unknown quota type "%"', p_type
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Quota types are: ' || (SELECT string_agg(quota_type, ', ' ORDER BY quota_type) FROM llm_usage.quota_types) || '.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._check_quota_type(text) IS 'Internal: raise 22004/22023 unless the quota type is known.';
+
+CREATE OR REPLACE FUNCTION llm_usage._check_period(p_period text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_period IS NULL THEN
+        RAISE EXCEPTION 'period must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_period NOT IN ('minute', 'hour', 'day', 'month') THEN
+        RAISE EXCEPTION 'unknown quota period "%"', p_period
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Quota periods are: minute, hour, day, month.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._check_period(text) IS 'Internal: raise 22004/22023 unless the quota period is minute, hour, day or month.';
+
+/*
+ * _period_bounds(period, at, tz): the calendar period containing "at", in
+ * zone tz.  Minutes and hours are fixed lengths of absolute time (an hour
+ * boundary is a whole local hour even in zones with :30 offsets);
+ * days and months are local calendar units, so a day is 23 or 25 hours long
+ * across a DST change.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._period_bounds(p_period text, p_at timestamptz, p_tz text,
+                                                    OUT period_start timestamptz, OUT period_end timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s,
+           CASE p_period
+               WHEN 'minute' THEN s + interval '1 minute'
+               WHEN 'hour' THEN s + interval '1 hour'
+               WHEN 'day' THEN ((s AT TIME ZONE p_tz) + interval '1 day') AT TIME ZONE p_tz
+               WHEN 'month' THEN ((s AT TIME ZONE p_tz) + interval '1 month') AT TIME ZONE p_tz
+           END
+      FROM (SELECT date_trunc(p_period, p_at, p_tz) AS s) b
+$$;
+COMMENT ON FUNCTION llm_usage._period_bounds(text, timestamptz, text) IS
+'Internal: start and end of the minute, hour, day or month containing p_at, in zone p_tz.';
+
+CREATE OR REPLACE FUNCTION llm_usage._remaining(p_limit numeric, p_used numeric)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_limit IS NOT NULL THEN greatest(p_limit - p_used, 0) END
+$$;
+COMMENT ON FUNCTION llm_usage._remaining(numeric, numeric) IS 'Internal: what is left of a limit (never negative); NULL for an unlimited quota.';
+
+CREATE OR REPLACE FUNCTION llm_usage._effective_quotas(p_tenant text, p_plan text)
+RETURNS TABLE (quota_type text, period text, quota_limit numeric, source text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(o.quota_type, p.quota_type),
+           coalesce(o.period, p.period),
+           CASE WHEN o.tenant_id IS NOT NULL THEN o.quota_limit ELSE p.quota_limit END,
+           CASE WHEN o.tenant_id IS NOT NULL THEN 'override' ELSE 'plan' END
+      FROM (SELECT * FROM llm_usage.plan_quotas WHERE plan = p_plan) p
+      FULL JOIN (SELECT * FROM llm_usage.tenant_quota_overrides WHERE tenant_id = p_tenant) o
+        ON o.quota_type = p.quota_type AND o.period = p.period
+$$;
+COMMENT ON FUNCTION llm_usage._effective_quotas(text, text) IS
+'Internal: the quotas in force for a tenant: its plan''s, replaced or extended by its overrides.';
+
+------------------------------------------------------------------------
+-- The table path
+------------------------------------------------------------------------
+
+/* _audit_quota_denial(tenant, checks): the quota_exceeded audit event of a denied call (if audit_quota_denials is on) */
+CREATE OR REPLACE FUNCTION llm_usage._audit_quota_denial(p_tenant text, p_checks llm_usage._quota_check[])
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
+    SELECT p_tenant, 'quota', 'quota_exceeded', 'denied', llm_usage._caller()::regrole::text,
+           jsonb_build_object('requested', jsonb_object_agg(r.quota_type || '/' || r.period, r.requested),
+                              'denied', jsonb_agg(jsonb_build_object('quota_type', r.quota_type,
+                                                                     'period', r.period,
+                                                                     'quota_limit', r.quota_limit,
+                                                                     'used', r.used,
+                                                                     'period_start', r.period_start))
+                                        FILTER (WHERE NOT r.fits))
+      FROM unnest(p_checks) r
+    HAVING coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on'
+$$;
+COMMENT ON FUNCTION llm_usage._audit_quota_denial(text, llm_usage._quota_check[]) IS
+'Internal: writes the quota_exceeded audit event of a denied enforce_quota()/enforce_quotas() call, unless llm_usage.audit_quota_denials is off.';
+
+CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[])
+RETURNS SETOF llm_usage._quota_check
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now    timestamptz := clock_timestamp();
+    v_req    llm_usage._quota_check[];
+    v_chk    llm_usage._quota_check[];
+    v_ok     boolean;
+BEGIN
+    SELECT array_agg(ROW(q.quota_type, q.period, q.quota_limit, a.amount,
+                         b.period_start, b.period_end, NULL, NULL)::llm_usage._quota_check
+                     ORDER BY q.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], q.period))
+      INTO v_req
+      FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
+      JOIN unnest(p_types, p_amounts) AS a(quota_type, amount) ON a.quota_type = q.quota_type
+      CROSS JOIN LATERAL llm_usage._period_bounds(q.period, v_now, t.timezone) b;
+
+    IF v_req IS NULL THEN
+        RETURN;                 -- no quota in force for these types
+    END IF;
+
+    FOR i IN 1..2 LOOP
+        SELECT array_agg(ROW(x.quota_type, x.period, x.quota_limit, x.requested, x.period_start, x.period_end,
+                             x.used, NULL)::llm_usage._quota_check
+                         ORDER BY x.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], x.period))
+          INTO v_chk
+          FROM (SELECT r.quota_type, r.period, r.quota_limit, r.requested,
+                       -- a counter already in a newer period (a session whose clock moved on
+                       -- first) is consumed in that period, and that period is reported
+                       greatest(c.period_start, r.period_start) AS period_start,
+                       CASE WHEN c.period_start > r.period_start
+                            THEN (SELECT n.period_end FROM llm_usage._period_bounds(r.period, c.period_start, t.timezone) n)
+                            ELSE r.period_end END AS period_end,
+                       CASE WHEN c.period_start < r.period_start THEN 0 ELSE c.used END AS used
+                  FROM unnest(v_req) r
+                  JOIN llm_usage.quota_counters_table c
+                    ON c.tenant_id = t.tenant_id AND c.quota_type = r.quota_type AND c.period = r.period
+                 ORDER BY r.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], r.period)
+                   FOR UPDATE OF c) x;
+        EXIT WHEN cardinality(v_chk) = cardinality(v_req);
+        IF i = 2 THEN
+            RAISE EXCEPTION 'quota counters of tenant "%" disappeared while being locked', t.tenant_id
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        -- first use of some counter: create it, then lock again (in order)
+        INSERT INTO llm_usage.quota_counters_table (tenant_id, quota_type, period, period_start, used)
+        SELECT t.tenant_id, r.quota_type, r.period, r.period_start, 0
+          FROM unnest(v_req) r
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+
+    SELECT array_agg(ROW(c.quota_type, c.period, c.quota_limit, c.requested, c.period_start, c.period_end, c.used,
+                         c.quota_limit IS NULL OR c.used + c.requested <= c.quota_limit)::llm_usage._quota_check
+                     ORDER BY c.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], c.period)),
+           bool_and(c.quota_limit IS NULL OR c.used + c.requested <= c.quota_limit)
+      INTO v_chk, v_ok
+      FROM unnest(v_chk) c;
+
+    IF v_ok THEN
+        UPDATE llm_usage.quota_counters_table c
+           SET used = r.used + r.requested,
+               period_start = r.period_start,     -- the newer of the two, under the row lock
+               updated_at = v_now
+          FROM unnest(v_chk) r
+         WHERE c.tenant_id = t.tenant_id AND c.quota_type = r.quota_type AND c.period = r.period;
+        RETURN QUERY
+            SELECT r.quota_type, r.period, r.quota_limit, r.requested, r.period_start, r.period_end,
+                   r.used + r.requested, r.fits
+              FROM unnest(v_chk) r;
+        RETURN;
+    END IF;
+
+    PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
+    RETURN QUERY SELECT * FROM unnest(v_chk);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._consume_table(llm_usage.tenants, text[], numeric[]) IS
+'Internal: check-and-consume in llm_usage.quota_counters_table, row locks in a global order (the path without shared memory).';
+
+------------------------------------------------------------------------
+-- Shared-memory counters (C) and the per-session limit cache
+------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_usable(tenant_id text)
+RETURNS boolean
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_shm_usable';
+COMMENT ON FUNCTION llm_usage._shm_usable(text) IS
+'Internal: whether the tenant''s quotas are counted in shared memory (library preloaded, room in llm_usage.quota_max_tenants).';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_consume(tenant_id text, quota_types text[], amounts numeric[])
+RETURNS SETOF llm_usage._quota_check
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_shm_consume';
+COMMENT ON FUNCTION llm_usage._shm_consume(text, text[], numeric[]) IS
+'Internal: atomic all-or-nothing check-and-consume in shared memory, under the tenant''s spinlock.';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_counters(tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant_id text, quota_type text, period text, period_start timestamptz, used numeric, updated_at timestamptz)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_counters';
+COMMENT ON FUNCTION llm_usage._shm_counters(text) IS
+'Internal: the shared-memory counters of this database (of one tenant if given), unfiltered.';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_set_counter(tenant_id text, quota_type text, period text, period_start timestamptz, used numeric)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_set_counter';
+COMMENT ON FUNCTION llm_usage._shm_set_counter(text, text, text, timestamptz, numeric) IS
+'Internal: set one shared-memory counter (an admin''s UPDATE of llm_usage.quota_counters).';
+
+CREATE OR REPLACE FUNCTION llm_usage._quota_config_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'llm_usage_quota_config_changed';
+COMMENT ON FUNCTION llm_usage._quota_config_changed() IS
+'Internal: statement trigger; every backend drops its cached quota limits and tenant access when the transaction commits.';
+
+-- a change to a tenant, plan, quota, override or grant reaches every
+-- session's cached limits at commit (prices: tracking.sql)
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.plans
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.plan_quotas
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.tenant_quota_overrides
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.tenant_access
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+
+/*
+ * _quota_configs(): what enforce_quota() caches per session, in one query:
+ * for every tenant the calling role may act on, its time zone and the
+ * quotas in force.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._quota_configs()
+RETURNS TABLE (tenant_id text, timezone text, quota_types text[], periods text[], limits numeric[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH visible AS MATERIALIZED (
+        SELECT t.* FROM llm_usage.tenants t
+         WHERE (SELECT llm_usage._is_admin()) OR t.tenant_id IN (SELECT unnest(llm_usage._my_tenants())))
+    SELECT v.tenant_id, v.timezone,
+           coalesce(array_agg(q.quota_type ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}'),
+           coalesce(array_agg(q.period ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}'),
+           coalesce(array_agg(q.quota_limit ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}')
+      FROM visible v
+      LEFT JOIN LATERAL llm_usage._effective_quotas(v.tenant_id, v.plan) q ON true
+     GROUP BY v.tenant_id, v.timezone
+$$;
+COMMENT ON FUNCTION llm_usage._quota_configs() IS
+'Internal: time zone and quotas in force of every tenant the caller may act on (cached by enforce_quota() until a plan, quota, tenant or access changes).';
+
+/* _quota_table_counters(tenant): the table's counters of a tenant, carried into a new shared entry */
+CREATE OR REPLACE FUNCTION llm_usage._quota_table_counters(p_tenant text,
+                                                           OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT array_agg(c.quota_type), array_agg(c.period), array_agg(c.period_start), array_agg(c.used)
+      FROM llm_usage.quota_counters_table c
+     WHERE c.tenant_id = p_tenant AND llm_usage._can_access(p_tenant)
+$$;
+COMMENT ON FUNCTION llm_usage._quota_table_counters(text) IS
+'Internal: a tenant''s counters in llm_usage.quota_counters_table, added to its shared-memory entry when that is created (so counting carries on across the upgrade and a restore).';
+
+/*
+ * _quota_counters(tenant): the live counters the caller may see: from
+ * shared memory when in use, else (or for tenants without a shared
+ * entry) from the table.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._quota_counters(p_tenant text DEFAULT NULL)
+RETURNS TABLE (tenant_id text, quota_type text, period text, period_start timestamptz, used numeric, updated_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH shm AS MATERIALIZED (SELECT * FROM llm_usage._shm_counters(p_tenant))
+    SELECT c.tenant_id, c.quota_type, c.period, c.period_start, c.used, c.updated_at
+      FROM (SELECT * FROM shm
+            UNION ALL
+            SELECT x.tenant_id, x.quota_type, x.period, x.period_start, x.used, x.updated_at
+              FROM llm_usage.quota_counters_table x
+             WHERE (p_tenant IS NULL OR x.tenant_id = p_tenant)
+               AND NOT EXISTS (SELECT 1 FROM shm WHERE shm.tenant_id = x.tenant_id)) c
+     WHERE (SELECT llm_usage._is_admin()) OR c.tenant_id IN (SELECT unnest(llm_usage._my_tenants()))
+$$;
+COMMENT ON FUNCTION llm_usage._quota_counters(text) IS
+'Internal: the live quota counters (shared memory, else table) of the tenants the caller may see.';
+
+CREATE OR REPLACE VIEW llm_usage.quota_counters WITH (security_barrier) AS
+    SELECT tenant_id, quota_type, period, period_start, used, updated_at
+      FROM llm_usage._quota_counters();
+COMMENT ON VIEW llm_usage.quota_counters IS
+'Consumption in the current period of each quota, live: one row per tenant, type and period (only the caller''s tenants for non-admins).  An admin may UPDATE used or period_start to correct a counter.';
+
+CREATE OR REPLACE FUNCTION llm_usage._quota_counters_update()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.tenant_id IS DISTINCT FROM OLD.tenant_id OR NEW.quota_type IS DISTINCT FROM OLD.quota_type
+       OR NEW.period IS DISTINCT FROM OLD.period THEN
+        RAISE EXCEPTION 'only used and period_start of a quota counter can be changed'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF llm_usage._shm_usable(OLD.tenant_id) THEN
+        PERFORM llm_usage._shm_set_counter(OLD.tenant_id, OLD.quota_type, OLD.period, NEW.period_start, NEW.used);
+    ELSE
+        UPDATE llm_usage.quota_counters_table c
+           SET used = NEW.used, period_start = NEW.period_start, updated_at = now()
+         WHERE c.tenant_id = OLD.tenant_id AND c.quota_type = OLD.quota_type AND c.period = OLD.period;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._quota_counters_update() IS 'Internal: INSTEAD OF UPDATE trigger of the quota_counters view.';
+
+CREATE OR REPLACE TRIGGER quota_counters_update INSTEAD OF UPDATE ON llm_usage.quota_counters
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._quota_counters_update();
+
+------------------------------------------------------------------------
+-- Consuming: shared memory when in use, else the table
+------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION llm_usage._consume(t llm_usage.tenants, p_types text[], p_amounts numeric[])
+RETURNS SETOF llm_usage._quota_check
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_chk llm_usage._quota_check[];
+BEGIN
+    IF NOT llm_usage._shm_usable(t.tenant_id) THEN
+        RETURN QUERY SELECT * FROM llm_usage._consume_table(t, p_types, p_amounts);
+        RETURN;
+    END IF;
+    SELECT array_agg(c) INTO v_chk FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts) c;
+    IF v_chk IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT (SELECT bool_and(r.fits) FROM unnest(v_chk) r) THEN
+        PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
+    END IF;
+    RETURN QUERY SELECT * FROM unnest(v_chk);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) IS
+'Internal: atomic all-or-nothing check-and-consume of the quotas in force for some types, in shared memory when in use (else the table); audits a denial.';
+
+CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql(tenant_id text, quota_type text, amount numeric DEFAULT 1)
+RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t     llm_usage.tenants := llm_usage._tenant($1);
+    v_res llm_usage._quota_check[];
+    v_ok  boolean;
+    b     llm_usage._quota_check;
+BEGIN
+    PERFORM llm_usage._check_quota_type($2);
+    PERFORM llm_usage._check_amount($3, 'amount', true);
+
+    SELECT array_agg(c), bool_and(c.fits) INTO v_res, v_ok
+      FROM llm_usage._consume(t, ARRAY[$2], ARRAY[$3]) c;
+    IF v_res IS NULL THEN
+        RETURN QUERY SELECT true, NULL::numeric, NULL::numeric, NULL::numeric, NULL::timestamptz;
+        RETURN;
+    END IF;
+    -- the binding quota: the one that denied, else the one with least left
+    SELECT r.* INTO b
+      FROM unnest(v_res) r
+     ORDER BY r.fits, r.quota_limit - r.used NULLS LAST,
+              array_position(ARRAY['minute', 'hour', 'day', 'month'], r.period)
+     LIMIT 1;
+    RETURN QUERY SELECT v_ok, b.quota_limit, b.used, llm_usage._remaining(b.quota_limit, b.used), b.period_end;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._enforce_quota_sql(text, text, numeric) IS
+'Internal: enforce_quota() in SQL; the C enforce_quota() hands it bad arguments, denials and the path without shared memory.';
+
+CREATE OR REPLACE FUNCTION llm_usage.enforce_quota(tenant_id text, quota_type text, amount numeric DEFAULT 1)
+RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_enforce_quota';
+COMMENT ON FUNCTION llm_usage.enforce_quota(text, text, numeric) IS
+'Atomic check-and-consume before an LLM call: when allowed, the amount is counted against every period of that quota type; when not, nothing is.  Returns the binding quota.  NULL limit = unlimited.  Counted in shared memory when the library is preloaded.';
+
+CREATE OR REPLACE FUNCTION llm_usage.enforce_quotas(tenant_id text, amounts jsonb)
+RETURNS TABLE (allowed boolean, results jsonb)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t         llm_usage.tenants := llm_usage._tenant($1);
+    p_amounts jsonb := $2;
+    v_types   text[];
+    v_values  numeric[];
+    v_res     llm_usage._quota_check[];
+    v_ok      boolean;
+    k         text;
+    v         jsonb;
+BEGIN
+    IF p_amounts IS NULL THEN
+        RAISE EXCEPTION 'amounts must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(p_amounts) <> 'object' OR p_amounts = '{}' THEN
+        RAISE EXCEPTION 'amounts must be a non-empty JSON object of quota type to amount'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example ''{"tokens": 500, "api_calls": 1}''.';
+    END IF;
+    FOR k, v IN SELECT * FROM jsonb_each(p_amounts) LOOP
+        PERFORM llm_usage._check_quota_type(k);
+        IF jsonb_typeof(v) <> 'number' THEN
+            RAISE EXCEPTION 'amount for "%" must be a JSON number, got %', k, v
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM llm_usage._check_amount(v::text::numeric, 'amount for "' || k || '"', true);
+        v_types := v_types || k;
+        v_values := v_values || v::text::numeric;
+    END LOOP;
+
+    SELECT array_agg(c), coalesce(bool_and(c.fits), true) INTO v_res, v_ok
+      FROM llm_usage._consume(t, v_types, v_values) c;
+
+    RETURN QUERY
+    SELECT v_ok,
+           jsonb_object_agg(a.quota_type,
+               CASE WHEN b.quota_type IS NULL THEN
+                   jsonb_build_object('allowed', true, 'requested', a.amount, 'period', NULL,
+                                      'quota_limit', NULL, 'used', NULL, 'remaining', NULL, 'resets_at', NULL)
+               ELSE
+                   jsonb_build_object('allowed', b.all_fit, 'requested', a.amount, 'period', b.period,
+                                      'quota_limit', b.quota_limit, 'used', b.used,
+                                      'remaining', llm_usage._remaining(b.quota_limit, b.used), 'resets_at', b.period_end)
+               END)
+      FROM unnest(v_types, v_values) AS a(quota_type, amount)
+      LEFT JOIN LATERAL (
+            SELECT r.*, bool_and(r.fits) OVER () AS all_fit
+              FROM unnest(v_res) r
+             WHERE r.quota_type = a.quota_type
+             ORDER BY r.fits, r.quota_limit - r.used NULLS LAST,
+                      array_position(ARRAY['minute', 'hour', 'day', 'month'], r.period)
+             LIMIT 1) b ON true;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.enforce_quotas(text, jsonb) IS
+'All-or-nothing check-and-consume over several quota types, e.g. ''{"tokens":500,"api_calls":1}'': either every amount is counted or none is.  results has the binding quota per type.';
+
+CREATE OR REPLACE FUNCTION llm_usage.quota_status(tenant_id text)
+RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
+               percentage numeric, resets_at timestamptz, source text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t     llm_usage.tenants := llm_usage._tenant($1);
+    v_now timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY
+    SELECT s.quota_type, s.period, s.quota_limit, s.used,
+           llm_usage._remaining(s.quota_limit, s.used),
+           CASE WHEN s.quota_limit IS NULL THEN NULL
+                WHEN s.quota_limit = 0 THEN 100::numeric
+                ELSE round(100 * s.used / s.quota_limit, 2) END,
+           s.period_end, s.source
+      FROM (SELECT q.quota_type, q.period, q.quota_limit, q.source, b.period_end,
+                   coalesce(CASE WHEN c.period_start >= b.period_start THEN c.used END, 0) AS used
+              FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
+             CROSS JOIN LATERAL llm_usage._period_bounds(q.period, v_now, t.timezone) b
+              LEFT JOIN llm_usage._quota_counters(t.tenant_id) c
+                ON c.quota_type = q.quota_type AND c.period = q.period) s
+     ORDER BY s.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], s.period);
+END
+$$;
+COMMENT ON FUNCTION llm_usage.quota_status(text) IS
+'Every quota in force for a tenant with its use in the current period (tenant''s zone), what is left, percent used and when it resets.';
+
+------------------------------------------------------------------------
+-- Per-tenant overrides and the table copy of the counters
+------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION llm_usage.set_custom_quota(tenant_id text, quota_type text, quota_limit numeric, period text DEFAULT 'day')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t llm_usage.tenants;
+BEGIN
+    PERFORM llm_usage._require_admin('set_custom_quota');
+    t := llm_usage._tenant($1);
+    PERFORM llm_usage._check_quota_type($2);
+    IF $3 IS NOT NULL THEN
+        PERFORM llm_usage._check_amount($3, 'quota_limit', true);
+    END IF;
+    PERFORM llm_usage._check_period($4);
+    INSERT INTO llm_usage.tenant_quota_overrides AS o (tenant_id, quota_type, period, quota_limit)
+    VALUES (t.tenant_id, $2, $4, $3)
+    ON CONFLICT (tenant_id, quota_type, period)
+    DO UPDATE SET quota_limit = EXCLUDED.quota_limit, updated_at = now();
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
+    VALUES (t.tenant_id, 'quota', 'set_custom_quota', llm_usage._caller()::regrole::text,
+            jsonb_build_object('quota_type', $2, 'period', $4, 'quota_limit', $3));
+END
+$$;
+COMMENT ON FUNCTION llm_usage.set_custom_quota(text, text, numeric, text) IS
+'Per-tenant override of the plan''s limit for a quota type and period (default day); NULL = unlimited.  Takes effect on the next call.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage.clear_custom_quota(tenant_id text, quota_type text, period text DEFAULT 'day')
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t llm_usage.tenants;
+BEGIN
+    PERFORM llm_usage._require_admin('clear_custom_quota');
+    t := llm_usage._tenant($1);
+    PERFORM llm_usage._check_quota_type($2);
+    PERFORM llm_usage._check_period($3);
+    DELETE FROM llm_usage.tenant_quota_overrides o
+     WHERE o.tenant_id = t.tenant_id AND o.quota_type = $2 AND o.period = $3;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" has no custom % quota per %', t.tenant_id, $2, $3
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
+    VALUES (t.tenant_id, 'quota', 'clear_custom_quota', llm_usage._caller()::regrole::text,
+            jsonb_build_object('quota_type', $2, 'period', $3));
+END
+$$;
+COMMENT ON FUNCTION llm_usage.clear_custom_quota(text, text, text) IS
+'Removes a per-tenant override so the plan''s limit applies again.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage.save_quota_counters()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM llm_usage._require_admin('save_quota_counters');
+    INSERT INTO llm_usage.quota_counters_table AS c (tenant_id, quota_type, period, period_start, used, updated_at)
+    SELECT s.tenant_id, s.quota_type, s.period, s.period_start, s.used, s.updated_at
+      FROM llm_usage._shm_counters() s
+      JOIN llm_usage.tenants t ON t.tenant_id = s.tenant_id
+    ON CONFLICT (tenant_id, quota_type, period) DO UPDATE
+       SET period_start = EXCLUDED.period_start, used = EXCLUDED.used, updated_at = EXCLUDED.updated_at
+     WHERE (c.period_start, c.used) IS DISTINCT FROM (EXCLUDED.period_start, EXCLUDED.used);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage.save_quota_counters() IS
+'Copies the shared-memory quota counters of this database into llm_usage.quota_counters_table (what pg_dump carries); returns the rows changed.  The worker does it every llm_usage.aggregate_interval in llm_usage.database.  Admin only.';

@@ -1,0 +1,22 @@
+/*
+ * src/sql/updates/1.2--1.3.sql — what the update from 1.2 to 1.3 cannot re-run
+ *
+ * The generated llm_usage--1.2--1.3.sql is this delta followed by every
+ * area file of src/sql/ (functions, views, triggers, comments, grants), so a
+ * function's only definition is its current one.  Here go ALTER TABLE, data
+ * migration, and DROP of functions that are removed or change signature.
+ */
+
+-- 1.1 replaced usage_events (and its identity sequence) by a partitioned
+-- table; the old relations' entries stayed in extconfig as bare OIDs, which
+-- pg_dump could one day resolve to an unrelated table.  Keep only entries
+-- that still name a relation.
+UPDATE pg_catalog.pg_extension e
+   SET extconfig = x.config, extcondition = x.cond
+  FROM (SELECT pg_catalog.array_agg(c.oid ORDER BY c.ord) AS config,
+               pg_catalog.array_agg(c.cond ORDER BY c.ord) AS cond
+          FROM pg_catalog.pg_extension e2,
+               LATERAL ROWS FROM (pg_catalog.unnest(e2.extconfig), pg_catalog.unnest(e2.extcondition)) WITH ORDINALITY AS c(oid, cond, ord)
+         WHERE e2.extname OPERATOR(pg_catalog.=) 'llm_usage'
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.oid)) x
+ WHERE e.extname OPERATOR(pg_catalog.=) 'llm_usage';
