@@ -15,13 +15,18 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK  = -lcurl -lssl -lcrypto
 
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
+# `make installcheck` runs them against a running server set up as README
+# says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
               audit credits security keys alerts rollup_random
-REGRESS_OPTS = --inputdir=$(srcdir) --dbname=llm_usage_regress
+REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# the regression database (after the include: Makefile.global sets it)
+CONTRIB_TESTDB = llm_usage_regress
 
 # the regression list, for test/run-all.sh
 print-regress:
