@@ -55,12 +55,20 @@ if grep -qE '\.\.\. +(FAILED|failed|diff)' "$WORK/regress.log" || [[ $failed -gt
 fi
 
 # 2. shell-driven suites against the same cluster: each prints what it
-#    checked and exits non-zero on the first failed check.
+#    checked and exits non-zero on the first failed check.  A suite whose
+#    output says "could not change directory" or "Permission denied" ran
+#    something as the test user where that user cannot go: failed too.
 for t in "$WORK"/src/test/t_*.sh; do
     name=$(basename "$t" .sh)
     log "$name"
-    WORK="$WORK" bash "$t"
-    record "$name" $?
+    WORK="$WORK" CHECKOUT="$ROOT" bash "$t" >"$WORK/$name.out" 2>&1
+    status=$?
+    cat "$WORK/$name.out"
+    if grep -qE 'could not change directory|Permission denied' "$WORK/$name.out"; then
+        echo "FAIL: $name printed \"could not change directory\" or \"Permission denied\""
+        status=1
+    fi
+    record "$name" $status
 done
 
 if ((failed)); then
