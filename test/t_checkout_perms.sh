@@ -18,10 +18,11 @@ chmod 700 "$PRIV"
 (cd / && runuser -u "$TEST_USER" -- test -x "$PRIV") \
     && fail "$TEST_USER can enter $PRIV: the test would prove nothing"
 
+failures=0
 # as_user from a directory the test user cannot enter prints only the answer
 out=$(cd "$PRIV" && as_user "$PGBIN/psql" -X -At -d postgres -c "SELECT 1" 2>&1) || true
 echo "as_user psql from a 0700 directory: $out"
-[[ $out == 1 ]] || fail "expected just 1"
+[[ $out == 1 ]] || { echo "  expected just 1"; failures=$((failures + 1)); }
 
 # the quick start from a copy (build products included, so nothing is
 # rebuilt; it reinstalls the same files), on another port and socket
@@ -38,8 +39,9 @@ collected=$(grep -cE '^ +[12] \| (openai|anthropic) +\| succeeded' "$log" || tru
 echo "quickstart from $PRIV/llm_usage: exit $status, $(wc -l <"$log") lines," \
      "$bad polluted, $collected of 4 run/key lines succeeded"
 if [[ $status -ne 0 || $bad -ne 0 || $collected -ne 4 ]]; then
-    grep -E 'could not change directory|Permission denied' "$log" | head -5
+    grep -m 5 -E 'could not change directory|Permission denied' "$log" || true
     tail -20 "$log"
-    fail "the quick start from a 0700 checkout"
+    failures=$((failures + 1))
 fi
+[[ $failures -eq 0 ]] || fail "$failures of 2 checks from a 0700 checkout"
 echo "PASS"
