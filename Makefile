@@ -43,13 +43,18 @@ DATA        = $(SQL_RELEASED)
 DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERSION).sql
 
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
+# `make installcheck` runs them against a running server set up as README
+# says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
               audit credits security keys alerts rollup_random upgrade
-REGRESS_OPTS = --inputdir=$(srcdir) --dbname=llm_usage_regress
+REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# the regression database (after the include: Makefile.global sets it)
+CONTRIB_TESTDB = llm_usage_regress
 
 # Each generated script: a header, then every source under a line naming it
 # (relative to the source tree, whatever the build directory).  The install
