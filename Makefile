@@ -5,7 +5,7 @@
 #
 EXTENSION   = llm_usage
 MODULE_big  = llm_usage
-OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/quota.o src/track.o src/crypto.o \
+OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/quota.o src/track.o src/crypto.o \
               src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
               src/cron.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 DATA        = sql/llm_usage--1.0.sql sql/llm_usage--1.0--1.1.sql sql/llm_usage--1.1--1.2.sql
