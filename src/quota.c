@@ -162,7 +162,9 @@ static Datum zero = (Datum) 0;
 /*
  * amount_to_micro
  *		An amount in millionths, rounded up; false unless it is a number in
- *		[0, 10^12] (the range _check_amount accepts).
+ *		[0, 10^12] (the range _check_amount accepts).  The sign is checked
+ *		before scaling: a negative amount above -0.000001 would round up to
+ *		0, and one below -9.2 * 10^12 would not fit an int64.
  */
 static bool
 amount_to_micro(Numeric n, int64 *out)
@@ -170,7 +172,8 @@ amount_to_micro(Numeric n, int64 *out)
 	Datum		scaled;
 	int64		v;
 
-	if (numeric_is_nan(n) || numeric_is_inf(n))
+	if (numeric_is_nan(n) || numeric_is_inf(n) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), numeric_constant(&zero, 0))) < 0)
 		return false;
 	scaled = DirectFunctionCall1(numeric_ceil,
 								 DirectFunctionCall2(numeric_mul, NumericGetDatum(n), micro_numeric()));
