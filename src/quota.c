@@ -489,7 +489,16 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 	SpinLockRelease(&e->mutex);
 	for (int i = 0; i < n; i++)
 		if (checks[i].counted > checks[i].limit->start)
+		{
 			current_period(cfg, checks[i].limit, checks[i].counted);
+
+			/*
+			 * The period starts where the slot's does, as _consume_table
+			 * reports it: date_trunc() of a period start is not always that
+			 * start (a half-hour DST change, as in Australia/Lord_Howe).
+			 */
+			checks[i].limit->start = checks[i].counted;
+		}
 	if (all_fit)
 		quota_changed();
 	return all_fit;
