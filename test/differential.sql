@@ -484,10 +484,13 @@ BEGIN
                            interval '1 day') d
      WHERE (((d + interval '1 day')::timestamp AT TIME ZONE z.tz) - (d::timestamp AT TIME ZONE z.tz)) <> interval '24 hours'
      ORDER BY z.tz, d;
+    -- sequence 1 is fixed: the small hours of Lord Howe Island's half-hour DST
+    -- changes, where date_trunc('hour') of an hour's start is not that start
+    UPDATE difftest.seqs SET tz = 'Australia/Lord_Howe' WHERE fn = 'period_bounds' AND seq = 1;
     FOR s IN 1..p_pb_seqs LOOP
         FOR i IN 1..p_calls LOOP
             v_day := NULL;
-            IF random() < 0.5 THEN
+            IF s = 1 OR random() < 0.5 THEN
                 SELECT x.day INTO v_day FROM difftest.dst_days x
                  WHERE x.tz = (SELECT q.tz FROM difftest.seqs q WHERE q.fn = 'period_bounds' AND q.seq = s)
                  ORDER BY random() LIMIT 1;
@@ -495,7 +498,8 @@ BEGIN
             IF v_day IS NULL THEN
                 INSERT INTO difftest.pb_in VALUES (s, i, 'rel', interval '62 days' + random() * interval '5 years', NULL);
             ELSE
-                INSERT INTO difftest.pb_in VALUES (s, i, 'local', NULL, v_day + random() * interval '1 day');
+                INSERT INTO difftest.pb_in VALUES (s, i, 'local', NULL,
+                    v_day + CASE WHEN s = 1 THEN random() * interval '4 hours' ELSE random() * interval '1 day' END);
             END IF;
         END LOOP;
     END LOOP;
