@@ -356,8 +356,19 @@ cached_config(const char *tenant)
 	ConfigKey	key;
 	TenantConfig *cfg;
 
+	if (tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX)
+		return NULL;			/* not a key of this cache: counted in the table */
 	ensure_cache();
-	/* may reset this cache: nothing of it is touched before */
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.tenant, tenant, sizeof(key.tenant));
+	/* a hit needs no directory lookup: a change of the directory resets this cache */
+	if (session_cache_current() && config_cache != NULL)
+	{
+		cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
+		if (cfg != NULL)
+			return cfg;
+	}
+	/* may reset this cache: nothing of it is kept across */
 	st = session_cache_tenant(tenant);
 	if (st == NULL)
 		return NULL;
@@ -372,8 +383,6 @@ cached_config(const char *tenant)
 		config_cache = hash_create("llm_usage tenant quota config", 64, &info,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	memset(&key, 0, sizeof(key));
-	strlcpy(key.tenant, tenant, sizeof(key.tenant));
 	cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
 	if (cfg == NULL)
 	{

@@ -235,6 +235,20 @@ load_directory(void)
 }
 
 /*
+ * session_cache_current
+ *		Reads pending invalidations; true when the directory is loaded for
+ *		the current role, so that what a module built from it since it was
+ *		loaded is still valid (any change resets the module's cache too).
+ *		Lets a module answer a hit from its own cache alone.
+ */
+bool
+session_cache_current(void)
+{
+	AcceptInvalidationMessages();
+	return directory != NULL && directory_userid == GetOuterUserId();
+}
+
+/*
  * session_cache_tenant
  *		A tenant the current role may act on, from the directory (read
  *		first if it was dropped or loaded for another role); NULL when the

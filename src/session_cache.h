@@ -36,6 +36,7 @@ typedef void (*SessionCacheReset) (void);
 
 extern void session_cache_register(SessionCacheReset reset);
 extern Oid	session_cache_tenants_relid(void);
+extern bool session_cache_current(void);
 extern const SessionTenant *session_cache_tenant(const char *tenant);
 extern SPIPlanPtr session_cache_keep_plan(const char *sql, int nargs, Oid *types);
 
