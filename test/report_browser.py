@@ -152,7 +152,7 @@ DOM_FACTS = r"""
     for (const h of svg.querySelectorAll('text.hval')) out.hvals.push({chart, text: h.textContent});
     out.ticks[chart] = [...svg.querySelectorAll('text.tick')].map(t => t.textContent);
     const texts = [...svg.querySelectorAll('text')].filter(vis);
-    const boxes = texts.map(t => ({t: t.textContent, ...R(t)}));
+    const boxes = texts.map(t => ({s: t.textContent, ...R(t)}));
     for (const t of texts) {
       out.textCount++;
       const px = parseFloat(getComputedStyle(t).fontSize) * scale;
@@ -160,13 +160,13 @@ DOM_FACTS = r"""
     }
     for (const b of boxes) {
       if (b.l < sr.l - 1 || b.r > sr.r + 1 || b.t < sr.t - 1 || b.b > sr.b + 1)
-        out.problems.push(`${chart}: text "${b.t}" leaves its chart (${b.l.toFixed(1)}..${b.r.toFixed(1)} in ${sr.l.toFixed(1)}..${sr.r.toFixed(1)})`);
+        out.problems.push(`${chart}: text "${b.s}" leaves its chart (${b.l.toFixed(1)}..${b.r.toFixed(1)} in ${sr.l.toFixed(1)}..${sr.r.toFixed(1)})`);
     }
     for (let i = 0; i < boxes.length; i++)
       for (let j = i + 1; j < boxes.length; j++) {
         const a = boxes[i], b = boxes[j];
         const w = Math.min(a.r, b.r) - Math.max(a.l, b.l), h = Math.min(a.b, b.b) - Math.max(a.t, b.t);
-        if (w > 0.5 && h > 0.5) out.problems.push(`${chart}: text "${a.t}" overlaps "${b.t}"`);
+        if (w > 0.5 && h > 0.5) out.problems.push(`${chart}: text "${a.s}" overlaps "${b.s}"`);
       }
   }
   for (const k of document.querySelectorAll('.kpi'))

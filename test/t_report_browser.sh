@@ -2,12 +2,13 @@
 # t_report_browser: the HTML usage report in a real browser.  The worker
 # collects 29 days of usage and cost from the provider simulator, calls are
 # tracked over the last 30 days for two tenants (one with a hostile id, one
-# unpriced model with a hostile name) and a third tenant, quotas are used;
-# a reader bound to the two tenants writes the report with psql; Debian's
+# unpriced model with a hostile name), one with a long id, and a fourth
+# tenant, quotas are used;
+# a reader bound to the first three writes the report with psql; Debian's
 # chromium (installed here: the CI machine starts without it) renders it
 # headless at 1280 and 390 px, and test/report_browser.py checks the DOM
 # against figures computed in SQL from the tables (see its header), that
-# the third tenant is nowhere in it, and takes a screenshot at each width.
+# the fourth tenant is nowhere in it, and takes a screenshot at each width.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/worker_lib.sh"
@@ -24,6 +25,8 @@ use_sim
 EVIL='rb_<script>alert("x")</script>'
 EVIL_SQL=${EVIL//\'/\'\'}
 MODEL='rb_m<img/src=x>"q'
+# a long id in wide letters, to prove labels are clipped to their chart
+LONG=rb_WIDE-CUSTOMER-WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW-0123456789
 OA=sk-admin-report-browser-0001
 AN=sk-ant-admin01-report-browser-0002
 wq -o /dev/null <<SQL
@@ -35,10 +38,12 @@ SELECT llm_usage.set_plan_quota('rb_plan', 'embeddings', NULL, 'month');
 SELECT llm_usage.create_tenant('rb_acme', 'rb_plan');
 SELECT llm_usage.create_tenant('$EVIL_SQL', 'rb_plan');
 SELECT llm_usage.create_tenant('rb_other', 'rb_plan');
+SELECT llm_usage.create_tenant('$LONG', 'rb_plan');
 DROP ROLE IF EXISTS rb_reader;
 CREATE ROLE rb_reader LOGIN IN ROLE llm_usage_reader;
 SELECT llm_usage.grant_tenant_access('rb_reader', 'rb_acme');
 SELECT llm_usage.grant_tenant_access('rb_reader', '$EVIL_SQL');
+SELECT llm_usage.grant_tenant_access('rb_reader', '$LONG');
 SQL
 oa_id=$(wq -c "SELECT llm_usage.add_provider_key('rb_acme', 'openai', '$OA', 'report org', validate => true)")
 an_id=$(wq -c "SELECT llm_usage.add_provider_key('rb_acme', 'anthropic', '$AN', validate => true)")
@@ -63,7 +68,8 @@ SELECT count(llm_usage.track_usage(v.t, 'chat', v.m, 800 + (i * 53) % 4000, 60 +
   FROM generate_series(0, 143) i,
        (VALUES ('rb_acme', 'gpt-4o', 0), ('rb_acme', 'claude-sonnet-4-5', 1), ('rb_acme', 'text-embedding-3-small', 2),
                ('$EVIL_SQL', 'gpt-4o-mini', 3), ('$EVIL_SQL', 'claude-haiku-4-5', 4),
-               ('rb_other', 'gpt-5', 1)) v(t, m, o);
+               ('rb_other', 'gpt-5', 1), ('$LONG', 'gpt-4o', 2)) v(t, m, o)
+ WHERE v.t <> '$LONG' OR i % 10 = 0;
 SELECT count(llm_usage.track_usage('$EVIL_SQL', 'chat', '${MODEL//\'/\'\'}', 2000, 300, latency_ms => 900,
                                    occurred_at => now() - make_interval(hours => i * 7)))
   FROM generate_series(1, 25) i;
@@ -72,6 +78,7 @@ SELECT count(*) FROM llm_usage.enforce_quota('rb_acme', 'api_calls', 12);
 SELECT count(*) FROM llm_usage.enforce_quota('$EVIL_SQL', 'cost_usd', 5);
 SELECT count(*) FROM llm_usage.enforce_quota('$EVIL_SQL', 'tokens', 120000);
 SELECT count(*) FROM llm_usage.enforce_quota('rb_other', 'tokens', 990000);
+SELECT count(*) FROM llm_usage.enforce_quota('$LONG', 'api_calls', 95);
 SQL
 
 # the report as a user gets it, as the reader bound to two of the three tenants
@@ -80,7 +87,7 @@ echo "report: $(wc -c <"$WORK/report.html") bytes, $(grep -o '<svg class="chart-
 
 # the figures, from the tables (not from the report), for the same window
 wq -c "
-WITH t AS (SELECT unnest(ARRAY['rb_acme', '$EVIL_SQL']) AS tenant_id),
+WITH t AS (SELECT unnest(ARRAY['rb_acme', '$EVIL_SQL', '$LONG']) AS tenant_id),
 w AS (SELECT ((now() AT TIME ZONE 'UTC')::date - 29)::timestamp AT TIME ZONE 'UTC' AS t0,
              ((now() AT TIME ZONE 'UTC')::date + 1)::timestamp AT TIME ZONE 'UTC' AS t1),
 e AS (SELECT e.*, (e.occurred_at AT TIME ZONE 'UTC')::date::text AS d FROM llm_usage.usage_events e, w
@@ -132,6 +139,6 @@ python3 "$(dirname "$0")/report_browser.py" "$(command -v chromium)" "$WORK/repo
 if [[ -n "${LLM_USAGE_REPORT_SHOTS:-}" ]]; then
     cp "$WORK"/report-1280.png "$WORK"/report-390.png "$WORK/report.html" "$LLM_USAGE_REPORT_SHOTS/"
 fi
-wq -o /dev/null -c "SELECT llm_usage.revoke_tenant_access('rb_reader', t) FROM unnest(ARRAY['rb_acme', '$EVIL_SQL']) t" \
+wq -o /dev/null -c "SELECT llm_usage.revoke_tenant_access('rb_reader', t) FROM unnest(ARRAY['rb_acme', '$EVIL_SQL', '$LONG']) t" \
    -c "DROP ROLE rb_reader"
 echo "PASS"

@@ -23,16 +23,53 @@ $$;
 COMMENT ON FUNCTION llm_usage._html(text) IS
 'Internal: text escaped for HTML element content and quoted attribute values (& < > " and '').';
 
-CREATE OR REPLACE FUNCTION llm_usage._report_clip(p_text text, p_chars integer)
-RETURNS text
+/*
+ * _report_charw(ch): a generous upper bound of a character's width in em
+ * for common sans-serif fonts: narrow punctuation 0.42, lower case 0.64,
+ * capitals, digits and symbols 0.8, M W m w @ % 1.0, beyond ASCII 1.25.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._report_charw(p_char text)
+RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN pg_catalog.length(p_text) <= p_chars THEN p_text
-                ELSE pg_catalog.left(p_text, greatest(p_chars - 1, 1)) || '…' END
+    SELECT CASE WHEN p_char ~ '[ilIjtfr.,:;''|!()\[\]{} `]' THEN 0.42
+                WHEN p_char ~ '[MWmw@%]' THEN 1.0
+                WHEN p_char ~ '[a-z]' THEN 0.64
+                WHEN ascii(p_char) < 128 THEN 0.8
+                ELSE 1.25 END
 $$;
-COMMENT ON FUNCTION llm_usage._report_clip(text, integer) IS
-'Internal: text cut to at most p_chars characters (an ellipsis marks the cut); escape after clipping.';
+COMMENT ON FUNCTION llm_usage._report_charw(text) IS 'Internal: an upper bound of a character''s width in em, for fitting report labels.';
+
+/*
+ * _report_fit(text, width, font): the text cut (with an ellipsis) so that
+ * it fits in width px at font px, by _report_charw(); a fitted text never
+ * overflows.  Escape afterwards.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._report_fit(p_text text, p_width numeric, p_font numeric)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    w   numeric := 0;
+    cut integer := 0;
+BEGIN
+    FOR i IN 1 .. coalesce(length(p_text), 0) LOOP
+        w := w + p_font * llm_usage._report_charw(substr(p_text, i, 1));
+        -- the last position where the text and an ellipsis still fit
+        IF w + p_font <= p_width THEN
+            cut := i;
+        END IF;
+        IF w > p_width THEN
+            RETURN left(p_text, cut) || '…';
+        END IF;
+    END LOOP;
+    RETURN p_text;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._report_fit(text, numeric, numeric) IS
+'Internal: text cut with an ellipsis to fit a width in px at a font size (by _report_charw); escape after fitting.';
 
 /*
  * _report_num(value, kind): a figure as the report prints it: usd
@@ -284,6 +321,7 @@ DECLARE
     y   integer;
     f   numeric;
     lab text;
+    suf text;
 BEGIN
     o := format('<svg class="chart-svg" data-chart="%s" viewBox="0 0 %s %s" role="img" aria-label="%s">',
                 llm_usage._html(p_chart), p_width, greatest(n, 1) * rh + 4, llm_usage._html(p_aria));
@@ -292,8 +330,15 @@ BEGIN
     END IF;
     FOR i IN 1 .. n LOOP
         y := (i - 1) * rh;
-        -- 12 px text: at most 0.72 em per character, whatever the characters
-        lab := llm_usage._report_clip(p_labels[i], floor(p_width / 8.7)::integer);
+        -- "<tenant> · <what>": the tenant id gives way, so that <what> stays
+        IF strpos(p_labels[i], ' · ') > 0 THEN
+            suf := substring(p_labels[i] FROM '( · [^·]*)$');
+            lab := llm_usage._report_fit(left(p_labels[i], length(p_labels[i]) - length(suf)),
+                                         p_width - (SELECT 12 * sum(llm_usage._report_charw(c))
+                                                      FROM regexp_split_to_table(suf, '') c), 12) || suf;
+        ELSE
+            lab := llm_usage._report_fit(p_labels[i], p_width, 12);
+        END IF;
         f := CASE WHEN p_limits[i] > 0 THEN least(greatest(p_values[i], 0) / p_limits[i], 1)
                   WHEN p_values[i] > 0 THEN 1 ELSE 0 END;
         o := o || format('<text class="hlabel" x="0" y="%s">%s<title>%s</title></text>', y + 14,
