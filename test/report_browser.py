@@ -2,6 +2,7 @@
 """report_browser.py — render the HTML usage report in headless Chromium and check its DOM.
 
 Usage: report_browser.py CHROMIUM REPORT.html EXPECTED.json OUTDIR WIDTH...
+       report_browser.py shot CHROMIUM REPORT.html OUT.png WIDTH   (a full-page screenshot only)
 
 Drives Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe:
 commands on fd 3, events and replies on fd 4, NUL-terminated JSON), so it
@@ -352,7 +353,29 @@ def check_width(b, url, expected, outdir, width):
     return not c.failures
 
 
+def shot(chromium, html, png, width):
+    """A full-page screenshot of html at width px (report_browser.py shot CHROMIUM HTML PNG WIDTH)."""
+    b = Browser(chromium)
+    try:
+        b.attach()
+        b.send('Page.enable')
+        b.send('Emulation.setDeviceMetricsOverride', {'width': width, 'height': 800, 'deviceScaleFactor': 1,
+                                                      'mobile': width < 600})
+        b.send('Page.navigate', {'url': 'file://' + os.path.abspath(html)})
+        b.wait_event('Page.loadEventFired')
+        height = int(b.send('Page.getLayoutMetrics')['cssContentSize']['height'] + 0.5)
+        b.send('Emulation.setDeviceMetricsOverride', {'width': width, 'height': height, 'deviceScaleFactor': 1,
+                                                      'mobile': width < 600})
+        with open(png, 'wb') as f:
+            f.write(base64.b64decode(b.send('Page.captureScreenshot', {'format': 'png'})['data']))
+        print('%s: %dx%d' % (png, width, height))
+    finally:
+        b.close()
+
+
 def main():
+    if sys.argv[1] == 'shot':
+        return shot(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     chromium, html, expected_file, outdir = sys.argv[1:5]
     widths = [int(w) for w in sys.argv[5:]]
     with open(expected_file) as f:
