@@ -589,7 +589,7 @@ BEGIN
          || '<style>' || llm_usage._report_css() || '</style></head><body>'
          || '<header><h1>LLM usage report</h1>'
          || format('<p class="meta" id="scope" data-tenants="%s">%s · last %s, %s to %s (%s) · by %s</p>',
-                   array_length(v_tenants, 1),
+                   coalesce(array_length(v_tenants, 1), 0),
                    CASE WHEN v_single THEN 'Tenant <strong>' || llm_usage._html(t.tenant_id) || '</strong>'
                         ELSE format('All tenants you may see (%s)', coalesce(array_length(v_tenants, 1), 0)) END,
                    CASE $2 WHEN '1y' THEN '12 months' ELSE v_days || ' days' END,
