@@ -34,7 +34,7 @@ SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, roles.sql tenants.sql quota
                      rollups.sql collection.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
 SQL_SOURCES      = $(addprefix src/sql/, common.sql access.sql tenants.sql quotas.sql tracking.sql \
                      rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql \
-                     maintenance.sql privileges.sql)
+                     maintenance.sql focus.sql report.sql privileges.sql)
 SQL_POST_INSTALL = $(addprefix src/sql/post_install/, partitions.sql config_dump.sql)
 SQL_UPDATE       = src/sql/updates/$(LAST_RELEASE)--$(EXTVERSION).sql
 SQL_RELEASED     = $(addprefix src/sql/released/, llm_usage--1.0.sql llm_usage--1.0--1.1.sql llm_usage--1.1--1.2.sql)
@@ -46,7 +46,7 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 # `make installcheck` runs them against a running server set up as README
 # says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
-              audit credits security keys alerts rollup_random upgrade
+              audit credits security keys alerts focus_report rollup_random upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config

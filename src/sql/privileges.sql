@@ -8,7 +8,7 @@
  * granted.  The roles themselves are made in pre_install/roles.sql.
  *
  *   llm_usage_app     enforce, track, status, audit, deduct credits
- *   llm_usage_reader  roll-ups, dashboards, audit reads
+ *   llm_usage_reader  roll-ups, dashboards, audit reads, FOCUS export, HTML report
  *   llm_usage_admin   everything (it has the other two)
  *
  * PUBLIC may execute nothing and read nothing.
@@ -60,7 +60,25 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.security_events(text, integer),
     llm_usage.audit_report(text, timestamptz, timestamptz),
     llm_usage.alert_rules_for(text),
-    llm_usage.acknowledge_alert(bigint)
+    llm_usage.acknowledge_alert(bigint),
+    -- FOCUS export and HTML report: they run as the caller (row-level
+    -- security decides what they see), so their helpers are granted too
+    llm_usage.focus_export(timestamptz, timestamptz, text),
+    llm_usage._focus_check(timestamptz, timestamptz, text),
+    llm_usage._focus_provider_name(text),
+    llm_usage.usage_report_html(text, text),
+    llm_usage._html(text),
+    llm_usage._report_fit(text, numeric, numeric),
+    llm_usage._report_charw(text),
+    llm_usage._report_num(numeric, text),
+    llm_usage._report_step(numeric),
+    llm_usage._report_tick(numeric, text, numeric),
+    llm_usage._report_columns(text, text, text[], text[], text[], text[], numeric[], text, integer, integer, numeric, text),
+    llm_usage._report_hbars(text, text[], text[], numeric[], numeric[], text[], text[], integer, text),
+    llm_usage._report_legend(text[], text[]),
+    llm_usage._report_chart_pair(text, text, text[], text[], text[], text[], numeric[], text, numeric, text, boolean),
+    llm_usage._report_hbars_pair(text, text[], text[], numeric[], numeric[], text[], text[], text),
+    llm_usage._report_css()
     TO llm_usage_reader;
 
 GRANT EXECUTE ON FUNCTION
