@@ -32,6 +32,9 @@ extern int	llm_usage_max_retries;
 extern int	llm_usage_http_max_response_kb;
 extern int	llm_usage_aggregate_interval;
 
+/* who is calling (caller.c): the role tenant checks are made for */
+extern Oid	llm_usage_caller_id(void);
+
 /* shared state (shmem.c) */
 extern void llm_usage_shmem_request(void);
 extern void llm_usage_shmem_startup(void);

@@ -48,6 +48,14 @@ COMMENT ON FUNCTION llm_usage._alert_rule(text, text) IS
 CREATE OR REPLACE FUNCTION llm_usage.set_alert_rule(kind text, threshold numeric DEFAULT NULL, min_calls integer DEFAULT NULL,
                                                     enabled boolean DEFAULT true, tenant_id text DEFAULT NULL)
 RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.set_alert_rule(text, numeric, integer, boolean, text) IS
+'Changes an alert rule (threshold, min_calls, enabled) for every tenant (tenant_id NULL) or for one; unset values keep the shipped default.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._set_alert_rule_impl(kind text, threshold numeric DEFAULT NULL, min_calls integer DEFAULT NULL,
+                                                          enabled boolean DEFAULT true, tenant_id text DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -90,10 +98,16 @@ BEGIN
            updated_at = now();
 END
 $$;
-COMMENT ON FUNCTION llm_usage.set_alert_rule(text, numeric, integer, boolean, text) IS
-'Changes an alert rule (threshold, min_calls, enabled) for every tenant (tenant_id NULL) or for one; unset values keep the shipped default.  Admin only.';
+COMMENT ON FUNCTION llm_usage._set_alert_rule_impl(text, numeric, integer, boolean, text) IS
+'Internal: the body of llm_usage.set_alert_rule(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.alert_rules_for(tenant_id text)
+RETURNS TABLE (kind text, enabled boolean, threshold numeric, min_calls integer, severity text, source text, description text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.alert_rules_for(text) IS 'The alert rules in force for a tenant, and where each comes from (default, global, tenant).';
+
+CREATE OR REPLACE FUNCTION llm_usage._alert_rules_for_impl(tenant_id text)
 RETURNS TABLE (kind text, enabled boolean, threshold numeric, min_calls integer, severity text, source text, description text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -113,7 +127,8 @@ BEGIN
      ORDER BY r.kind;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.alert_rules_for(text) IS 'The alert rules in force for a tenant, and where each comes from (default, global, tenant).';
+COMMENT ON FUNCTION llm_usage._alert_rules_for_impl(text) IS
+'Internal: the body of llm_usage.alert_rules_for(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 ------------------------------------------------------------------------
 -- Raising alerts: rules, throttling, NOTIFY
@@ -159,6 +174,13 @@ COMMENT ON FUNCTION llm_usage._raise_alert(text, text, text, text, jsonb, text) 
 
 CREATE OR REPLACE FUNCTION llm_usage.acknowledge_alert(alert_id bigint)
 RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.acknowledge_alert(bigint) IS
+'Marks an alert acknowledged (once).  Admins, and readers for their tenants'' alerts.';
+
+CREATE OR REPLACE FUNCTION llm_usage._acknowledge_alert_impl(alert_id bigint)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -184,8 +206,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.acknowledge_alert(bigint) IS
-'Marks an alert acknowledged (once).  Admins, and readers for their tenants'' alerts.';
+COMMENT ON FUNCTION llm_usage._acknowledge_alert_impl(bigint) IS
+'Internal: the body of llm_usage.acknowledge_alert(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 ------------------------------------------------------------------------
 -- Evaluating the rules
@@ -200,6 +222,13 @@ COMMENT ON FUNCTION llm_usage.acknowledge_alert(bigint) IS
  * the 7 days before it.  Concurrent calls are serialised.
  */
 CREATE OR REPLACE FUNCTION llm_usage.check_alerts()
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.check_alerts() IS
+'Evaluates every alert rule and raises what is due (each also NOTIFY llm_usage_alerts); returns the number of new alerts.  The worker runs it after each roll-up.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._check_alerts_impl()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -342,5 +371,5 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.check_alerts() IS
-'Evaluates every alert rule and raises what is due (each also NOTIFY llm_usage_alerts); returns the number of new alerts.  The worker runs it after each roll-up.  Admin only.';
+COMMENT ON FUNCTION llm_usage._check_alerts_impl() IS
+'Internal: the body of llm_usage.check_alerts(), run as the owner by its entry point, which records the caller (src/caller.c).';

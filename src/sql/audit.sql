@@ -29,6 +29,14 @@ CREATE OR REPLACE TRIGGER audit_events_no_truncate
 CREATE OR REPLACE FUNCTION llm_usage.audit(tenant_id text, event_type text, action text, result text DEFAULT 'success',
                                            details jsonb DEFAULT '{}')
 RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.audit(text, text, text, text, jsonb) IS
+'Appends an event to the tenant''s audit log (actor = session user) and returns its id.';
+
+CREATE OR REPLACE FUNCTION llm_usage._audit_impl(tenant_id text, event_type text, action text, result text DEFAULT 'success',
+                                                 details jsonb DEFAULT '{}')
+RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -57,8 +65,8 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.audit(text, text, text, text, jsonb) IS
-'Appends an event to the tenant''s audit log (actor = session user) and returns its id.';
+COMMENT ON FUNCTION llm_usage._audit_impl(text, text, text, text, jsonb) IS
+'Internal: the body of llm_usage.audit(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage._audit_window(p_tenant text, p_days integer, p_kind text)
 RETURNS SETOF llm_usage.audit_events
@@ -85,27 +93,55 @@ COMMENT ON FUNCTION llm_usage._audit_window(text, integer, text) IS
 
 CREATE OR REPLACE FUNCTION llm_usage.audit_trail(tenant_id text, days integer DEFAULT 7)
 RETURNS SETOF llm_usage.audit_events
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.audit_trail(text, integer) IS 'The tenant''s audit events of the last N days (default 7), newest first.';
+
+CREATE OR REPLACE FUNCTION llm_usage._audit_trail_impl(tenant_id text, days integer DEFAULT 7)
+RETURNS SETOF llm_usage.audit_events
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'all') $$;
-COMMENT ON FUNCTION llm_usage.audit_trail(text, integer) IS 'The tenant''s audit events of the last N days (default 7), newest first.';
+COMMENT ON FUNCTION llm_usage._audit_trail_impl(text, integer) IS
+'Internal: the body of llm_usage.audit_trail(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.failed_operations(tenant_id text, days integer DEFAULT 30)
+RETURNS SETOF llm_usage.audit_events
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.failed_operations(text, integer) IS 'The tenant''s failed or denied audit events of the last N days (default 30), newest first.';
+
+CREATE OR REPLACE FUNCTION llm_usage._failed_operations_impl(tenant_id text, days integer DEFAULT 30)
 RETURNS SETOF llm_usage.audit_events
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'failed') $$;
-COMMENT ON FUNCTION llm_usage.failed_operations(text, integer) IS 'The tenant''s failed or denied audit events of the last N days (default 30), newest first.';
+COMMENT ON FUNCTION llm_usage._failed_operations_impl(text, integer) IS
+'Internal: the body of llm_usage.failed_operations(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.security_events(tenant_id text, days integer DEFAULT 90)
+RETURNS SETOF llm_usage.audit_events
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.security_events(text, integer) IS
+'The tenant''s security audit events (event_type security or security.*: access grants, key changes) of the last N days (default 90), newest first.';
+
+CREATE OR REPLACE FUNCTION llm_usage._security_events_impl(tenant_id text, days integer DEFAULT 90)
 RETURNS SETOF llm_usage.audit_events
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'security') $$;
-COMMENT ON FUNCTION llm_usage.security_events(text, integer) IS
-'The tenant''s security audit events (event_type security or security.*: access grants, key changes) of the last N days (default 90), newest first.';
+COMMENT ON FUNCTION llm_usage._security_events_impl(text, integer) IS
+'Internal: the body of llm_usage.security_events(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.audit_report(tenant_id text, from_ts timestamptz, to_ts timestamptz)
+RETURNS jsonb
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.audit_report(text, timestamptz, timestamptz) IS
+'Summary of a tenant''s audit log in [from_ts, to_ts): counts by event type, result, actor and action, and the 20 latest failures or denials.';
+
+CREATE OR REPLACE FUNCTION llm_usage._audit_report_impl(tenant_id text, from_ts timestamptz, to_ts timestamptz)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -138,5 +174,5 @@ BEGIN
     );
 END
 $$;
-COMMENT ON FUNCTION llm_usage.audit_report(text, timestamptz, timestamptz) IS
-'Summary of a tenant''s audit log in [from_ts, to_ts): counts by event type, result, actor and action, and the 20 latest failures or denials.';
+COMMENT ON FUNCTION llm_usage._audit_report_impl(text, timestamptz, timestamptz) IS
+'Internal: the body of llm_usage.audit_report(), run as the owner by its entry point, which records the caller (src/caller.c).';

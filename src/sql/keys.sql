@@ -79,6 +79,14 @@ COMMENT ON FUNCTION llm_usage._key_row(bigint) IS 'Internal: a stored key row, o
 CREATE OR REPLACE FUNCTION llm_usage.add_provider_key(tenant_id text, provider text, api_key text, label text DEFAULT NULL,
                                                       validate boolean DEFAULT false)
 RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.add_provider_key(text, text, text, text, boolean) IS
+'Stores a provider organization admin key (openai, anthropic or custom) encrypted, and returns its id; validate => true first makes one cheap authenticated request and refuses a key the provider rejects.  Pass the key as a bind parameter.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._add_provider_key_impl(tenant_id text, provider text, api_key text, label text DEFAULT NULL,
+                                                            validate boolean DEFAULT false)
+RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -121,10 +129,17 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.add_provider_key(text, text, text, text, boolean) IS
-'Stores a provider organization admin key (openai, anthropic or custom) encrypted, and returns its id; validate => true first makes one cheap authenticated request and refuses a key the provider rejects.  Pass the key as a bind parameter.  Admin only.';
+COMMENT ON FUNCTION llm_usage._add_provider_key_impl(text, text, text, text, boolean) IS
+'Internal: the body of llm_usage.add_provider_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.rotate_provider_key(key_id bigint, api_key text, validate boolean DEFAULT false)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.rotate_provider_key(bigint, text, boolean) IS
+'Replaces a stored key with a new one (new data key, new ciphertext) and reactivates it.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._rotate_provider_key_impl(key_id bigint, api_key text, validate boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -152,10 +167,17 @@ BEGIN
             jsonb_build_object('key_id', k.key_id, 'provider', k.provider, 'key_preview', '…' || right($2, 4)));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.rotate_provider_key(bigint, text, boolean) IS
-'Replaces a stored key with a new one (new data key, new ciphertext) and reactivates it.  Admin only.';
+COMMENT ON FUNCTION llm_usage._rotate_provider_key_impl(bigint, text, boolean) IS
+'Internal: the body of llm_usage.rotate_provider_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.deactivate_provider_key(key_id bigint)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.deactivate_provider_key(bigint) IS
+'Stops using a stored key (its queued runs are dropped); rotate_provider_key() reactivates it.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._deactivate_provider_key_impl(key_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -175,10 +197,17 @@ BEGIN
             jsonb_build_object('key_id', k.key_id, 'provider', k.provider));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.deactivate_provider_key(bigint) IS
-'Stops using a stored key (its queued runs are dropped); rotate_provider_key() reactivates it.  Admin only.';
+COMMENT ON FUNCTION llm_usage._deactivate_provider_key_impl(bigint) IS
+'Internal: the body of llm_usage.deactivate_provider_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.rotate_master_key()
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.rotate_master_key() IS
+'Re-wraps every stored key''s data key under the newest master key version in llm_usage.master_key_file (re-read now), in one transaction: keys stay readable throughout as long as the file keeps the old version until this commits.  Returns the keys re-wrapped.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._rotate_master_key_impl()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -214,8 +243,8 @@ BEGIN
     RETURN v_done;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.rotate_master_key() IS
-'Re-wraps every stored key''s data key under the newest master key version in llm_usage.master_key_file (re-read now), in one transaction: keys stay readable throughout as long as the file keeps the old version until this commits.  Returns the keys re-wrapped.  Admin only.';
+COMMENT ON FUNCTION llm_usage._rotate_master_key_impl() IS
+'Internal: the body of llm_usage.rotate_master_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE VIEW llm_usage.provider_keys WITH (security_barrier) AS
 SELECT k.key_id AS id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
