@@ -86,8 +86,13 @@ SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) = :'before_rollups' AS rol
                x.estimated_cost_usd, x.unpriced_calls, x.api_latency_p50_ms, x.api_latency_p95_ms, x.api_latency_p99_ms, x.error_rate
           FROM (SELECT * FROM llm_usage.tenant_usage('u1', '2026-01-01', '2027-01-01')
                 UNION ALL SELECT * FROM llm_usage.tenant_usage('u2', '2026-01-01', '2027-01-01', 'monthly')) x) r;
+-- (1.3 added audit_events.origin, at the end: 'unknown' for events written before)
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_audit' AS audit_same
-  FROM (SELECT * FROM llm_usage.audit_trail('u1', 30) UNION ALL SELECT * FROM llm_usage.audit_trail('u2', 30)) x;
+  FROM (SELECT tenant_id, audit_id, event_type, action, result, actor, role_name, details, created_at
+          FROM llm_usage.audit_trail('u1', 30) UNION ALL
+        SELECT tenant_id, audit_id, event_type, action, result, actor, role_name, details, created_at
+          FROM llm_usage.audit_trail('u2', 30)) x;
+SELECT DISTINCT origin FROM llm_usage.audit_trail('u1', 30);
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_prices' AS prices_same FROM llm_usage.model_prices x;
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_tables' AS tables_same
   FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p

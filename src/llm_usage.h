@@ -43,7 +43,7 @@ extern bool llm_usage_wake_worker_now(void);
 
 /* crypto (crypto.c) */
 #define LLM_USAGE_KEY_BYTES 32
-extern void llm_usage_load_master_keys(bool at_startup);
+extern void llm_usage_check_master_key_file(void);
 extern char *llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek,
 											int master_version, const char *aad);
 

@@ -274,6 +274,35 @@ SELECT v.price_id,
 COMMENT ON VIEW llm_usage.model_prices IS
 'Model prices with their validity range [valid_from, valid_to); valid_to is NULL for the price in force.  Change prices with set_model_price().';
 
+/*
+ * Price versions are history: a cost computed with a version keeps it, so a
+ * version is never changed or removed -- for the owner too, as for the
+ * audit log.  A version ends where the next one (by valid_from) begins, so
+ * set_model_price() only ever inserts; no role but the owner may insert
+ * directly.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._price_versions_immutable()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'model price versions cannot be changed or deleted'
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Costs already computed keep the price version they were computed with.',
+              HINT = 'Use llm_usage.set_model_price() to add a version; the previous one ends where it begins.';
+END
+$$;
+COMMENT ON FUNCTION llm_usage._price_versions_immutable() IS 'Internal: trigger keeping model_price_versions append-only.';
+
+CREATE OR REPLACE TRIGGER price_versions_append_only
+    BEFORE UPDATE OR DELETE ON llm_usage.model_price_versions
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._price_versions_immutable();
+
+CREATE OR REPLACE TRIGGER price_versions_no_truncate
+    BEFORE TRUNCATE ON llm_usage.model_price_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._price_versions_immutable();
+
 -- a price change reaches every session's price cache at commit
 CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.model_price_versions
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
