@@ -182,7 +182,11 @@ $rls$;
 -- Partitions of usage_events (the default one and those the worker made at
 -- run time): the same policy, no direct privileges.  Re-run by every
 -- update, so partitions made by earlier versions get it too.
-SELECT llm_usage._secure_partition(c.relname)
-  FROM pg_catalog.pg_inherits i
-  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
- WHERE i.inhparent OPERATOR(pg_catalog.=) 'llm_usage.usage_events'::pg_catalog.regclass;
+DO $partitions$
+BEGIN
+    PERFORM llm_usage._secure_partition(c.relname)
+       FROM pg_catalog.pg_inherits i
+       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+      WHERE i.inhparent OPERATOR(pg_catalog.=) 'llm_usage.usage_events'::pg_catalog.regclass;
+END
+$partitions$;
