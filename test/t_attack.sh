@@ -432,18 +432,22 @@ END $$;
 CREATE FUNCTION mal.steal(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
 BEGIN PERFORM mal.grab(); RETURN x; END $$;
 CREATE INDEX bait_steal ON mal.bait (mal.steal(x));
-CREATE MATERIALIZED VIEW mal.mv AS SELECT t::text AS t FROM llm_usage.tenant_events('atk_beta', '2000-01-01', '2100-01-01') t WITH NO DATA;
+CREATE MATERIALIZED VIEW mal.mv AS
+    SELECT q::text AS t FROM llm_usage.quota_status('atk_beta') q
+    UNION ALL SELECT llm_usage.credit_balance('atk_beta')::text WITH NO DATA;
 TRUNCATE mal.loot;
 SQL
 sq -o /dev/null -c "ANALYZE mal.bait" -c "REINDEX TABLE mal.bait" 2>/dev/null
-sq -o /dev/null -c "REFRESH MATERIALIZED VIEW mal.mv" 2>/dev/null
+refresh=$(sq -o /dev/null -c "REFRESH MATERIALIZED VIEW mal.mv" 2>&1 | head -1)
+echo "  a superuser's REFRESH of the app's materialized view: ${refresh:-refreshed}"
 loot=$(sq -c "SELECT count(*) FILTER (WHERE strpos(t, 'atk_beta') > 0 OR strpos(t, '98765') > 0) || ' of ' || count(*)
                 || ' (callers: ' || coalesce(string_agg(DISTINCT t, ',') FILTER (WHERE t LIKE 'caller:%'), '') || ')' FROM mal.loot")
 echo "  rows copied by index code during a superuser's ANALYZE and REINDEX: $loot"
 check "[I3] index code run by a superuser's ANALYZE/REINDEX gets the table owner's tenant rights, not the superuser's" \
     grep -q '^0 of [1-9]' <<<"$loot"
-check "[I3] ... a materialized view refreshed by a superuser has nothing of atk_beta" \
-    test "$(sq -c "SELECT count(*) FROM mal.mv WHERE strpos(t, 'atk_beta') > 0" 2>/dev/null || echo 0)" == 0
+mv=$(sq -c "SELECT count(*) FROM mal.mv" 2>&1)
+check "[I3] ... a materialized view of atk_beta's quotas and credits refreshed by a superuser gets none ($mv)" \
+    grep -qE '^0$|has not been populated' <<<"$mv"
 
 # ------------------------------------- [A] audit: forging and breaking maintenance
 big=$(python3 -c "print('q' * 3000)")
@@ -472,18 +476,25 @@ sq -o /dev/null -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 3
    -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 3, 3)"
 hourly0=$(sq -c "SELECT coalesce(sum(api_calls_total), 0) FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'atk_acme' AND period_type = 'hourly'")
 calls=$(sq -c "SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id = 'atk_acme'")
+# and a real denial after the forged events
+sq -o /dev/null -c "SELECT llm_usage.set_custom_quota('atk_acme', 'chat_messages', 1, 'day')" \
+   -c "SELECT allowed FROM llm_usage.enforce_quota('atk_acme', 'chat_messages', 5)"
 out=$(sq -c "SELECT llm_usage.check_alerts()" 2>&1)
-check "[A2] check_alerts() works after every audit() an app can write ($out)" grep -qE '^[0-9]+$' <<<"$out"
+broken=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = '*' AND kind = 'maintenance_failed' AND subject LIKE 'maintenance/check_alerts/%'")
+check "[A2] check_alerts() works after every audit() an app can write ($out new alerts, $broken rule(s) failed)" \
+    test "$(grep -cE '^[0-9]+$' <<<"$out")$broken" == 10
 out=$(sq -c "SELECT llm_usage._maintenance()" 2>&1)
 echo "  _maintenance(): $out"
 check "[A2] _maintenance() runs every step (no \"failed\")" test -z "$(grep -E 'failed|ERROR' <<<"$out")"
 check "[A2] ... roll-ups advance" test "$(sq -c "SELECT sum(api_calls_total) FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'atk_acme' AND period_type = 'hourly'")" -gt "$hourly0"
 check "[A2] ... and partitions are created (2025-04)" test "$(sq -c "SELECT to_regclass('llm_usage.usage_events_202504') IS NOT NULL")" == t
 forged=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'atk_acme' AND kind = 'quota_exceeded'
-                 AND (subject LIKE 'chat_messages/%' OR subject LIKE 'forged%' OR subject LIKE 'qqq%' OR subject LIKE '%fortnight%')")
+                 AND (subject = 'chat_messages/month' OR subject LIKE 'forged%' OR subject LIKE 'qqq%' OR subject LIKE '%fortnight%')")
 check "[A3] no quota_exceeded alert from a forged denial ($forged)" test "$forged" == 0
 real=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'atk_beta' AND kind = 'quota_exceeded' AND subject = 'embeddings/day'")
-check "[A3] ... while the extension's own denial record raised one ($real)" test "$real" == 1
+check "[A3] ... while the extension's own denial records raised theirs, before and after the forged ones ($real)" test "$real" == 1
+real=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'atk_acme' AND kind = 'quota_exceeded' AND subject = 'chat_messages/day'")
+check "[A3] ... (after: $real)" test "$real" == 1
 marks=$(sq -c "SELECT count(*) FILTER (WHERE origin = 'application') || ' application, '
                        || count(*) FILTER (WHERE origin <> 'application') || ' other'
                   FROM llm_usage.audit_events WHERE tenant_id = 'atk_acme' AND role_name = 'atk_mallory' AND event_type IN ('security', 'alerts')")
