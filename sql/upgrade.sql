@@ -142,3 +142,29 @@ SELECT split_part(line, ' ', 1) AS fact, count(*) > 0 AS compared
 \c llm_usage_regress
 DROP DATABASE llm_usage_upgrade_chain;
 DROP DATABASE llm_usage_upgrade_fresh;
+
+--
+-- partitions made at run time by 1.2, one even granted to readers by hand,
+-- get row-level security and lose every direct privilege in the update
+--
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS llm_usage_upgrade_parts;
+CREATE DATABASE llm_usage_upgrade_parts;
+RESET client_min_messages;
+\c llm_usage_upgrade_parts
+CREATE EXTENSION llm_usage VERSION '1.2';
+SELECT llm_usage._ensure_partitions('2026-10-01', '2026-11-01') AS partitions_made_by_1_2;
+GRANT SELECT ON llm_usage.usage_events_202610 TO llm_usage_reader, PUBLIC;
+SET client_min_messages = warning;
+ALTER EXTENSION llm_usage UPDATE;
+RESET client_min_messages;
+SELECT c.relname, c.relrowsecurity, count(p.polname) AS policies,
+       has_table_privilege('llm_usage_reader', c.oid, 'SELECT') AS reader_may_select,
+       has_table_privilege('public', c.oid, 'SELECT') AS public_may_select
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  LEFT JOIN pg_policy p ON p.polrelid = c.oid
+ WHERE i.inhparent = 'llm_usage.usage_events'::regclass
+ GROUP BY c.relname, c.relrowsecurity, c.oid
+ ORDER BY 1;
+\c llm_usage_regress
+DROP DATABASE llm_usage_upgrade_parts;
