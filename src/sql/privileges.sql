@@ -30,7 +30,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.build_info(),
     llm_usage.quota_status(text),
     llm_usage.today_usage(text),
-    llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint),
+    llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint, bigint, text),
     llm_usage.credit_balance(text),
     llm_usage._quota_counters(text)
     TO llm_usage_app, llm_usage_reader;
@@ -38,12 +38,13 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     llm_usage.enforce_quota(text, text, numeric),
     llm_usage.enforce_quotas(text, jsonb),
-    llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
+    llm_usage.track_response_usage(text, text, text, jsonb, text, integer, integer, text, jsonb, text, timestamptz, text),
     llm_usage.audit(text, text, text, text, jsonb),
     llm_usage.deduct_credits(text, numeric, text, text),
     -- what the C enforce_quota and track_usage call as the calling role
     llm_usage._enforce_quota_sql(text, text, numeric),
-    llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
     llm_usage._quota_configs(),
     llm_usage._quota_table_counters(text)
     TO llm_usage_app;
@@ -90,7 +91,10 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.revoke_tenant_access(regrole, text),
     llm_usage.set_custom_quota(text, text, numeric, text),
     llm_usage.clear_custom_quota(text, text, text),
-    llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz),
+    llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz, numeric, bigint, numeric, numeric,
+                              numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric,
+                              numeric, numeric, numeric, numeric, numeric),
+    llm_usage.import_price_map(jsonb, timestamptz, text[]),
     llm_usage.aggregate_usage_metrics(text, timestamptz),
     llm_usage.grant_credits(text, numeric, text, text),
     llm_usage.add_provider_key(text, text, text, text, boolean),
