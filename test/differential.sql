@@ -18,7 +18,9 @@
 --   period bounds   C period_bounds against SQL _period_bounds at instants
 --                   in coming years (DST changes, month ends): a counter set
 --                   in a future period is consumed there by both
---                   _shm_consume and _consume_table, which report its bounds.
+--                   _shm_consume and _consume_table, which report its bounds;
+--                   and the C computation itself (_period_bounds_c) at the
+--                   instant, its periods' first and last microsecond.
 --
 -- A twin is "the same tenant id plus 91 characters of three bytes each":
 -- at most 128 characters, more than 255 bytes, so always counted in the
@@ -180,7 +182,8 @@ INSERT INTO difftest.plans VALUES ('dt_small'), ('dt_frac'), ('dt_huge'), ('dt_n
 CREATE TABLE difftest.zones (tz text);
 INSERT INTO difftest.zones VALUES ('UTC'), ('Asia/Kolkata'), ('Asia/Kathmandu'), ('Australia/Lord_Howe'),
     ('America/New_York'), ('Europe/London'), ('Pacific/Chatham'), ('America/St_Johns'), ('Australia/Adelaide'),
-    ('Pacific/Kiritimati'), ('Pacific/Pago_Pago'), ('Asia/Tehran'), ('America/Sao_Paulo'), ('Europe/Berlin');
+    ('Pacific/Kiritimati'), ('Pacific/Pago_Pago'), ('Asia/Tehran'), ('America/Sao_Paulo'), ('Europe/Berlin'),
+    ('America/Havana'), ('America/Santiago'), ('Asia/Beirut'), ('Africa/Cairo');
 
 -- prices: every combination of optional rates (standard, long-context,
 -- batch, flex, priority), odd rates whose derived rates need a division
@@ -839,6 +842,18 @@ BEGIN
           FROM llm_usage._shm_consume(a, ARRAY['tokens'], ARRAY[1::numeric]) k;
         SELECT jsonb_agg(to_jsonb(k) ORDER BY array_position(ARRAY['minute', 'hour', 'day', 'month'], k.period)) INTO s
           FROM llm_usage._consume_table(tb, ARRAY['tokens'], ARRAY[1::numeric]) k;
+        -- and the bounds at the instant itself, and at its period's start and a
+        -- microsecond before its end, C (src/period.c) against SQL
+        c := jsonb_build_object('consumed', c, 'bounds',
+                 (SELECT jsonb_agg(to_jsonb(llm_usage._period_bounds_c(u, w, v_tz)) ORDER BY o, u)
+                    FROM unnest(ARRAY['minute', 'hour', 'day', 'month']) u
+                   CROSS JOIN LATERAL (SELECT x.period_start, x.period_end FROM llm_usage._period_bounds(u, y, v_tz) x) b
+                   CROSS JOIN LATERAL unnest(ARRAY[y, b.period_start, b.period_end - interval '1 microsecond']) WITH ORDINALITY w(w, o)));
+        s := jsonb_build_object('consumed', s, 'bounds',
+                 (SELECT jsonb_agg(to_jsonb(llm_usage._period_bounds(u, w, v_tz)) ORDER BY o, u)
+                    FROM unnest(ARRAY['minute', 'hour', 'day', 'month']) u
+                   CROSS JOIN LATERAL (SELECT x.period_start, x.period_end FROM llm_usage._period_bounds(u, y, v_tz) x) b
+                   CROSS JOIN LATERAL unnest(ARRAY[y, b.period_start, b.period_end - interval '1 microsecond']) WITH ORDINALITY w(w, o)));
         INSERT INTO difftest.results VALUES ('period_bounds', p_seq, p_att, r.i,
             to_jsonb(r) || jsonb_build_object('at', y, 'tz', v_tz), c, s, 'c');
     END LOOP;

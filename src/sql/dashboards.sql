@@ -206,8 +206,8 @@ BEGIN
            m.unpriced_calls, m.latency_sum_ms, m.latency_count
       FROM llm_usage.tenant_usage_metrics m
      WHERE m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-       AND m.period_start >= p_from::timestamp AT TIME ZONE t.timezone
-       AND m.period_start < least(p_to + 1, v_cut)::timestamp AT TIME ZONE t.timezone
+       AND m.period_start >= llm_usage._local_day_start(p_from, t.timezone)
+       AND m.period_start < llm_usage._local_day_start(least(p_to + 1, v_cut), t.timezone)
     UNION ALL
     SELECT (e.occurred_at AT TIME ZONE t.timezone)::date, count(*),
            count(*) FILTER (WHERE e.result <> 'success'), coalesce(sum(e.total_tokens), 0)::bigint,
@@ -215,8 +215,8 @@ BEGIN
            coalesce(sum(e.latency_ms), 0)::numeric, count(e.latency_ms)
       FROM llm_usage.usage_events e
      WHERE e.tenant_id = t.tenant_id
-       AND e.occurred_at >= greatest(p_from, v_cut)::timestamp AT TIME ZONE t.timezone
-       AND e.occurred_at < (p_to + 1)::timestamp AT TIME ZONE t.timezone
+       AND e.occurred_at >= llm_usage._local_day_start(greatest(p_from, v_cut), t.timezone)
+       AND e.occurred_at < llm_usage._local_day_start(p_to + 1, t.timezone)
      GROUP BY 1;
 END
 $$;
@@ -291,7 +291,7 @@ BEGIN
         SELECT e.event_id, e.request_id, e.model, e.total_tokens, e.cost_usd, e.occurred_at
           FROM llm_usage.usage_events e
          WHERE e.tenant_id = t.tenant_id
-           AND e.occurred_at >= v_from::timestamp AT TIME ZONE t.timezone)
+           AND e.occurred_at >= llm_usage._local_day_start(v_from, t.timezone))
     SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'model', m.model, 'runs', m.runs, 'tokens', m.tokens, 'cost_usd', m.cost,
                        'unpriced_runs', m.unpriced, 'share_of_cost', m.share)

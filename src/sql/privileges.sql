@@ -124,7 +124,7 @@ REVOKE ALL ON TABLE
     llm_usage.provider_key_store, llm_usage.provider_keys, llm_usage.collector_runs,
     llm_usage.provider_attributions, llm_usage.reconciliation, llm_usage.audit_events,
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rules,
-    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks
+    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks, llm_usage.rollup_status
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
 
 -- Catalog-like tables: readable by every llm_usage role.
@@ -139,7 +139,7 @@ GRANT SELECT ON llm_usage.tenants, llm_usage.tenant_quota_overrides, llm_usage.q
                 llm_usage.provider_usage, llm_usage.provider_costs, llm_usage.credit_balances,
                 llm_usage.credit_ledger, llm_usage.provider_keys, llm_usage.reconciliation
     TO llm_usage_app, llm_usage_reader;
-GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts TO llm_usage_reader;
+GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts, llm_usage.rollup_status TO llm_usage_reader;
 
 -- Admins may also read and fix data directly, in tables only, with their
 -- own rights.  Not: the audit log (written by the extension and by
@@ -155,7 +155,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rule_overrides
     TO llm_usage_admin;
 GRANT SELECT ON llm_usage.audit_events, llm_usage.provider_keys, llm_usage.collector_runs,
-                llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks
+                llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks,
+                llm_usage.rollup_status
     TO llm_usage_admin;
 -- counter corrections: the view is not auto-updatable, its INSTEAD OF
 -- trigger runs with the admin's own rights

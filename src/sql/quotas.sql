@@ -51,29 +51,7 @@ END
 $$;
 COMMENT ON FUNCTION llm_usage._check_period(text) IS 'Internal: raise 22004/22023 unless the quota period is minute, hour, day or month.';
 
-/*
- * _period_bounds(period, at, tz): the calendar period containing "at", in
- * zone tz.  Minutes and hours are fixed lengths of absolute time (an hour
- * boundary is a whole local hour even in zones with :30 offsets);
- * days and months are local calendar units, so a day is 23 or 25 hours long
- * across a DST change.
- */
-CREATE OR REPLACE FUNCTION llm_usage._period_bounds(p_period text, p_at timestamptz, p_tz text,
-                                                    OUT period_start timestamptz, OUT period_end timestamptz)
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT s,
-           CASE p_period
-               WHEN 'minute' THEN s + interval '1 minute'
-               WHEN 'hour' THEN s + interval '1 hour'
-               WHEN 'day' THEN ((s AT TIME ZONE p_tz) + interval '1 day') AT TIME ZONE p_tz
-               WHEN 'month' THEN ((s AT TIME ZONE p_tz) + interval '1 month') AT TIME ZONE p_tz
-           END
-      FROM (SELECT date_trunc(p_period, p_at, p_tz) AS s) b
-$$;
-COMMENT ON FUNCTION llm_usage._period_bounds(text, timestamptz, text) IS
-'Internal: start and end of the minute, hour, day or month containing p_at, in zone p_tz.';
+/* _period_bounds(period, at, tz): src/sql/periods.sql */
 
 CREATE OR REPLACE FUNCTION llm_usage._remaining(p_limit numeric, p_used numeric)
 RETURNS numeric

@@ -65,9 +65,12 @@ COMMENT ON TABLE llm_usage.alert_rule_overrides IS
 
 CREATE TABLE llm_usage.alert_state (
     name       text PRIMARY KEY,
-    checked_at timestamptz NOT NULL
+    checked_at timestamptz NOT NULL,
+    pending_at timestamptz
 );
 COMMENT ON TABLE llm_usage.alert_state IS 'When check_alerts() last looked at new audit events and calls.';
+COMMENT ON COLUMN llm_usage.alert_state.checked_at IS 'Audit events and calls recorded before it have been checked (a watermark: it never passes a transaction that may still commit one).';
+COMMENT ON COLUMN llm_usage.alert_state.pending_at IS 'The visibility bound the last check read: where a check under REPEATABLE READ or SERIALIZABLE may move checked_at.';
 
 CREATE TABLE llm_usage.alert_quota_marks (
     tenant_id    text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,

@@ -318,3 +318,12 @@ SELECT s.provider, s.model, s.mode, s.input_usd_per_mtok, s.output_usd_per_mtok,
         cur.priority_cached_input_usd_per_mtok, cur.priority_cache_write_usd_per_mtok,
         cur.long_context_threshold);
 DROP TABLE llm_usage_seed_1_3;
+
+-- Roll-ups and check_alerts never skip a call committed late: the bound a
+-- run read, for a run under REPEATABLE READ or SERIALIZABLE (appended).
+ALTER TABLE llm_usage.aggregation_state ADD COLUMN pending_watermark timestamptz;
+COMMENT ON COLUMN llm_usage.aggregation_state.pending_watermark IS
+'The visibility bound the last run read: where a run under REPEATABLE READ or SERIALIZABLE may move the watermark (its own snapshot may be older than its bound).';
+ALTER TABLE llm_usage.alert_state ADD COLUMN pending_at timestamptz;
+COMMENT ON COLUMN llm_usage.alert_state.checked_at IS 'Audit events and calls recorded before it have been checked (a watermark: it never passes a transaction that may still commit one).';
+COMMENT ON COLUMN llm_usage.alert_state.pending_at IS 'The visibility bound the last check read: where a check under REPEATABLE READ or SERIALIZABLE may move checked_at.';
