@@ -439,6 +439,44 @@ BEGIN
         n := n + llm_usage._maintenance_failed('check_alerts/unpriced_usage', SQLSTATE, SQLERRM);
     END;
 
+    -- price_mismatch: UTC days of provider data collected since the last
+    -- check, each model's provider-reported cost against its usage priced
+    -- with the product's prices (price_reconciliation())
+    BEGIN
+        k := 0;
+        FOR r IN WITH touched AS (
+                     SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day
+                       FROM llm_usage.provider_costs c
+                      WHERE c.collected_at >= v_since AND c.collected_at < v_next.watermark
+                     UNION
+                     SELECT u.tenant_id, u.provider, (u.bucket_start AT TIME ZONE 'UTC')::date
+                       FROM llm_usage.provider_usage u
+                      WHERE u.collected_at >= v_since AND u.collected_at < v_next.watermark)
+                 SELECT x.*, (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).threshold AS threshold
+                   FROM touched t
+                  CROSS JOIN LATERAL llm_usage._price_reconciliation_rows(t.day, t.day, ARRAY[t.tenant_id]) x
+                  WHERE x.provider = t.provider AND x.model IS NOT NULL
+                    AND x.estimated_usd IS NOT NULL AND x.reported_usd IS NOT NULL
+                    AND (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).enabled
+                    AND ((x.reported_usd = 0 AND x.estimated_usd > 0)
+                         OR abs(x.difference_pct) > (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).threshold)
+                  ORDER BY x.tenant_id, x.provider, x.day, x.model
+        LOOP
+            k := k + (llm_usage._raise_alert(r.tenant_id, 'price_mismatch', (llm_usage._alert_rule(r.tenant_id, 'price_mismatch')).severity,
+                          format('tenant %s: %s reported %s USD for %s on %s, its usage at llm_usage''s prices costs %s USD (%s %%, threshold %s %%)',
+                                 r.tenant_id, r.provider, r.reported_usd, r.model, r.day, round(r.estimated_usd, 6),
+                                 coalesce(r.difference_pct::text, 'n/a'), r.threshold),
+                          jsonb_build_object('provider', r.provider, 'day', r.day, 'model', r.model,
+                                             'reported_usd', r.reported_usd, 'estimated_usd', r.estimated_usd,
+                                             'difference_usd', r.difference_usd, 'difference_pct', r.difference_pct,
+                                             'threshold_pct', r.threshold),
+                          format('%s/%s/%s', r.provider, r.day, r.model)) IS NOT NULL)::integer;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/price_mismatch', SQLSTATE, SQLERRM);
+    END;
+
     UPDATE llm_usage.alert_state SET checked_at = v_next.watermark, pending_at = v_next.pending WHERE name = 'check_alerts';
     RETURN n;
 END

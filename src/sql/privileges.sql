@@ -55,6 +55,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer),
     llm_usage.usage_overview(text, text),
     llm_usage.cost_summary(text),
+    llm_usage.price_reconciliation(date, date, text),
     llm_usage.unpriced_models(),
     llm_usage.audit_trail(text, integer),
     llm_usage.failed_operations(text, integer),

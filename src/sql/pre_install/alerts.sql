@@ -9,7 +9,8 @@ CREATE TABLE llm_usage.alerts (
     id              bigint GENERATED ALWAYS AS IDENTITY,
     kind            text NOT NULL
                     CONSTRAINT alerts_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
-                        'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage')),
+                        'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
+                        'price_mismatch')),
     severity        text NOT NULL DEFAULT 'warning'
                     CONSTRAINT alerts_severity_check CHECK (severity IN ('info', 'warning', 'error', 'critical')),
     message         text NOT NULL,
@@ -41,7 +42,8 @@ CREATE INDEX alerts_throttle_idx ON llm_usage.alerts (tenant_id, kind, subject, 
 CREATE TABLE llm_usage.alert_rules (
     kind        text PRIMARY KEY
                 CONSTRAINT alert_rules_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
-                    'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage')),
+                    'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
+                    'price_mismatch')),
     enabled     boolean NOT NULL,
     threshold   numeric,
     min_calls   integer,

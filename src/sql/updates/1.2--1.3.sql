@@ -327,3 +327,19 @@ COMMENT ON COLUMN llm_usage.aggregation_state.pending_watermark IS
 ALTER TABLE llm_usage.alert_state ADD COLUMN pending_at timestamptz;
 COMMENT ON COLUMN llm_usage.alert_state.checked_at IS 'Audit events and calls recorded before it have been checked (a watermark: it never passes a transaction that may still commit one).';
 COMMENT ON COLUMN llm_usage.alert_state.pending_at IS 'The visibility bound the last check read: where a check under REPEATABLE READ or SERIALIZABLE may move checked_at.';
+
+-- A new alert kind, price_mismatch: collected usage priced with the
+-- product's prices against the provider-reported cost (price_reconciliation()).
+ALTER TABLE llm_usage.alerts DROP CONSTRAINT alerts_kind_check;
+ALTER TABLE llm_usage.alerts ADD CONSTRAINT alerts_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
+                        'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
+                        'price_mismatch'));
+ALTER TABLE llm_usage.alert_rules DROP CONSTRAINT alert_rules_kind_check;
+ALTER TABLE llm_usage.alert_rules ADD CONSTRAINT alert_rules_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
+                    'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
+                    'price_mismatch'));
+ALTER TABLE llm_usage.alert_rules DISABLE TRIGGER alert_rules_read_only;
+INSERT INTO llm_usage.alert_rules (kind, enabled, threshold, min_calls, severity, description) VALUES
+    ('price_mismatch',     true, 10,   NULL, 'warning',
+     'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())');
+ALTER TABLE llm_usage.alert_rules ENABLE TRIGGER alert_rules_read_only;
