@@ -45,7 +45,7 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
 # `make installcheck` runs them against a running server set up as README
 # says (Tests), in database llm_usage_regress (UTF8; the server's locale).
-REGRESS     = setup tenants quotas quota_periods tracking prices rollups queries \
+REGRESS     = setup tenants quotas quota_periods tracking prices rollups queries dashboards \
               audit credits security keys alerts focus_report rollup_random upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 

@@ -87,8 +87,11 @@ SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_events' AS even
           FROM (SELECT * FROM llm_usage.tenant_events('u1', '2026-01-01', '2027-01-01')
                 UNION ALL SELECT * FROM llm_usage.tenant_events('u2', '2026-01-01', '2027-01-01')) e) x;
 SELECT DISTINCT cache_write_1h_tokens, service_tier FROM llm_usage.usage_events;
+-- (1.3 added the tenant's plan at the end)
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_quotas' AS quotas_same
-  FROM (SELECT * FROM llm_usage.quota_status('u1') UNION ALL SELECT * FROM llm_usage.quota_status('u2')) x;
+  FROM (SELECT quota_type, period, quota_limit, used, remaining, percentage, resets_at, source
+          FROM (SELECT * FROM llm_usage.quota_status('u1') UNION ALL SELECT * FROM llm_usage.quota_status('u2')) q) x;
+SELECT DISTINCT plan FROM llm_usage.quota_status('u1');
 SELECT llm_usage.aggregate_usage_metrics('daily') AS daily_rows_recomputed,
        llm_usage.aggregate_usage_metrics('monthly') AS monthly_rows_recomputed;
 SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) = :'before_rollups' AS rollups_same

@@ -106,6 +106,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.attribute_provider_usage(text, text, text, text),
     llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
     llm_usage.check_alerts(),
+    llm_usage.admin_summary(timestamptz, timestamptz, integer),
     llm_usage.save_quota_counters(),
     -- counter corrections through the quota_counters view
     llm_usage._shm_usable(text),

@@ -497,15 +497,15 @@ COMMENT ON FUNCTION llm_usage._enforce_quotas_impl(text, jsonb) IS
 
 CREATE OR REPLACE FUNCTION llm_usage.quota_status(tenant_id text)
 RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
-               percentage numeric, resets_at timestamptz, source text)
+               percentage numeric, resets_at timestamptz, source text, plan text)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
 COMMENT ON FUNCTION llm_usage.quota_status(text) IS
-'Every quota in force for a tenant with its use in the current period (tenant''s zone), what is left, percent used and when it resets.';
+'Every quota in force for a tenant with its use in the current period (tenant''s zone), what is left, percent used, when it resets, where the limit comes from (plan or override) and the tenant''s plan.';
 
 CREATE OR REPLACE FUNCTION llm_usage._quota_status_impl(tenant_id text)
 RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
-               percentage numeric, resets_at timestamptz, source text)
+               percentage numeric, resets_at timestamptz, source text, plan text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -520,7 +520,7 @@ BEGIN
            CASE WHEN s.quota_limit IS NULL THEN NULL
                 WHEN s.quota_limit = 0 THEN 100::numeric
                 ELSE round(100 * s.used / s.quota_limit, 2) END,
-           s.period_end, s.source
+           s.period_end, s.source, t.plan
       FROM (SELECT q.quota_type, q.period, q.quota_limit, q.source, b.period_end,
                    coalesce(CASE WHEN c.period_start >= b.period_start THEN c.used END, 0) AS used
               FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q

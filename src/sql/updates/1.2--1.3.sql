@@ -343,3 +343,6 @@ INSERT INTO llm_usage.alert_rules (kind, enabled, threshold, min_calls, severity
     ('price_mismatch',     true, 10,   NULL, 'warning',
      'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())');
 ALTER TABLE llm_usage.alert_rules ENABLE TRIGGER alert_rules_read_only;
+
+-- quota_status() also says the tenant's plan (a new output column)
+DROP FUNCTION llm_usage.quota_status(text);
