@@ -34,8 +34,8 @@ A="$WORK/attack.$$"
 mkdir -p "$A"
 chown "$TEST_USER" "$A"
 failed=0
-ok() { echo "ok      $*"; }
-bad() { echo "FAILED  $*"; failed=$((failed + 1)); }
+ok() { echo "  pass  $*"; }
+bad() { echo "  FAIL  $*"; failed=$((failed + 1)); }
 check() {       # check NAME COMMAND...: ok when COMMAND succeeds
     local name=$1; shift
     if "$@"; then ok "$name"; else bad "$name"; fi
