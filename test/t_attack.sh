@@ -22,9 +22,10 @@
 # tries ALTER ROLE ... SUPERUSER: a shadow that ran anywhere, as anyone, is
 # a failure, and so is any role that became a superuser.
 #
-# Two checks guard code that other changes fix: [W1] (the worker's own
-# session search_path, src/worker.c/collector.c) and the warm-cache case of
-# [I2] (quota.c's per-role cache keyed by the outer user).
+# Some checks guard code that other changes fix: [W1] (the worker's own
+# session search_path, src/worker.c and src/collector.c) and [S1]/[S2] (the
+# C track_usage preparing its SPI statements as the owner under the
+# caller's search_path, src/track.c); they fail until those land.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/worker_lib.sh"
