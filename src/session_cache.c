@@ -4,11 +4,13 @@
  *	  Per-session caches of the extension's configuration, and their
  *	  invalidation.
  *
- * The tenant directory: for the role the session acts as, every tenant it
- * may act on, with its time zone and the quotas in force, read with one
- * _quota_configs() query.  A tenant missing from it is one the role may
- * not use or that does not exist; the SQL paths raise the right error for
- * those.  quota.c builds its limits from the directory, track.c asks it
+ * The tenant directory: for the calling role (llm_usage_caller_id(): the
+ * current user when the API is entered, not the outer user, so that another
+ * role's SECURITY DEFINER function or a maintenance command never finds the
+ * directory loaded for its caller), every tenant it may act on, with its
+ * time zone and the quotas in force, read with one _quota_configs() query.
+ * A tenant missing from it is one the role may not use or that does not
+ * exist; the SQL paths raise the right error for those.  quota.c builds its limits from the directory, track.c asks it
  * whether the caller may track for a tenant.
  *
  * Invalidation: a statement trigger on every table the configuration
@@ -40,6 +42,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "llm_usage.h"
 #include "session_cache.h"
 
 #define MAX_RESETS	8
@@ -230,7 +233,7 @@ load_directory(void)
 	for (uint64 i = 0; i < SPI_processed; i++)
 		directory_add(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 	MemoryContextSwitchTo(old);
-	directory_userid = GetOuterUserId();
+	directory_userid = llm_usage_caller_id();
 	SPI_finish();
 }
 
@@ -245,7 +248,7 @@ bool
 session_cache_current(void)
 {
 	AcceptInvalidationMessages();
-	return directory != NULL && directory_userid == GetOuterUserId();
+	return directory != NULL && directory_userid == llm_usage_caller_id();
 }
 
 /*
@@ -267,7 +270,7 @@ session_cache_tenant(const char *tenant)
 		return NULL;
 	AcceptInvalidationMessages();
 	(void) session_cache_tenants_relid();
-	if (directory == NULL || directory_userid != GetOuterUserId())
+	if (directory == NULL || directory_userid != llm_usage_caller_id())
 		load_directory();
 	memset(key, 0, sizeof(key));
 	strlcpy(key, tenant, sizeof(key));
