@@ -48,6 +48,17 @@ SET ROLE regress_ds_app;
 SELECT try($$SELECT llm_usage.admin_summary()$$);
 RESET ROLE;
 
+-- price_reconciliation (provider data: t_price_reconciliation.sh): bad input
+SELECT count(*) AS rows FROM llm_usage.price_reconciliation('2025-12-01', '2025-12-03');
+SELECT try($$SELECT * FROM llm_usage.price_reconciliation('2025-12-03', '2025-12-01')$$);
+SELECT try($$SELECT * FROM llm_usage.price_reconciliation('2000-01-01', '2025-12-01')$$);
+SELECT try($$SELECT * FROM llm_usage.price_reconciliation(tenant_id => 'nobody')$$);
+SELECT try($$SELECT * FROM llm_usage.price_reconciliation(tenant_id => '')$$);
+SET ROLE regress_ds_app;
+SELECT try($$SELECT * FROM llm_usage.price_reconciliation(tenant_id => 'ds2')$$);
+SELECT count(*) AS own_rows FROM llm_usage.price_reconciliation(tenant_id => 'ds1');
+RESET ROLE;
+
 -- quota_status says the plan, for plan and override limits alike
 SELECT llm_usage.set_custom_quota('ds1', 'tokens', 123, 'hour');
 SELECT quota_type, period, quota_limit, source, plan FROM llm_usage.quota_status('ds1') ORDER BY 1, 2;

@@ -533,7 +533,7 @@ DECLARE
     v_tenants text[];
 BEGIN
     IF v_from > v_to THEN
-        RAISE EXCEPTION 'from_day (%) is after to_day (%)', v_from, v_to
+        RAISE EXCEPTION 'from_day (%) is after to_day (%)', to_char(v_from, 'YYYY-MM-DD'), to_char(v_to, 'YYYY-MM-DD')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_to - v_from > 3660 THEN
