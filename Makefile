@@ -16,7 +16,7 @@ LAST_RELEASE = 1.2
 MODULE_big  = llm_usage
 OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/quota.o src/track.o src/crypto.o \
               src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
-              src/cron.o src/collector.o src/worker.o src/smtp.o src/delivery.o
+              src/cron.o src/secret.o src/worker_tx.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLLM_USAGE_VERSION='"$(EXTVERSION)"'

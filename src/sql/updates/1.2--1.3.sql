@@ -20,3 +20,16 @@ UPDATE pg_catalog.pg_extension e
          WHERE e2.extname OPERATOR(pg_catalog.=) 'llm_usage'
            AND EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.oid)) x
  WHERE e.extname OPERATOR(pg_catalog.=) 'llm_usage';
+
+-- Alert deliveries are retried across worker cycles with backoff: when each
+-- pending channel is due again.
+ALTER TABLE llm_usage.alerts ADD COLUMN webhook_next_at timestamptz, ADD COLUMN email_next_at timestamptz;
+COMMENT ON COLUMN llm_usage.alerts.webhook_next_at IS
+'While the webhook delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
+COMMENT ON COLUMN llm_usage.alerts.email_next_at IS
+'While the e-mail delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
+
+-- The collector now hands over checked, reduced pages: _ingest_page gave
+-- way to _ingest_rows (a library of 1.3 waits for this update before it
+-- collects).
+DROP FUNCTION llm_usage._ingest_page(bigint, text, jsonb);
