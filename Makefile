@@ -44,7 +44,7 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
-              audit credits security keys alerts rollup_random upgrade
+              audit credits security keys schedule alerts rollup_random upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --dbname=llm_usage_regress
 
 PG_CONFIG ?= pg_config

@@ -36,6 +36,7 @@ Keys: OpenAI keys start with "sk-admin-", Anthropic keys with
     none           back to normal
   GET  /_sim/fuzz_kinds      every mutation kind: {"kind": [verdict, target]}
   GET  /_sim/requests        every request seen: method, path, query, auth ok, status
+  GET  /_sim/arrivals        every provider request as it arrived (also those still held)
   POST /_sim/reset           forget modes and the request log
   GET  /_sim/expected?key=K&from=YYYY-MM-DD&to=YYYY-MM-DD
                              exact totals the API serves for those days
@@ -63,7 +64,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 DAY = 86400
 STATE_LOCK = threading.Lock()
 MODES = {}          # key -> {"mode":..., "count":..., "seconds":...}
-REQUESTS = []       # request log
+REQUESTS = []       # request log (written when a response is decided)
+ARRIVALS = []       # every provider request as it arrives: path, time
 
 OPENAI_GROUPS = {
     "completions": {"project_id", "user_id", "api_key_id", "model", "batch", "service_tier"},
@@ -295,6 +297,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_sim/reset":
                 MODES.clear()
                 REQUESTS.clear()
+                ARRIVALS.clear()
                 return self.send(200, "{}")
         self.send(404, '{"error": "unknown control path"}')
 
@@ -304,6 +307,12 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/_sim/requests":
             with STATE_LOCK:
                 return self.send(200, json.dumps(REQUESTS))
+        if u.path == "/_sim/arrivals":
+            with STATE_LOCK:
+                return self.send(200, json.dumps(ARRIVALS))
+        if u.path.startswith("/v1/"):
+            with STATE_LOCK:
+                ARRIVALS.append({"path": u.path, "at": time.time()})
         if u.path == "/_sim/fuzz_kinds":
             return self.send(200, json.dumps(FUZZ_KINDS))
         if u.path == "/_sim/expected":
