@@ -31,7 +31,18 @@
 
 #ifdef LIBCURL_VERSION_NUM
 
-#if LIBCURL_VERSION_NUM < 0x074400
+/*
+ * LLM_CURL_VERSION_NUM: the libcurl version the guards go by; a test build
+ * (test/t_libcurl_versions.sh) may pretend to be older to compile the
+ * branches an older libcurl takes.
+ */
+#ifdef LLM_USAGE_PRETEND_LIBCURL_VERSION_NUM
+#define LLM_CURL_VERSION_NUM LLM_USAGE_PRETEND_LIBCURL_VERSION_NUM
+#else
+#define LLM_CURL_VERSION_NUM LIBCURL_VERSION_NUM
+#endif
+
+#if LLM_CURL_VERSION_NUM < 0x074400
 #error "llm_usage requires libcurl 7.68.0 or later"
 #endif
 
@@ -40,7 +51,7 @@
  *		Restrict the protocols a handle may use (and follow redirects to:
  *		the same list, although llm_usage never follows redirects).
  */
-#if LIBCURL_VERSION_NUM >= 0x075500		/* 7.85.0 */
+#if LLM_CURL_VERSION_NUM >= 0x075500	/* 7.85.0 */
 #define LLM_CURL_SET_PROTOCOLS(h, names, mask) \
 	(curl_easy_setopt((h), CURLOPT_PROTOCOLS_STR, (names)) == CURLE_OK && \
 	 curl_easy_setopt((h), CURLOPT_REDIR_PROTOCOLS_STR, (names)) == CURLE_OK)

@@ -62,7 +62,7 @@ check_schedule(char **newval, void **extra, GucSource source)
 
 	if (!cron_parse(*newval, &spec, &error))
 	{
-		GUC_check_errdetail("%s", error);
+		GUC_check_errdetail("%s.", error);
 		GUC_check_errhint("Use five cron fields: minute hour day-of-month month day-of-week, e.g. \"0 9 * * *\", or @daily, @hourly, @weekly, @monthly, @yearly.");
 		return false;
 	}
