@@ -20,7 +20,9 @@
  * set flags; whatever went wrong is reported after curl returns.  Handles
  * are released, and the request headers (which may carry an API key) wiped,
  * in PG_FINALLY blocks, so on every path; secret.c wipes them at process
- * exit on the paths that do not unwind.
+ * exit on the paths that do not unwind.  libcurl's own copies (the request
+ * it builds) are wiped when it frees them: it allocates through wiping
+ * allocators (llm_usage_curl_init).
  *
  * Secrets: curl's verbose mode is never enabled, no header is ever copied
  * into an error message or a log line, and error texts name only the
@@ -232,15 +234,96 @@ sanitised(const char *in, char *out, size_t outlen)
 }
 
 /*
+ * libcurl's memory, wiped when freed.  libcurl builds each request (the
+ * headers with the API key among them) in buffers of its own and frees them
+ * without clearing them; with these allocators every block it frees is
+ * zeroed first, so no copy of a key outlives the request in freed memory.
+ * A block carries its size in a 16-byte prefix (which keeps malloc's
+ * alignment).  Thread-safe, as malloc is (the resolver runs in threads).
+ */
+#define WIPE_PREFIX 16
+
+static void *
+wipe_malloc(size_t n)
+{
+	char	   *p;
+
+	if (n > SIZE_MAX - WIPE_PREFIX)
+		return NULL;
+	p = malloc(n + WIPE_PREFIX);
+	if (p == NULL)
+		return NULL;
+	*(size_t *) p = n;
+	return p + WIPE_PREFIX;
+}
+
+static void
+wipe_free(void *q)
+{
+	char	   *p;
+
+	if (q == NULL)
+		return;
+	p = (char *) q - WIPE_PREFIX;
+	explicit_bzero(q, *(size_t *) p);
+	free(p);
+}
+
+static void *
+wipe_realloc(void *q, size_t n)
+{
+	void	   *r;
+
+	if (q == NULL)
+		return wipe_malloc(n);
+	if (n == 0)
+	{
+		wipe_free(q);
+		return NULL;
+	}
+	r = wipe_malloc(n);
+	if (r == NULL)
+		return NULL;
+	memcpy(r, q, Min(n, *(size_t *) ((char *) q - WIPE_PREFIX)));
+	wipe_free(q);
+	return r;
+}
+
+static char *
+wipe_strdup(const char *s)
+{
+	size_t		n = strlen(s) + 1;
+	char	   *r = wipe_malloc(n);
+
+	if (r != NULL)
+		memcpy(r, s, n);
+	return r;
+}
+
+static void *
+wipe_calloc(size_t nmemb, size_t size)
+{
+	void	   *r;
+
+	if (size != 0 && nmemb > SIZE_MAX / size)
+		return NULL;
+	r = wipe_malloc(nmemb * size);
+	if (r != NULL)
+		memset(r, 0, nmemb * size);
+	return r;
+}
+
+/*
  * llm_usage_curl_init
- *		curl_global_init once per process.
+ *		Initialise libcurl once per process, with the wiping allocators.
  */
 void
 llm_usage_curl_init(void)
 {
 	if (curl_initialised)
 		return;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, wipe_malloc, wipe_free, wipe_realloc,
+							 wipe_strdup, wipe_calloc) != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not initialise libcurl")));
