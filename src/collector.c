@@ -390,8 +390,12 @@ collector_run_next(void)
 	PG_END_TRY();
 
 	if (secret_live_count() != 0)
+	{
+		/* a bug: say so, and wipe them while their memory is still there */
 		elog(WARNING, "llm_usage: %d secret(s) of run " INT64_FORMAT " were not released",
 			 secret_live_count(), run->run_id);
+		secret_release_all();
+	}
 	if (failure != NULL)
 		record_failure(run, failure);
 	MemoryContextSwitchTo(caller);

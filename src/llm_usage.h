@@ -54,6 +54,7 @@ extern char *llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_de
 extern void secret_register(void *ptr, size_t len);
 extern void secret_register_string(char *s);
 extern void secret_release(void *ptr);
+extern void secret_release_all(void);
 extern int	secret_live_count(void);
 
 /* the worker's short transactions; exit on postmaster death (worker_tx.c) */

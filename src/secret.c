@@ -34,9 +34,13 @@ typedef struct SecretSlot
 static SecretSlot slots[SECRET_SLOTS];
 static bool exit_callback_registered = false;
 
-/* process exit (any path): wipe what is still registered */
-static void
-wipe_all_at_exit(int code, Datum arg)
+/*
+ * secret_release_all
+ *		Wipe and forget every registered secret (their memory must still be
+ *		allocated).  Never raises an ERROR.
+ */
+void
+secret_release_all(void)
 {
 	for (int i = 0; i < SECRET_SLOTS; i++)
 	{
@@ -45,6 +49,13 @@ wipe_all_at_exit(int code, Datum arg)
 		slots[i].ptr = NULL;
 		slots[i].len = 0;
 	}
+}
+
+/* process exit (any path): wipe what is still registered */
+static void
+wipe_all_at_exit(int code, Datum arg)
+{
+	secret_release_all();
 }
 
 /*
