@@ -22,7 +22,7 @@ for _ in $(seq 1 50); do
     [[ $(wq -c "SELECT status FROM llm_usage.collector_runs WHERE run_id = $r") == running ]] && break
     sleep 0.2
 done
-sleep 3     # a page or two fetched, the next one in flight
+sleep 2.5   # a page or two fetched
 pm=$(head -1 "$WORK/data/postmaster.pid")
 collector=$(worker_pid)
 saver=$(pgrep -P "$pm" -f 'llm_usage quota saver' || true)
@@ -30,10 +30,18 @@ kids=$(pgrep -P "$pm" | tr '\n' ' ')
 [[ -n $collector && -n $saver ]] || fail "collector ($collector) or quota saver ($saver) not found"
 echo "run $r is $(wq -c "SELECT status FROM llm_usage.collector_runs WHERE run_id = $r"); postmaster $pm, collector $collector, quota saver $saver, children: $kids"
 
-# kill -9 of the postmaster only; time how long each child outlives it
-python3 - "$pm" "$collector" "$saver" $kids >"$WORK/pmdeath.$$.out" <<'PY'
-import os, signal, sys, time
-pm, collector, saver, kids = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), [int(k) for k in sys.argv[4:]]
+# kill -9 of the postmaster only, 0.2 s after the collector's next request
+# went out (so 1.8 s of its 2 s are left: the collector must notice in the
+# middle of the transfer, not after it); time how long each child outlives it
+python3 - "$SIM" "$pm" "$collector" "$saver" $kids >"$WORK/pmdeath.$$.out" <<'PY'
+import json, os, signal, sys, time, urllib.request
+sim = sys.argv[1]
+pm, collector, saver, kids = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), [int(k) for k in sys.argv[5:]]
+arrivals = lambda: len(json.load(urllib.request.urlopen(sim + "/_sim/arrivals")))
+n0 = arrivals()
+while arrivals() == n0:
+    time.sleep(0.01)
+time.sleep(0.2)
 def alive(p):
     try:
         os.kill(p, 0)
