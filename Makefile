@@ -14,7 +14,7 @@ EXTENSION   = llm_usage
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))llm_usage.control)
 LAST_RELEASE = 1.2
 MODULE_big  = llm_usage
-OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/quota.o src/track.o src/crypto.o \
+OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/quota.o src/track.o src/crypto.o \
               src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
               src/cron.o src/secret.o src/worker_tx.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
@@ -34,7 +34,7 @@ SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, roles.sql tenants.sql quota
                      rollups.sql collection.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
 SQL_SOURCES      = $(addprefix src/sql/, common.sql access.sql tenants.sql quotas.sql tracking.sql \
                      rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql \
-                     maintenance.sql privileges.sql)
+                     maintenance.sql focus.sql report.sql privileges.sql)
 SQL_POST_INSTALL = $(addprefix src/sql/post_install/, partitions.sql config_dump.sql)
 SQL_UPDATE       = src/sql/updates/$(LAST_RELEASE)--$(EXTVERSION).sql
 SQL_RELEASED     = $(addprefix src/sql/released/, llm_usage--1.0.sql llm_usage--1.0--1.1.sql llm_usage--1.1--1.2.sql)
@@ -43,13 +43,18 @@ DATA        = $(SQL_RELEASED)
 DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERSION).sql
 
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
+# `make installcheck` runs them against a running server set up as README
+# says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
-              audit credits security keys schedule alerts rollup_random upgrade
-REGRESS_OPTS = --inputdir=$(srcdir) --dbname=llm_usage_regress
+              audit credits security keys schedule alerts focus_report rollup_random upgrade
+REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# the regression database (after the include: Makefile.global sets it)
+CONTRIB_TESTDB = llm_usage_regress
 
 # Each generated script: a header, then every source under a line naming it
 # (relative to the source tree, whatever the build directory).  The install

@@ -160,7 +160,7 @@ SQL
 chown "$TEST_USER" "$B"/*.sql
 latency() {     # latency SCRIPT: "p50 p95" in ms over a 1-client run
     rm -f "$B"/pgbench_log.*
-    (cd "$B" && as_user "$PGBIN/pgbench" -n -M prepared -c 1 -T "$SECS" -l -f "$B/$1.sql" "$DB" >/dev/null 2>&1)
+    as_user "$PGBIN/pgbench" -n -M prepared -c 1 -T "$SECS" -l --log-prefix="$B/pgbench_log" -f "$B/$1.sql" "$DB" >/dev/null 2>&1
     cat "$B"/pgbench_log.* | awk '{print $3 / 1000}' | sort -g \
         | awk '{a[NR] = $1} END {printf "%.2f %.2f %d\n", a[int(NR * 0.5) + 1], a[int(NR * 0.95) + 1], NR}'
 }

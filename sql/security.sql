@@ -126,6 +126,29 @@ SELECT try($$SELECT * FROM llm_usage.enforce_quota('sec_b', 'api_calls')$$);
 RESET search_path;
 RESET ROLE;
 
+-- the caller is the current user when the API is entered: a SECURITY
+-- DEFINER function owned by a role without tenant access gets nothing,
+-- whoever calls it (the superuser here, the app role below)
+CREATE ROLE regress_wrapper NOLOGIN IN ROLE llm_usage_app;
+CREATE SCHEMA regress_wrap AUTHORIZATION regress_wrapper;
+GRANT USAGE ON SCHEMA regress_wrap TO PUBLIC;
+SET ROLE regress_wrapper;
+CREATE FUNCTION regress_wrap.status(t text) RETURNS bigint LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT count(*) FROM llm_usage.quota_status(t) $$;
+CREATE FUNCTION regress_wrap.who() RETURNS text LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT llm_usage._caller()::regrole::text $$;
+CREATE FUNCTION regress_wrap.events() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT count(*) FROM llm_usage.usage_events $$;
+RESET ROLE;
+SELECT try($$SELECT regress_wrap.status('sec_a')$$) AS superuser_through_wrapper;
+SELECT regress_wrap.who() AS caller_in_wrapper, regress_wrap.events() AS events_in_wrapper;
+SET ROLE regress_member_a;
+SELECT count(*) > 0 AS member_sees_own_status FROM llm_usage.quota_status('sec_a');
+SELECT try($$SELECT regress_wrap.status('sec_a')$$) AS member_through_wrapper;
+RESET ROLE;
+DROP SCHEMA regress_wrap CASCADE;
+DROP ROLE regress_wrapper;
+
 -- clean up the roles (they are cluster-wide)
 DROP SCHEMA regress_evil CASCADE;
 DELETE FROM llm_usage.tenant_access WHERE role_name::text LIKE 'regress\_%';

@@ -63,6 +63,31 @@ SELECT p.proname AS secdef_without_search_path
  WHERE p.pronamespace = 'llm_usage'::regnamespace AND p.prosecdef
    AND NOT coalesce(array_to_string(p.proconfig, ',') LIKE '%search_path=pg_catalog, pg_temp%', false);
 
+-- no SECURITY DEFINER function may be executed by any role but its owner:
+-- roles call SECURITY INVOKER entry points, which record the caller and run
+-- the body (src/caller.c)
+SELECT p.oid::regprocedure AS secdef_executable_by_a_role
+  FROM pg_proc p
+ WHERE p.pronamespace = 'llm_usage'::regnamespace AND p.prosecdef
+   AND (has_function_privilege('llm_usage_app', p.oid, 'EXECUTE')
+        OR has_function_privilege('llm_usage_reader', p.oid, 'EXECUTE')
+        OR has_function_privilege('llm_usage_admin', p.oid, 'EXECUTE'));
+SELECT count(*) AS entry_points,
+       count(*) FILTER (WHERE b.oid IS NULL OR NOT b.prosecdef) AS without_secdef_body
+  FROM pg_proc p
+  LEFT JOIN pg_proc b ON b.pronamespace = p.pronamespace AND b.proargtypes = p.proargtypes
+                     AND b.proname = CASE WHEN p.proname LIKE '\_%' THEN p.proname || '_impl' ELSE '_' || p.proname || '_impl' END
+ WHERE p.pronamespace = 'llm_usage'::regnamespace AND p.prosrc = 'llm_usage_entry';
+
+-- writes through a view would run with the view owner's rights: only the
+-- counter view, whose INSTEAD OF trigger runs with the caller's, is writable
+SELECT c.relname AS writable_view, r.rolname, priv
+  FROM pg_class c
+ CROSS JOIN (VALUES ('llm_usage_app'), ('llm_usage_reader'), ('llm_usage_admin')) r(rolname)
+ CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE', 'DELETE']) priv
+ WHERE c.relnamespace = 'llm_usage'::regnamespace AND c.relkind = 'v' AND has_table_privilege(r.rolname, c.oid, priv)
+ ORDER BY 1, 2, 3;
+
 -- PUBLIC may execute nothing of the extension's
 SELECT p.proname AS public_executable
   FROM pg_proc p

@@ -86,8 +86,13 @@ SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) = :'before_rollups' AS rol
                x.estimated_cost_usd, x.unpriced_calls, x.api_latency_p50_ms, x.api_latency_p95_ms, x.api_latency_p99_ms, x.error_rate
           FROM (SELECT * FROM llm_usage.tenant_usage('u1', '2026-01-01', '2027-01-01')
                 UNION ALL SELECT * FROM llm_usage.tenant_usage('u2', '2026-01-01', '2027-01-01', 'monthly')) x) r;
+-- (1.3 added audit_events.origin, at the end: 'unknown' for events written before)
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_audit' AS audit_same
-  FROM (SELECT * FROM llm_usage.audit_trail('u1', 30) UNION ALL SELECT * FROM llm_usage.audit_trail('u2', 30)) x;
+  FROM (SELECT tenant_id, audit_id, event_type, action, result, actor, role_name, details, created_at
+          FROM llm_usage.audit_trail('u1', 30) UNION ALL
+        SELECT tenant_id, audit_id, event_type, action, result, actor, role_name, details, created_at
+          FROM llm_usage.audit_trail('u2', 30)) x;
+SELECT DISTINCT origin FROM llm_usage.audit_trail('u1', 30);
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_prices' AS prices_same FROM llm_usage.model_prices x;
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_tables' AS tables_same
   FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p
@@ -137,3 +142,29 @@ SELECT split_part(line, ' ', 1) AS fact, count(*) > 0 AS compared
 \c llm_usage_regress
 DROP DATABASE llm_usage_upgrade_chain;
 DROP DATABASE llm_usage_upgrade_fresh;
+
+--
+-- partitions made at run time by 1.2, one even granted to readers by hand,
+-- get row-level security and lose every direct privilege in the update
+--
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS llm_usage_upgrade_parts;
+CREATE DATABASE llm_usage_upgrade_parts;
+RESET client_min_messages;
+\c llm_usage_upgrade_parts
+CREATE EXTENSION llm_usage VERSION '1.2';
+SELECT llm_usage._ensure_partitions('2026-10-01', '2026-11-01') AS partitions_made_by_1_2;
+GRANT SELECT ON llm_usage.usage_events_202610 TO llm_usage_reader, PUBLIC;
+SET client_min_messages = warning;
+ALTER EXTENSION llm_usage UPDATE;
+RESET client_min_messages;
+SELECT c.relname, c.relrowsecurity, count(p.polname) AS policies,
+       has_table_privilege('llm_usage_reader', c.oid, 'SELECT') AS reader_may_select,
+       has_table_privilege('public', c.oid, 'SELECT') AS public_may_select
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  LEFT JOIN pg_policy p ON p.polrelid = c.oid
+ WHERE i.inhparent = 'llm_usage.usage_events'::regclass
+ GROUP BY c.relname, c.relrowsecurity, c.oid
+ ORDER BY 1;
+\c llm_usage_regress
+DROP DATABASE llm_usage_upgrade_parts;

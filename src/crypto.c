@@ -14,11 +14,21 @@
  * Master keys come from llm_usage.master_key_file: one key (64 hex digits
  * or base64 of 32 bytes) is version 1; lines "version:key" give several
  * versions, the highest being current.  The file must be a regular file
- * owned by the server's OS user with no group or other permissions.  The
- * postmaster reads it at start (a problem is logged and the server starts
- * anyway); any process re-reads it when it meets a version it does not
- * know, so rotate_master_key() needs no restart.  Key bytes are never in a
- * GUC, a table, a log line or an error message, and buffers are zeroed.
+ * owned by the server's OS user with no group or other permissions.
+ *
+ * Key memory.  The file is read by the process that needs a master key,
+ * when it needs one (a backend sealing, re-wrapping or reporting; the
+ * collector decrypting), never by the postmaster (which only checks the
+ * file's type, owner and mode at start and logs a problem), so no backend
+ * inherits key bytes.  Each operation maps a private "key ring" (the file's
+ * bytes, the parsed master keys, the data key) with madvise(MADV_DONTDUMP)
+ * and MADV_DONTFORK, reads the file into it, does its work and wipes and
+ * unmaps it on every way out, errors included (PG_FINALLY); a process that
+ * exits in the middle wipes it from an exit callback.  Reading the file for
+ * every operation is what makes rotation safe across sessions: a backend
+ * that was open before rotate_master_key() seals new keys under the newest
+ * version in the file, never under one it remembered.  Key bytes are never
+ * in a GUC, a table, a log line or an error message.
  *
  * No SQL-callable function here ever returns a plaintext key or DEK.
  *
@@ -26,6 +36,7 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -36,6 +47,7 @@
 #include "common/base64.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "storage/ipc.h"
 #include "access/htup_details.h"
 #include "utils/builtins.h"
 
@@ -52,8 +64,22 @@ typedef struct MasterKey
 	unsigned char key[LLM_USAGE_KEY_BYTES];
 } MasterKey;
 
-static MasterKey master_keys[MAX_MASTER_KEYS];
-static int	n_master_keys = 0;
+#define KEY_FILE_MAX 8192
+
+/* everything secret an operation needs, in memory of its own (see header) */
+typedef struct KeyRing
+{
+	char		file[KEY_FILE_MAX];	/* the master key file's bytes */
+	unsigned char decoded[128];	/* base64 decoding scratch */
+	int			nkeys;
+	MasterKey	keys[MAX_MASTER_KEYS];
+	unsigned char dek[LLM_USAGE_KEY_BYTES];	/* a provider key's data key */
+	unsigned char unwrapped[LLM_USAGE_KEY_BYTES + 64];	/* gcm_open output */
+} KeyRing;
+
+static KeyRing *ring = NULL;	/* mapped only while an operation runs */
+static size_t ring_size = 0;
+static bool ring_exit_registered = false;
 static char master_problem[256] = "llm_usage.master_key_file is not set";
 
 PG_FUNCTION_INFO_V1(llm_usage_seal_key);
@@ -72,10 +98,12 @@ hexval(char c)
 	return -1;
 }
 
-/* decode 64 hex digits or base64 of 32 bytes; false if neither */
+/* decode 64 hex digits or base64 of 32 bytes (scratch: the ring's); false if neither */
 static bool
 decode_key(const char *s, int len, unsigned char *out)
 {
+	unsigned char *buf = ring->decoded;
+
 	if (len == 2 * LLM_USAGE_KEY_BYTES)
 	{
 		for (int i = 0; i < LLM_USAGE_KEY_BYTES; i++)
@@ -91,39 +119,35 @@ decode_key(const char *s, int len, unsigned char *out)
 	}
 	else
 	{
-		char		buf[128];
 		int			n;
 
-		if (len > 64 || pg_b64_dec_len(len) > (int) sizeof(buf))
+		if (len > 64 || pg_b64_dec_len(len) > (int) sizeof(ring->decoded))
 			return false;
-		n = pg_b64_decode(s, len, buf, sizeof(buf));
+		n = pg_b64_decode(s, len, (char *) buf, sizeof(ring->decoded));
 		if (n != LLM_USAGE_KEY_BYTES)
 		{
-			explicit_bzero(buf, sizeof(buf));
+			explicit_bzero(buf, sizeof(ring->decoded));
 			return false;
 		}
 		memcpy(out, buf, LLM_USAGE_KEY_BYTES);
-		explicit_bzero(buf, sizeof(buf));
+		explicit_bzero(buf, sizeof(ring->decoded));
 		return true;
 	}
 }
 
 /*
- * read_master_key_file
- *		Parse the file into keys[]; on failure fill problem and return -1.
- *		Never ereports, so it is safe in the postmaster.
+ * open_key_file
+ *		Open the master key file and check that it is a regular file owned by
+ *		the server's OS user with no group or other permissions.  Returns the
+ *		descriptor, or -1 with the reason in problem.  Reads nothing and never
+ *		ereports, so the postmaster uses it too.
  */
 static int
-read_master_key_file(MasterKey *keys, char *problem, size_t problem_size)
+open_key_file(char *problem, size_t problem_size, off_t *size)
 {
 	const char *path = llm_usage_master_key_file;
-	char		buf[8192];
 	struct stat st;
 	int			fd;
-	ssize_t		n;
-	int			count = 0;
-	char	   *line;
-	char	   *save = NULL;
 
 	if (path == NULL || path[0] == '\0')
 	{
@@ -155,11 +179,43 @@ read_master_key_file(MasterKey *keys, char *problem, size_t problem_size)
 				 path, (unsigned) (st.st_mode & 07777));
 		return -1;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0 || n == (ssize_t) sizeof(buf) - 1)
+	if (st.st_size >= KEY_FILE_MAX)
 	{
-		explicit_bzero(buf, sizeof(buf));
+		close(fd);
+		snprintf(problem, problem_size, "master key file \"%s\" is larger than 8 kB", path);
+		return -1;
+	}
+	*size = st.st_size;
+	return fd;
+}
+
+/*
+ * read_master_key_file
+ *		Read and parse the file into the ring (which must be open); on failure
+ *		fill problem, leave no key in the ring and return -1.  Never ereports.
+ */
+static int
+read_master_key_file(char *problem, size_t problem_size)
+{
+	const char *path = llm_usage_master_key_file;
+	MasterKey  *keys = ring->keys;
+	char	   *buf = ring->file;
+	off_t		size;
+	int			fd;
+	ssize_t		n;
+	int			count = 0;
+	char	   *line;
+	char	   *save = NULL;
+
+	ring->nkeys = 0;
+	fd = open_key_file(problem, problem_size, &size);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, KEY_FILE_MAX - 1);
+	close(fd);
+	if (n < 0 || n == KEY_FILE_MAX - 1)
+	{
+		explicit_bzero(buf, KEY_FILE_MAX);
 		snprintf(problem, problem_size, "could not read master key file \"%s\" (or it is larger than 8 kB)", path);
 		return -1;
 	}
@@ -224,45 +280,107 @@ read_master_key_file(MasterKey *keys, char *problem, size_t problem_size)
 		keys[count].version = version;
 		count++;
 	}
-	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(buf, KEY_FILE_MAX);
 	if (count == 0)
 	{
 		snprintf(problem, problem_size, "master key file \"%s\" holds no key", path);
 		return -1;
 	}
 	if (count < 0)
+	{
 		explicit_bzero(keys, sizeof(MasterKey) * MAX_MASTER_KEYS);
+		return -1;
+	}
+	ring->nkeys = count;
 	return count;
 }
 
-/*
- * llm_usage_load_master_keys
- *		(Re)load the master keys.  At server start a problem is only logged,
- *		so the server starts without them; key functions then fail with the
- *		reason.
- */
-void
-llm_usage_load_master_keys(bool at_startup)
+/* wipe and unmap the ring; safe to call when it is not mapped */
+static void
+ring_close(void)
 {
-	MasterKey	keys[MAX_MASTER_KEYS];
-	char		problem[256];
-	int			n;
+	if (ring == NULL)
+		return;
+	explicit_bzero(ring, sizeof(KeyRing));
+	munmap(ring, ring_size);
+	ring = NULL;
+}
 
-	n = read_master_key_file(keys, problem, sizeof(problem));
-	if (n < 0)
+/* exit callback: a process that exits during an operation wipes its ring */
+static void
+ring_wipe_at_exit(int code, Datum arg)
+{
+	ring_close();
+}
+
+/*
+ * ring_open
+ *		Map a fresh key ring, excluded from core dumps and from child
+ *		processes, and read the master key file into it.  Returns false
+ *		(ring unmapped, reason in master_problem) when the file is not
+ *		usable.  The caller closes the ring in PG_FINALLY.
+ */
+static bool
+ring_open(void)
+{
+	char		problem[256];
+
+	ring_close();
+	ring_size = TYPEALIGN(sysconf(_SC_PAGESIZE), sizeof(KeyRing));
+	ring = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ring == MAP_FAILED)
+	{
+		ring = NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not map memory for the llm_usage master keys: %m")));
+	}
+#ifdef MADV_DONTDUMP
+	(void) madvise(ring, ring_size, MADV_DONTDUMP);
+#endif
+#ifdef MADV_DONTFORK
+	(void) madvise(ring, ring_size, MADV_DONTFORK);
+#endif
+	if (!ring_exit_registered)
+	{
+		on_proc_exit(ring_wipe_at_exit, (Datum) 0);
+		ring_exit_registered = true;
+	}
+	if (read_master_key_file(problem, sizeof(problem)) < 0)
 	{
 		strlcpy(master_problem, problem, sizeof(master_problem));
-		if (at_startup && llm_usage_master_key_file && llm_usage_master_key_file[0] != '\0')
-			ereport(WARNING,
-					(errmsg("llm_usage master key not loaded: %s", problem),
-					 errhint("Provider keys cannot be stored or used until this is fixed and the server is restarted.")));
+		ring_close();
+		return false;
+	}
+	master_problem[0] = '\0';
+	return true;
+}
+
+/*
+ * llm_usage_check_master_key_file
+ *		At server start, in the postmaster: log a WARNING when the master key
+ *		file is not usable (missing, not a regular file, wrong owner, too
+ *		open).  Reads no key: the server starts anyway, and the key
+ *		functions fail with the reason.
+ */
+void
+llm_usage_check_master_key_file(void)
+{
+	char		problem[256];
+	off_t		size;
+	int			fd;
+
+	if (llm_usage_master_key_file == NULL || llm_usage_master_key_file[0] == '\0')
+		return;
+	fd = open_key_file(problem, sizeof(problem), &size);
+	if (fd >= 0)
+	{
+		close(fd);
 		return;
 	}
-	explicit_bzero(master_keys, sizeof(master_keys));
-	memcpy(master_keys, keys, sizeof(MasterKey) * n);
-	n_master_keys = n;
-	master_problem[0] = '\0';
-	explicit_bzero(keys, sizeof(keys));
+	ereport(WARNING,
+			(errmsg("llm_usage master key not loaded: %s", problem),
+			 errhint("Provider keys cannot be stored or used until this is fixed.")));
 }
 
 static void
@@ -272,37 +390,36 @@ master_key_error(void)
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("llm_usage master key is not loaded"),
 			 errdetail("%s.", master_problem),
-			 errhint("Set llm_usage.master_key_file to a file holding a 256-bit key (64 hex digits or base64), owned by the server's OS user with mode 0600, and restart the server.")));
+			 errhint("Set llm_usage.master_key_file to a file holding a 256-bit key (64 hex digits or base64), owned by the server's OS user with mode 0600.")));
 }
 
+/* open the ring or raise 55000 with the reason */
+static void
+ring_require(void)
+{
+	if (!ring_open())
+		master_key_error();
+}
+
+/* the newest master key in the (open) ring */
 static const MasterKey *
 current_master(void)
 {
 	const MasterKey *best = NULL;
 
-	if (n_master_keys == 0)
-		llm_usage_load_master_keys(false);
-	if (n_master_keys == 0)
-		master_key_error();
-	for (int i = 0; i < n_master_keys; i++)
-		if (best == NULL || master_keys[i].version > best->version)
-			best = &master_keys[i];
+	for (int i = 0; i < ring->nkeys; i++)
+		if (best == NULL || ring->keys[i].version > best->version)
+			best = &ring->keys[i];
 	return best;
 }
 
+/* master key "version" from the (open) ring, or 22000 */
 static const MasterKey *
 find_master(int version)
 {
-	for (int pass = 0; pass < 2; pass++)
-	{
-		for (int i = 0; i < n_master_keys; i++)
-			if (master_keys[i].version == version)
-				return &master_keys[i];
-		/* a version this process has not seen: the file may have grown */
-		llm_usage_load_master_keys(false);
-	}
-	if (n_master_keys == 0)
-		master_key_error();
+	for (int i = 0; i < ring->nkeys; i++)
+		if (ring->keys[i].version == version)
+			return &ring->keys[i];
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_EXCEPTION),
 			 errmsg("master key version %d is not in llm_usage.master_key_file", version),
@@ -383,38 +500,53 @@ dek_aad(const char *aad, int version)
 	return psprintf("%s/dek/master/%d", aad, version);
 }
 
+/* unwrap a DEK into ring->dek (the ring is open); 22000 if it does not verify */
 static void
-unwrap_dek(bytea *wrapped, int version, const char *aad, unsigned char *dek)
+unwrap_dek(bytea *wrapped, int version, const char *aad)
 {
 	const MasterKey *mk = find_master(version);
-	unsigned char buf[LLM_USAGE_KEY_BYTES + 64];
+	unsigned char *buf = ring->unwrapped;
+	int			n = -1;
 
-	if (VARSIZE_ANY_EXHDR(wrapped) > (int) sizeof(buf) ||
-		gcm_open(mk->key, wrapped, dek_aad(aad, version), buf) != LLM_USAGE_KEY_BYTES)
+	if (VARSIZE_ANY_EXHDR(wrapped) <= (int) sizeof(ring->unwrapped))
+		n = gcm_open(mk->key, wrapped, dek_aad(aad, version), buf);
+	if (n != LLM_USAGE_KEY_BYTES)
+	{
+		explicit_bzero(buf, sizeof(ring->unwrapped));
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("could not decrypt a stored provider key"),
 				 errdetail("The data key does not verify under master key version %d for this key row.", version)));
-	memcpy(dek, buf, LLM_USAGE_KEY_BYTES);
-	explicit_bzero(buf, sizeof(buf));
+	}
+	memcpy(ring->dek, buf, LLM_USAGE_KEY_BYTES);
+	explicit_bzero(buf, sizeof(ring->unwrapped));
 }
 
 /*
  * llm_usage_decrypt_provider_key
  *		The plaintext key of one stored row, NUL-terminated, in the current
- *		memory context; the caller zeroes it as soon as it is done.
+ *		memory context; the caller zeroes it as soon as it is done.  Reads
+ *		the master key file (see the header); the ring is wiped on every
+ *		way out.
  */
 char *
 llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek, int master_version, const char *aad)
 {
-	unsigned char dek[LLM_USAGE_KEY_BYTES];
 	int			len = VARSIZE_ANY_EXHDR(ciphertext);
 	unsigned char *out = palloc0(len + 1);
 	int			n;
 
-	unwrap_dek(wrapped_dek, master_version, aad, dek);
-	n = gcm_open(dek, ciphertext, aad, out);
-	explicit_bzero(dek, sizeof(dek));
+	ring_require();
+	PG_TRY();
+	{
+		unwrap_dek(wrapped_dek, master_version, aad);
+		n = gcm_open(ring->dek, ciphertext, aad, out);
+	}
+	PG_FINALLY();
+	{
+		ring_close();
+	}
+	PG_END_TRY();
 	if (n < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -438,35 +570,44 @@ form_result(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 /*
  * llm_usage._seal_key(api_key text, aad text,
  *                     OUT key_ciphertext bytea, OUT wrapped_dek bytea, OUT master_key_version int)
- *		Encrypt a provider key under a new DEK wrapped by the current master key.
+ *		Encrypt a provider key under a new DEK wrapped by the newest master
+ *		key in the file, read now.
  */
 Datum
 llm_usage_seal_key(PG_FUNCTION_ARGS)
 {
 	text	   *api_key = PG_GETARG_TEXT_PP(0);
 	char	   *aad = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	const MasterKey *mk = current_master();
-	unsigned char dek[LLM_USAGE_KEY_BYTES];
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	if (!pg_strong_random(dek, sizeof(dek)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random data key")));
-	values[0] = PointerGetDatum(gcm_seal(dek, (unsigned char *) VARDATA_ANY(api_key),
-										 VARSIZE_ANY_EXHDR(api_key), aad));
-	values[1] = PointerGetDatum(gcm_seal(mk->key, dek, sizeof(dek), dek_aad(aad, mk->version)));
-	values[2] = Int32GetDatum(mk->version);
-	explicit_bzero(dek, sizeof(dek));
+	ring_require();
+	PG_TRY();
+	{
+		const MasterKey *mk = current_master();
+
+		if (!pg_strong_random(ring->dek, LLM_USAGE_KEY_BYTES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random data key")));
+		values[0] = PointerGetDatum(gcm_seal(ring->dek, (unsigned char *) VARDATA_ANY(api_key),
+											 VARSIZE_ANY_EXHDR(api_key), aad));
+		values[1] = PointerGetDatum(gcm_seal(mk->key, ring->dek, LLM_USAGE_KEY_BYTES, dek_aad(aad, mk->version)));
+		values[2] = Int32GetDatum(mk->version);
+	}
+	PG_FINALLY();
+	{
+		ring_close();
+	}
+	PG_END_TRY();
 	PG_RETURN_DATUM(form_result(fcinfo, values, nulls));
 }
 
 /*
  * llm_usage._rewrap_key(wrapped_dek bytea, master_key_version int, aad text,
  *                       OUT wrapped_dek bytea, OUT master_key_version int)
- *		Re-wrap a DEK under the current master key; the provider key's own
- *		ciphertext does not change.
+ *		Re-wrap a DEK under the newest master key in the file; the provider
+ *		key's own ciphertext does not change.
  */
 Datum
 llm_usage_rewrap_key(PG_FUNCTION_ARGS)
@@ -474,23 +615,32 @@ llm_usage_rewrap_key(PG_FUNCTION_ARGS)
 	bytea	   *wrapped = PG_GETARG_BYTEA_PP(0);
 	int			version = PG_GETARG_INT32(1);
 	char	   *aad = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	const MasterKey *mk = current_master();
-	unsigned char dek[LLM_USAGE_KEY_BYTES];
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
 
-	unwrap_dek(wrapped, version, aad, dek);
-	values[0] = PointerGetDatum(gcm_seal(mk->key, dek, sizeof(dek), dek_aad(aad, mk->version)));
-	values[1] = Int32GetDatum(mk->version);
-	explicit_bzero(dek, sizeof(dek));
+	ring_require();
+	PG_TRY();
+	{
+		const MasterKey *mk = current_master();
+
+		unwrap_dek(wrapped, version, aad);
+		values[0] = PointerGetDatum(gcm_seal(mk->key, ring->dek, LLM_USAGE_KEY_BYTES, dek_aad(aad, mk->version)));
+		values[1] = Int32GetDatum(mk->version);
+	}
+	PG_FINALLY();
+	{
+		ring_close();
+	}
+	PG_END_TRY();
 	PG_RETURN_DATUM(form_result(fcinfo, values, nulls));
 }
 
 /*
  * llm_usage._master_key_status(reload boolean,
  *                              OUT loaded boolean, OUT current_version int, OUT problem text)
- *		Whether master keys are loaded (re-reading the file first when asked),
- *		the current version, or what is wrong.  Never any key material.
+ *		Whether the master key file is usable now (it is read on every call;
+ *		"reload" is kept for compatibility), its newest version, or what is
+ *		wrong.  Never any key material.
  */
 Datum
 llm_usage_master_key_status(PG_FUNCTION_ARGS)
@@ -498,14 +648,17 @@ llm_usage_master_key_status(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	int			best = 0;
+	bool		loaded;
 
-	if (PG_GETARG_BOOL(0) || n_master_keys == 0)
-		llm_usage_load_master_keys(false);
-	for (int i = 0; i < n_master_keys; i++)
-		best = Max(best, master_keys[i].version);
-	values[0] = BoolGetDatum(n_master_keys > 0);
+	loaded = ring_open();
+	if (loaded)
+	{
+		best = current_master()->version;
+		ring_close();
+	}
+	values[0] = BoolGetDatum(loaded);
 	values[1] = Int32GetDatum(best);
-	nulls[1] = (n_master_keys == 0);
+	nulls[1] = !loaded;
 	values[2] = CStringGetTextDatum(master_problem);
 	nulls[2] = (master_problem[0] == '\0');
 	PG_RETURN_DATUM(form_result(fcinfo, values, nulls));

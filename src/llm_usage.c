@@ -6,8 +6,9 @@
  *	  registration.
  *
  * Loaded through shared_preload_libraries, the library requests its shared
- * state, loads the master key file in the postmaster (so every process
- * forked from it has the keys) and registers the collector worker.  Loaded
+ * state, checks (without reading a key) that the master key file is usable
+ * and registers the collector worker; the keys themselves are read only by
+ * the processes that use them (crypto.c).  Loaded
  * on first use by a backend instead, the SQL API works but collection does
  * not, and build_info() says so.
  *
@@ -230,11 +231,12 @@ define_settings(void)
 							&llm_usage_history_retention, 90, 1, 36500,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	/* webhook URLs are often bearer tokens: superusers only may read it */
 	DefineCustomStringVariable("llm_usage.alert_webhook_url",
 							   "Where the worker POSTs each alert as JSON (empty: no webhook).",
-							   NULL,
+							   "Readable by superusers only: such URLs often carry a token.",
 							   &llm_usage_alert_webhook_url, "",
-							   PGC_SUSET, 0, check_optional_url, NULL, NULL);
+							   PGC_SUSET, GUC_SUPERUSER_ONLY, check_optional_url, NULL, NULL);
 
 	DefineCustomStringVariable("llm_usage.alert_webhook_secret",
 							   "Key of the HMAC-SHA256 signature in the X-LLM-Usage-Signature header of alert webhooks.",
@@ -242,11 +244,12 @@ define_settings(void)
 							   &llm_usage_alert_webhook_secret, "",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
+	/* SMTP URLs carry the mail account's password: superusers only */
 	DefineCustomStringVariable("llm_usage.alert_smtp_url",
 							   "SMTP server alerts are mailed through, e.g. smtp://mail.example.com:587 (empty: no e-mail).",
-							   NULL,
+							   "Readable by superusers only: the URL may carry the account's password.",
 							   &llm_usage_alert_smtp_url, "",
-							   PGC_SUSET, 0, check_smtp_url, NULL, NULL);
+							   PGC_SUSET, GUC_SUPERUSER_ONLY, check_smtp_url, NULL, NULL);
 
 	DefineCustomIntVariable("llm_usage.alert_delivery_attempts",
 							"Attempts to deliver an alert by webhook or e-mail before it is recorded as failed.",
@@ -317,7 +320,7 @@ register_worker(void)
 /*
  * _PG_init
  *		Define the settings; when preloaded, also request shared memory,
- *		load the master keys and register the worker.
+ *		check the master key file and register the worker.
  */
 void
 _PG_init(void)
@@ -333,6 +336,6 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = llm_usage_shmem_startup_hook;
 
-	llm_usage_load_master_keys(true);
+	llm_usage_check_master_key_file();
 	register_worker();
 }

@@ -38,6 +38,9 @@ extern int	llm_usage_max_pages;
 extern int	llm_usage_alert_delivery_attempts;
 extern int	llm_usage_alert_retry_delay;
 
+/* who is calling (caller.c): the role tenant checks are made for */
+extern Oid	llm_usage_caller_id(void);
+
 /* shared state (shmem.c) */
 extern void llm_usage_shmem_request(void);
 extern void llm_usage_shmem_startup(void);
@@ -46,7 +49,7 @@ extern bool llm_usage_wake_worker_now(void);
 
 /* crypto (crypto.c) */
 #define LLM_USAGE_KEY_BYTES 32
-extern void llm_usage_load_master_keys(bool at_startup);
+extern void llm_usage_check_master_key_file(void);
 extern char *llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek,
 											int master_version, const char *aad);
 

@@ -4,15 +4,13 @@
  *	  enforce_quota() at memory speed: the backend side of the shared quota
  *	  counters of quota_shmem.c.
  *
- * Each backend caches, for the role it acts as, what _quota_configs()
- * returns in one query: every tenant the role may act on, with its time
- * zone and the limits in force (and, once computed, the current period of
- * each).  A tenant missing from the cache is one the role may not use or
- * that does not exist: the SQL path raises the right error.  The cache is dropped
- * when any of the tables those come from changes (a trigger sends a
- * relcache invalidation for llm_usage.tenants, delivered to every backend
- * at commit and read at the start of every call) and when role
- * memberships change.
+ * Each backend caches, for every tenant it has counted for, the limits in
+ * force (in millionths) and, once computed, the current period of each.
+ * They are built from the tenant directory of session_cache.c (the
+ * tenants the role acts as may use, their time zones and quotas); a tenant
+ * missing from it is one the role may not use or that does not exist: the
+ * SQL path raises the right error.  This cache is dropped with the
+ * directory whenever the configuration or role memberships change.
  *
  * enforce_quota() then checks and consumes under the tenant's spinlock,
  * without a table, a lock or SPI.  Everything unusual goes through the
@@ -36,7 +34,6 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/sinval.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -46,11 +43,14 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
 #include "quota.h"
+#include "session_cache.h"
+
+StaticAssertDecl(QUOTA_TENANT_MAX == SESSION_TENANT_MAX,
+				 "the tenant directory must hold every tenant counted in shared memory");
 
 static const char *const quota_type_names[QUOTA_NTYPES] = {
 	"api_calls", "chat_messages", "cost_usd", "embeddings", "tokens"
@@ -88,10 +88,6 @@ typedef struct TenantConfig
 /* backend-local cache; everything in it lives in cache_ctx */
 static HTAB *config_cache = NULL;
 static MemoryContext cache_ctx = NULL;
-static Oid	cache_userid = InvalidOid;	/* the role config_cache was loaded for */
-static Oid	tenants_relid = InvalidOid;
-static bool callbacks_registered = false;
-static SPIPlanPtr configs_plan = NULL;
 static SPIPlanPtr counters_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static TupleDesc enforce_tupdesc = NULL;
@@ -103,28 +99,13 @@ PG_FUNCTION_INFO_V1(llm_usage_shm_counters);
 PG_FUNCTION_INFO_V1(llm_usage_shm_set_counter);
 PG_FUNCTION_INFO_V1(llm_usage_quota_config_changed);
 
+/* drop the cache (session_cache.c calls it when the configuration changes) */
 static void
 reset_cache(void)
 {
 	config_cache = NULL;
-	cache_userid = InvalidOid;
-	tenants_relid = InvalidOid;
 	if (cache_ctx != NULL)
 		MemoryContextReset(cache_ctx);
-	track_reset_cache();
-}
-
-static void
-relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == tenants_relid)
-		reset_cache();
-}
-
-static void
-syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
-{
-	reset_cache();
 }
 
 /* the shared counters can be used in this process */
@@ -134,42 +115,14 @@ shm_active(void)
 	return llm_usage_preloaded && quota_shmem_ready();
 }
 
-/*
- * quota_keep_plan
- *		Prepare a statement for SPI once and keep it for the session (also
- *		used by track.c); the caller is connected to SPI.
- */
-SPIPlanPtr
-quota_keep_plan(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
-
-/* callbacks registered, context made, tenants_relid known */
+/* the cache's context made and its reset registered (expects a transaction) */
 static void
 ensure_cache(void)
 {
-	if (!callbacks_registered)
-	{
+	if (cache_ctx == NULL)
 		cache_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage quota cache",
 										  ALLOCSET_SMALL_SIZES);
-		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, syscache_callback, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHOID, syscache_callback, (Datum) 0);
-		callbacks_registered = true;
-	}
-	if (OidIsValid(tenants_relid))
-		return;
-	tenants_relid = get_relname_relid("tenants", get_namespace_oid("llm_usage", false));
-	if (!OidIsValid(tenants_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table llm_usage.tenants does not exist")));
+	session_cache_register(reset_cache);
 }
 
 /* position of name in names[0..n-1], or -1 */
@@ -209,7 +162,9 @@ static Datum zero = (Datum) 0;
 /*
  * amount_to_micro
  *		An amount in millionths, rounded up; false unless it is a number in
- *		[0, 10^12] (the range _check_amount accepts).
+ *		[0, 10^12] (the range _check_amount accepts).  The sign is checked
+ *		before scaling: a negative amount above -0.000001 would round up to
+ *		0, and one below -9.2 * 10^12 would not fit an int64.
  */
 static bool
 amount_to_micro(Numeric n, int64 *out)
@@ -217,7 +172,8 @@ amount_to_micro(Numeric n, int64 *out)
 	Datum		scaled;
 	int64		v;
 
-	if (numeric_is_nan(n) || numeric_is_inf(n))
+	if (numeric_is_nan(n) || numeric_is_inf(n) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), numeric_constant(&zero, 0))) < 0)
 		return false;
 	scaled = DirectFunctionCall1(numeric_ceil,
 								 DirectFunctionCall2(numeric_mul, NumericGetDatum(n), micro_numeric()));
@@ -290,7 +246,7 @@ make_key(QuotaKey *key, const char *tenant)
 {
 	memset(key, 0, sizeof(*key));
 	key->dbid = MyDatabaseId;
-	key->tenants_relid = tenants_relid;
+	key->tenants_relid = session_cache_tenants_relid();
 	strlcpy(key->tenant, tenant, sizeof(key->tenant));
 }
 
@@ -314,8 +270,8 @@ import_table_counters(QuotaEntry *e, const char *tenant)
 	int			n;
 
 	if (counters_plan == NULL)
-		counters_plan = quota_keep_plan("SELECT counter_types, counter_periods, counter_starts, counter_used "
-										"FROM llm_usage._quota_table_counters($1)", 1, (Oid[]) {TEXTOID});
+		counters_plan = session_cache_keep_plan("SELECT counter_types, counter_periods, counter_starts, counter_used "
+												"FROM llm_usage._quota_table_counters($1)", 1, (Oid[]) {TEXTOID});
 	if (SPI_execute_plan(counters_plan, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		return;
 	for (int i = 0; i < 4; i++)
@@ -347,45 +303,32 @@ import_table_counters(QuotaEntry *e, const char *tenant)
 	quota_changed();
 }
 
-/* one row of _quota_configs() into the cache (in cache_ctx) */
+/*
+ * build_config
+ *		A tenant's entry in the cache, from its directory entry: the quotas
+ *		in force in slot order, limits in millionths.  Runs in cache_ctx;
+ *		reads no catalog (the directory entry stays valid meanwhile).
+ */
 static void
-cache_config_row(HeapTuple tup, TupleDesc desc)
+build_config(TenantConfig *cfg, const SessionTenant *st)
 {
-	ConfigKey	key;
-	TenantConfig *cfg;
-	bool		isnull;
-	char	   *tenant = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-	Datum	   *types,
-			   *periods,
-			   *limits;
-	bool	   *limit_nulls;
-	int			n;
-
-	if (strlen(tenant) > QUOTA_TENANT_MAX)
-		return;					/* counted in the table, through SQL */
-	memset(&key, 0, sizeof(key));
-	strlcpy(key.tenant, tenant, sizeof(key.tenant));
-	cfg = hash_search(config_cache, &key, HASH_ENTER, NULL);
-	cfg->timezone = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+	cfg->timezone = pstrdup(st->timezone);
 	cfg->nlimits = 0;
 	cfg->shared = NULL;
 	cfg->no_room = false;
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)), TEXTOID, -1, false, TYPALIGN_INT, &types, NULL, &n);
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)), TEXTOID, -1, false, TYPALIGN_INT, &periods, NULL, &n);
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)), NUMERICOID, -1, false, TYPALIGN_INT, &limits, &limit_nulls, &n);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < st->nquotas; i++)
 	{
-		int			t = quota_type_index(TextDatumGetCString(types[i]));
-		int			p = period_index(TextDatumGetCString(periods[i]));
+		int			t = quota_type_index(st->quota_types[i]);
+		int			p = period_index(st->periods[i]);
 		CachedLimit *l;
 
 		if (t < 0 || p < 0 || cfg->nlimits >= QUOTA_SLOTS)
 			continue;
 		l = &cfg->limits[cfg->nlimits++];
 		l->slot = t * QUOTA_NPERIODS + p;
-		l->unlimited = limit_nulls[i];
-		l->limit = limit_nulls[i] ? (Datum) 0 : datumCopy(limits[i], false, -1);
-		l->limit_u = limit_nulls[i] ? PG_INT64_MAX : limit_to_micro(limits[i]);
+		l->unlimited = st->limit_nulls[i];
+		l->limit = st->limit_nulls[i] ? (Datum) 0 : datumCopy(st->limits[i], false, -1);
+		l->limit_u = st->limit_nulls[i] ? PG_INT64_MAX : limit_to_micro(st->limits[i]);
 		l->start = l->end = 0;
 	}
 	/* in slot order: quota type, then minute < hour < day < month */
@@ -400,57 +343,60 @@ cache_config_row(HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * load_configs
- *		Fill the cache for the current role with one _quota_configs() query.
- */
-static void
-load_configs(void)
-{
-	HASHCTL		info;
-	MemoryContext old;
-
-	SPI_connect();
-	if (configs_plan == NULL)
-		configs_plan = quota_keep_plan("SELECT tenant_id, timezone, quota_types, periods, limits "
-									   "FROM llm_usage._quota_configs()", 0, NULL);
-	if (SPI_execute_plan(configs_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "llm_usage._quota_configs() failed");
-
-	/* invalidations SPI processed may have reset the cache: build it now */
-	reset_cache();
-	ensure_cache();
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(ConfigKey);
-	info.entrysize = sizeof(TenantConfig);
-	info.hcxt = cache_ctx;
-	config_cache = hash_create("llm_usage tenant quota config", Max(SPI_processed, 64), &info,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	old = MemoryContextSwitchTo(cache_ctx);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		cache_config_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	MemoryContextSwitchTo(old);
-	cache_userid = GetOuterUserId();
-	SPI_finish();
-}
-
-/*
  * cached_config
- *		The cached configuration of a tenant for the current role (loading
- *		the cache first if needed); NULL when the role may not use the
- *		tenant or it does not exist.
+ *		The cached configuration of a tenant for the current role (built
+ *		from the tenant directory on first use); NULL when the role may not
+ *		use the tenant or it does not exist.  Reads pending invalidations;
+ *		expects a transaction.
  */
 static TenantConfig *
 cached_config(const char *tenant)
 {
+	const SessionTenant *st;
 	ConfigKey	key;
+	TenantConfig *cfg;
 
-	AcceptInvalidationMessages();
+	if (tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX)
+		return NULL;			/* not a key of this cache: counted in the table */
 	ensure_cache();
-	if (config_cache == NULL || cache_userid != GetOuterUserId())
-		load_configs();
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.tenant, tenant, sizeof(key.tenant));
-	return hash_search(config_cache, &key, HASH_FIND, NULL);
+	/* a hit needs no directory lookup: a change of the directory resets this cache */
+	if (session_cache_current() && config_cache != NULL)
+	{
+		cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
+		if (cfg != NULL)
+			return cfg;
+	}
+	/* may reset this cache: nothing of it is kept across */
+	st = session_cache_tenant(tenant);
+	if (st == NULL)
+		return NULL;
+	if (config_cache == NULL)
+	{
+		HASHCTL		info;
+
+		memset(&info, 0, sizeof(info));
+		info.keysize = sizeof(ConfigKey);
+		info.entrysize = sizeof(TenantConfig);
+		info.hcxt = cache_ctx;
+		config_cache = hash_create("llm_usage tenant quota config", 64, &info,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
+	if (cfg == NULL)
+	{
+		TenantConfig built;
+		MemoryContext old = MemoryContextSwitchTo(cache_ctx);
+
+		/* built first, so that an error leaves no half-made entry */
+		build_config(&built, st);
+		MemoryContextSwitchTo(old);
+		built.key = key;
+		cfg = hash_search(config_cache, &key, HASH_ENTER, NULL);
+		*cfg = built;
+	}
+	return cfg;
 }
 
 /*
@@ -488,13 +434,6 @@ tenant_config(const char *tenant)
 		}
 	}
 	return cfg;
-}
-
-/* whether the current role may act on the tenant (and it exists), from the cache */
-bool
-quota_tenant_visible(const char *tenant)
-{
-	return cached_config(tenant) != NULL;
 }
 
 /* refresh a limit's current period if now is outside it */
@@ -559,7 +498,16 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 	SpinLockRelease(&e->mutex);
 	for (int i = 0; i < n; i++)
 		if (checks[i].counted > checks[i].limit->start)
+		{
 			current_period(cfg, checks[i].limit, checks[i].counted);
+
+			/*
+			 * The period starts where the slot's does, as _consume_table
+			 * reports it: date_trunc() of a period start is not always that
+			 * start (a half-hour DST change, as in Australia/Lord_Howe).
+			 */
+			checks[i].limit->start = checks[i].counted;
+		}
 	if (all_fit)
 		quota_changed();
 	return all_fit;
@@ -693,8 +641,8 @@ enforce_sql(FunctionCallInfo fcinfo, TupleDesc desc)
 	}
 	SPI_connect();
 	if (fallback_plan == NULL)
-		fallback_plan = quota_keep_plan("SELECT allowed, quota_limit, used, remaining, resets_at "
-										"FROM llm_usage._enforce_quota_sql($1, $2, $3)", 3, argtypes);
+		fallback_plan = session_cache_keep_plan("SELECT allowed, quota_limit, used, remaining, resets_at "
+												"FROM llm_usage._enforce_quota_sql($1, $2, $3)", 3, argtypes);
 	if (SPI_execute_plan(fallback_plan, args, argnulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "llm_usage._enforce_quota_sql returned no row");
 	{
@@ -872,12 +820,13 @@ Datum
 llm_usage_shm_counters(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			tenants_relid;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!shm_active())
 		return (Datum) 0;
 	AcceptInvalidationMessages();
-	ensure_cache();
+	tenants_relid = session_cache_tenants_relid();
 	if (!PG_ARGISNULL(0))
 	{
 		char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -938,7 +887,6 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tenant_id is too long for the shared quota counters")));
 	AcceptInvalidationMessages();
-	ensure_cache();
 	make_key(&key, tenant);
 	e = quota_entry(&key, &created);
 	if (e == NULL)

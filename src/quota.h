@@ -10,7 +10,6 @@
 #define LLM_USAGE_QUOTA_H
 
 #include "datatype/timestamp.h"
-#include "executor/spi.h"
 #include "storage/spin.h"
 
 /* quota types (alphabetical, the order results are listed in) and periods */
@@ -55,10 +54,5 @@ extern void quota_changed(void);
 extern bool quota_save_if_changed(void);
 extern void quota_warn_full(void);
 extern PGDLLEXPORT void llm_usage_quota_saver_main(Datum main_arg);
-
-/* quota.c and track.c: per-backend caches */
-extern bool quota_tenant_visible(const char *tenant);
-extern SPIPlanPtr quota_keep_plan(const char *sql, int nargs, Oid *types);
-extern void track_reset_cache(void);
 
 #endif							/* LLM_USAGE_QUOTA_H */

@@ -12,9 +12,10 @@
  * messages and rare cases: bad arguments, a repeated request_id, an
  * occurred_at more than 28 days back (retention checks) or ahead.
  *
- * The price cache holds every row of llm_usage.model_price_versions; it is
- * dropped with the quota cache whenever prices, plans, quotas, tenants or
- * access change (the same commit-time invalidation, see quota.c).
+ * Whether the calling role may track for a tenant comes from the tenant
+ * directory of session_cache.c.  The price cache holds every row of
+ * llm_usage.model_price_versions; session_cache.c drops it whenever prices,
+ * plans, quotas, tenants or access change (a commit-time invalidation).
  *
  *-------------------------------------------------------------------------
  */
@@ -38,7 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
-#include "quota.h"
+#include "session_cache.h"
 
 #define MODEL_MAX		200
 #define MAX_TOKENS		INT64CONST(1000000000)
@@ -81,9 +82,9 @@ static const char *const results[] = {"success", "failure", "rate_limited", NULL
 
 PG_FUNCTION_INFO_V1(llm_usage_track_usage);
 
-/* called from quota.c's invalidation callbacks */
-void
-track_reset_cache(void)
+/* drop the price cache (session_cache.c calls it when the configuration changes) */
+static void
+reset_prices(void)
 {
 	price_cache = NULL;
 	if (price_ctx != NULL)
@@ -99,7 +100,12 @@ rate(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? (Datum) 0 : datumCopy(d, false, -1);
 }
 
-/* load every price version into the cache */
+/*
+ * load_prices
+ *		Load every price version into the cache with one query.  Expects a
+ *		transaction; reads pending invalidations (SPI) and resets the cache
+ *		before filling it.
+ */
 static void
 load_prices(void)
 {
@@ -108,16 +114,17 @@ load_prices(void)
 
 	if (price_ctx == NULL)
 		price_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage price cache", ALLOCSET_SMALL_SIZES);
+	session_cache_register(reset_prices);
 	SPI_connect();
 	if (prices_plan == NULL)
-		prices_plan = quota_keep_plan("SELECT model, valid_from, price_id, provider, input_usd_per_mtok, output_usd_per_mtok, "
-									  "cached_input_usd_per_mtok, cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, "
-									  "output_above_200k_usd_per_mtok FROM llm_usage.model_price_versions "
-									  "ORDER BY model, valid_from DESC", 0, NULL);
+		prices_plan = session_cache_keep_plan("SELECT model, valid_from, price_id, provider, input_usd_per_mtok, output_usd_per_mtok, "
+											  "cached_input_usd_per_mtok, cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, "
+											  "output_above_200k_usd_per_mtok FROM llm_usage.model_price_versions "
+											  "ORDER BY model, valid_from DESC", 0, NULL);
 	if (SPI_execute_plan(prices_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading llm_usage.model_price_versions failed");
 
-	track_reset_cache();
+	reset_prices();
 	memset(&info, 0, sizeof(info));
 	info.keysize = MODEL_MAX + 1;
 	info.entrysize = sizeof(ModelPrices);
@@ -322,8 +329,8 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 			return false;
 	}
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX || !quota_tenant_visible(tenant))
-		return false;
+	if (session_cache_tenant(tenant) == NULL)
+		return false;			/* empty, too long, unknown or not the caller's */
 
 	if (model != NULL)
 		p = price_at(model, at);
@@ -366,14 +373,14 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 			"output_tokens, cached_input_tokens, cache_write_tokens, cost_usd, price_id, latency_ms, "
 			"status_code, result, metadata, request_id, occurred_at";
 
-		insert_plan = quota_keep_plan(psprintf("%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
-									"RETURNING event_id", cols), 16, types);
-		insert_with_id_plan = quota_keep_plan(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-											cols), 17, types);
-		request_plan = quota_keep_plan("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
-							"VALUES ($1, $2, nextval('llm_usage.usage_events_id_seq'), $3) "
-							"ON CONFLICT DO NOTHING RETURNING event_id", 3,
-							(Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
+		insert_plan = session_cache_keep_plan(psprintf("%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+													   "RETURNING event_id", cols), 16, types);
+		insert_with_id_plan = session_cache_keep_plan(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+															   cols), 17, types);
+		request_plan = session_cache_keep_plan("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
+											   "VALUES ($1, $2, nextval('llm_usage.usage_events_id_seq'), $3) "
+											   "ON CONFLICT DO NOTHING RETURNING event_id", 3,
+											   (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
 	}
 	if (PG_ARGISNULL(10))
 	{
@@ -425,8 +432,8 @@ track_sql(FunctionCallInfo fcinfo)
 	}
 	SPI_connect();
 	if (fallback_plan == NULL)
-		fallback_plan = quota_keep_plan("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-							 13, types);
+		fallback_plan = session_cache_keep_plan("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+												13, types);
 	if (SPI_execute_plan(fallback_plan, args, argnulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "llm_usage._track_usage_sql returned no row");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -42,7 +42,17 @@ ensure_user() {
     id "$TEST_USER" >/dev/null 2>&1 || useradd --system --create-home --shell /bin/bash "$TEST_USER"
 }
 
-as_user() { runuser -u "$TEST_USER" -- env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres "$@"; }
+# as_user CMD...: run CMD as the test user, always from $WORK (from / before
+# the cluster exists), never from the caller's directory: runuser keeps the
+# working directory, and in a checkout the test user cannot enter (one under
+# /root, mode 0700) psql, pg_ctl and python would print "could not change
+# directory to ...: Permission denied" into the output the tests compare.
+# Pass absolute paths; a command that writes into its working directory
+# writes into $WORK (pgbench -l: use --log-prefix).
+as_user() (
+    cd "${WORK:-/}" || exit
+    exec runuser -u "$TEST_USER" -- env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres "$@"
+)
 
 # start_cluster: a fresh cluster in $WORK/data with the library preloaded.
 # Sets WORK and PGHOST; stop_cluster (registered on EXIT) removes it all.

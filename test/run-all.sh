@@ -15,10 +15,11 @@ start_cluster
 set +e
 
 # Inputs are copied to where the unprivileged user can read them, whatever
-# the permissions of the checkout.
-mkdir -p "$WORK/src"
-cp -r "$ROOT/sql" "$ROOT/expected" "$ROOT/test" "$WORK/src/"
-chown -R "$TEST_USER" "$WORK/src"
+# the permissions of the checkout (a clone under /root is mode 0700); the
+# test user only ever reads $WORK/src.
+mkdir -p "$WORK/src" "$WORK/regress"
+cp -r "$ROOT/Makefile" "$ROOT/llm_usage.control" "$ROOT/sql" "$ROOT/expected" "$ROOT/test" "$WORK/src/"
+chown -R "$TEST_USER" "$WORK/src" "$WORK/regress"
 
 passed=0
 failed=0
@@ -37,13 +38,13 @@ record() {      # record NAME STATUS
 python3 "$ROOT/test/check_sql_sources.py" "$ROOT"
 record sql_sources $?
 
-# 1. pg_regress suites (the list lives in the Makefile)
+# 1. pg_regress suites (the list lives in the Makefile), the PGXS way and as
+#    README describes it for your own server: `make installcheck` as the test
+#    user, in a build directory it owns, inputs read from the copy (VPATH)
 regress=$(make -s -C "$ROOT" PG_CONFIG=$PGBIN/pg_config print-regress)
-log "pg_regress: $regress"
-as_user "$(dirname "$($PGBIN/pg_config --pgxs)")/../test/regress/pg_regress" \
-    --inputdir="$WORK/src" --outputdir="$WORK/regress" --bindir="$PGBIN" \
-    --host="$PGHOST" --port="$PGPORT" --user=postgres --dbname=llm_usage_regress \
-    $regress >"$WORK/regress.log" 2>&1
+log "make installcheck: $regress"
+as_user make -C "$WORK/regress" -f "$WORK/src/Makefile" PG_CONFIG="$PGBIN/pg_config" \
+    installcheck >"$WORK/regress.log" 2>&1
 # every suite in the list must report "ok"; a missing line (pg_regress
 # stopped early, or the suite never ran) is a failure too
 for name in $regress; do
@@ -59,12 +60,20 @@ if grep -qE '\.\.\. +(FAILED|failed|diff)' "$WORK/regress.log" || [[ $failed -gt
 fi
 
 # 2. shell-driven suites against the same cluster: each prints what it
-#    checked and exits non-zero on the first failed check.
+#    checked and exits non-zero on the first failed check.  A suite whose
+#    output says "could not change directory" or "Permission denied" ran
+#    something as the test user where that user cannot go: failed too.
 for t in "$WORK"/src/test/t_*.sh; do
     name=$(basename "$t" .sh)
     log "$name"
-    WORK="$WORK" bash "$t"
-    record "$name" $?
+    WORK="$WORK" CHECKOUT="$ROOT" bash "$t" >"$WORK/$name.out" 2>&1
+    status=$?
+    cat "$WORK/$name.out"
+    if grep -qE 'could not change directory|Permission denied' "$WORK/$name.out"; then
+        echo "FAIL: $name printed \"could not change directory\" or \"Permission denied\""
+        status=1
+    fi
+    record "$name" $status
 done
 
 if ((failed)); then

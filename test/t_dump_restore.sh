@@ -47,7 +47,7 @@ as_user "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$DST" -f "$WORK/dump.sql" >"$
     || { cat "$WORK/restore.log"; fail "restore failed"; }
 
 # every table, row for row: count and a hash of the sorted rows
-fingerprint() { psql_q -At -d "$1" -f "$(dirname "$0")/fingerprint.sql" | tr '\n' ' '; }
+fingerprint() { psql_q -At -d "$1" <"$(dirname "$0")/fingerprint.sql" | tr '\n' ' '; }
 a=$(fingerprint "$SRC")
 b=$(fingerprint "$DST")
 echo "$a" | tr ' ' '\n' | sed 's/:.*//' | tr '\n' ' '; echo

@@ -12,7 +12,7 @@ RETURNS oid
 LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'llm_usage_caller';
 COMMENT ON FUNCTION llm_usage._caller() IS
-'Internal: the calling role (current_user as the client set it, unaffected by SECURITY DEFINER); the role every tenant check is made for.';
+'Internal: the calling role: the current user when the llm_usage API was entered (not the owner its SECURITY DEFINER bodies run as, nor the outer user of a SECURITY DEFINER function or maintenance command that called it); the role every tenant check is made for.';
 
 CREATE OR REPLACE FUNCTION llm_usage._is_admin()
 RETURNS boolean
@@ -26,6 +26,13 @@ COMMENT ON FUNCTION llm_usage._is_admin() IS
 
 CREATE OR REPLACE FUNCTION llm_usage._my_tenants()
 RETURNS text[]
+LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._my_tenants() IS
+'Internal: the tenants the calling role was granted with grant_tenant_access() (directly or through a role it has the privileges of).';
+
+CREATE OR REPLACE FUNCTION llm_usage._my_tenants_impl()
+RETURNS text[]
 LANGUAGE sql STABLE PARALLEL RESTRICTED SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -34,8 +41,8 @@ AS $$
       JOIN pg_catalog.pg_roles r ON r.oid = a.role_name
      WHERE pg_catalog.pg_has_role(llm_usage._caller(), r.oid, 'USAGE')
 $$;
-COMMENT ON FUNCTION llm_usage._my_tenants() IS
-'Internal: the tenants the calling role was granted with grant_tenant_access() (directly or through a role it has the privileges of).';
+COMMENT ON FUNCTION llm_usage._my_tenants_impl() IS
+'Internal: the body of llm_usage._my_tenants(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage._can_access(p_tenant text)
 RETURNS boolean
@@ -103,6 +110,13 @@ COMMENT ON FUNCTION llm_usage._tenant(text) IS
 
 CREATE OR REPLACE FUNCTION llm_usage.grant_tenant_access(role_name regrole, tenant_id text)
 RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.grant_tenant_access(regrole, text) IS
+'Lets a role (and every role that has its privileges) act on a tenant through the llm_usage functions and see its rows.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._grant_tenant_access_impl(role_name regrole, tenant_id text)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -123,10 +137,17 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.grant_tenant_access(regrole, text) IS
-'Lets a role (and every role that has its privileges) act on a tenant through the llm_usage functions and see its rows.  Admin only.';
+COMMENT ON FUNCTION llm_usage._grant_tenant_access_impl(regrole, text) IS
+'Internal: the body of llm_usage.grant_tenant_access(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.revoke_tenant_access(role_name regrole, tenant_id text)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.revoke_tenant_access(regrole, text) IS
+'Takes back a role''s access to a tenant (a NOTICE if it had none).  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._revoke_tenant_access_impl(role_name regrole, tenant_id text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -148,5 +169,5 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.revoke_tenant_access(regrole, text) IS
-'Takes back a role''s access to a tenant (a NOTICE if it had none).  Admin only.';
+COMMENT ON FUNCTION llm_usage._revoke_tenant_access_impl(regrole, text) IS
+'Internal: the body of llm_usage.revoke_tenant_access(), run as the owner by its entry point, which records the caller (src/caller.c).';

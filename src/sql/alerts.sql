@@ -48,6 +48,14 @@ COMMENT ON FUNCTION llm_usage._alert_rule(text, text) IS
 CREATE OR REPLACE FUNCTION llm_usage.set_alert_rule(kind text, threshold numeric DEFAULT NULL, min_calls integer DEFAULT NULL,
                                                     enabled boolean DEFAULT true, tenant_id text DEFAULT NULL)
 RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.set_alert_rule(text, numeric, integer, boolean, text) IS
+'Changes an alert rule (threshold, min_calls, enabled) for every tenant (tenant_id NULL) or for one; unset values keep the shipped default.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._set_alert_rule_impl(kind text, threshold numeric DEFAULT NULL, min_calls integer DEFAULT NULL,
+                                                          enabled boolean DEFAULT true, tenant_id text DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -90,10 +98,16 @@ BEGIN
            updated_at = now();
 END
 $$;
-COMMENT ON FUNCTION llm_usage.set_alert_rule(text, numeric, integer, boolean, text) IS
-'Changes an alert rule (threshold, min_calls, enabled) for every tenant (tenant_id NULL) or for one; unset values keep the shipped default.  Admin only.';
+COMMENT ON FUNCTION llm_usage._set_alert_rule_impl(text, numeric, integer, boolean, text) IS
+'Internal: the body of llm_usage.set_alert_rule(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.alert_rules_for(tenant_id text)
+RETURNS TABLE (kind text, enabled boolean, threshold numeric, min_calls integer, severity text, source text, description text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.alert_rules_for(text) IS 'The alert rules in force for a tenant, and where each comes from (default, global, tenant).';
+
+CREATE OR REPLACE FUNCTION llm_usage._alert_rules_for_impl(tenant_id text)
 RETURNS TABLE (kind text, enabled boolean, threshold numeric, min_calls integer, severity text, source text, description text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -113,7 +127,8 @@ BEGIN
      ORDER BY r.kind;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.alert_rules_for(text) IS 'The alert rules in force for a tenant, and where each comes from (default, global, tenant).';
+COMMENT ON FUNCTION llm_usage._alert_rules_for_impl(text) IS
+'Internal: the body of llm_usage.alert_rules_for(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 ------------------------------------------------------------------------
 -- Raising alerts: rules, throttling, NOTIFY
@@ -134,12 +149,12 @@ BEGIN
         RETURN NULL;
     END IF;
     IF EXISTS (SELECT 1 FROM llm_usage.alerts x
-                WHERE x.tenant_id = p_tenant AND x.kind = p_kind AND x.subject = p_subject
+                WHERE x.tenant_id = p_tenant AND x.kind = p_kind AND x.subject = left(p_subject, 500)
                   AND x.created_at > now() - v_throttle) THEN
         RETURN NULL;            -- throttled
     END IF;
     INSERT INTO llm_usage.alerts (tenant_id, kind, severity, message, details, subject, webhook_status, email_status)
-    VALUES (p_tenant, p_kind, p_severity, left(p_message, 2000), p_details, p_subject,
+    VALUES (p_tenant, p_kind, p_severity, left(p_message, 2000), p_details, left(p_subject, 500),
             CASE WHEN coalesce(current_setting('llm_usage.alert_webhook_url', true), '') <> '' THEN 'pending' END,
             CASE WHEN coalesce(current_setting('llm_usage.alert_smtp_url', true), '') <> ''
                   AND coalesce(current_setting('llm_usage.alert_email_to', true), '') <> '' THEN 'pending' END)
@@ -147,17 +162,51 @@ BEGIN
     IF a.webhook_status IS NOT NULL OR a.email_status IS NOT NULL THEN
         PERFORM llm_usage._wake_worker();       -- deliver soon after commit
     END IF;
-    PERFORM pg_notify('llm_usage_alerts',
-                      left(jsonb_build_object('id', a.id, 'tenant_id', a.tenant_id, 'kind', a.kind,
-                                              'severity', a.severity, 'subject', a.subject,
-                                              'message', left(a.message, 500), 'created_at', a.created_at)::text, 7900));
+    -- any role that can connect may LISTEN: the payload says only that an
+    -- alert exists; listeners read it through the row-level-secured table
+    PERFORM pg_notify('llm_usage_alerts', jsonb_build_object('id', a.id, 'kind', a.kind)::text);
     RETURN a.id;
 END
 $$;
 COMMENT ON FUNCTION llm_usage._raise_alert(text, text, text, text, jsonb, text) IS
-'Internal: store an alert and NOTIFY llm_usage_alerts with its JSON (sent at commit), unless its rule is disabled for the tenant or the same tenant, kind and subject alerted within llm_usage.alert_throttle.  Tenant ''*'' is the system.';
+'Internal: store an alert and NOTIFY llm_usage_alerts with {"id", "kind"} (sent at commit), unless its rule is disabled for the tenant or the same tenant, kind and subject alerted within llm_usage.alert_throttle.  Tenant ''*'' is the system.';
+
+/*
+ * _maintenance_failed(step, sqlstate, message): a maintenance step (or an
+ * alert rule) failed: raise a maintenance_failed alert for tenant '*'
+ * (admins only) with the reason, throttled per step, and log it.  Never
+ * raises itself: if even the alert cannot be written, a WARNING says so.
+ * Returns the alerts raised (0 or 1).
+ */
+CREATE OR REPLACE FUNCTION llm_usage._maintenance_failed(p_step text, p_sqlstate text, p_message text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE WARNING 'llm_usage: maintenance step % failed: % (SQLSTATE %)', p_step, p_message, p_sqlstate;
+    BEGIN
+        RETURN (llm_usage._raise_alert('*', 'maintenance_failed', 'error',
+                    format('maintenance step %s failed: %s (SQLSTATE %s)', p_step, p_message, p_sqlstate),
+                    jsonb_build_object('step', p_step, 'sqlstate', p_sqlstate, 'error', left(p_message, 2000)),
+                    'maintenance/' || p_step) IS NOT NULL)::integer;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'llm_usage: could not raise the maintenance_failed alert of step %: %', p_step, SQLERRM;
+        RETURN 0;
+    END;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._maintenance_failed(text, text, text) IS
+'Internal: report a failed maintenance step or alert rule as a maintenance_failed alert (tenant ''*'') and a WARNING; never raises.';
 
 CREATE OR REPLACE FUNCTION llm_usage.acknowledge_alert(alert_id bigint)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.acknowledge_alert(bigint) IS
+'Marks an alert acknowledged (once).  Admins, and readers for their tenants'' alerts.';
+
+CREATE OR REPLACE FUNCTION llm_usage._acknowledge_alert_impl(alert_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -184,8 +233,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.acknowledge_alert(bigint) IS
-'Marks an alert acknowledged (once).  Admins, and readers for their tenants'' alerts.';
+COMMENT ON FUNCTION llm_usage._acknowledge_alert_impl(bigint) IS
+'Internal: the body of llm_usage.acknowledge_alert(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 ------------------------------------------------------------------------
 -- Evaluating the rules
@@ -201,6 +250,13 @@ COMMENT ON FUNCTION llm_usage.acknowledge_alert(bigint) IS
  */
 CREATE OR REPLACE FUNCTION llm_usage.check_alerts()
 RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.check_alerts() IS
+'Evaluates every alert rule and raises what is due (each also NOTIFY llm_usage_alerts with its id and kind); returns the number of new alerts.  A rule that cannot be evaluated is reported as a maintenance_failed alert and the others still run.  The worker runs it after each roll-up.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._check_alerts_impl()
+RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -208,6 +264,7 @@ DECLARE
     v_now   timestamptz := clock_timestamp();
     v_since timestamptz;
     n       integer := 0;
+    k       integer;
     r       record;
 BEGIN
     PERFORM llm_usage._require_admin('check_alerts');
@@ -215,132 +272,169 @@ BEGIN
     ON CONFLICT DO NOTHING;
     SELECT checked_at INTO v_since FROM llm_usage.alert_state WHERE name = 'check_alerts' FOR UPDATE;
 
-    -- quota_exceeded: denials since the last check, one per quota type and period
-    FOR r IN SELECT a.tenant_id, d->>'quota_type' AS quota_type, d->>'period' AS period, count(*) AS denials,
-                    max((d->>'quota_limit')::numeric) AS quota_limit
-               FROM llm_usage.audit_events a
-              CROSS JOIN LATERAL jsonb_array_elements(a.details->'denied') d
-              WHERE a.action = 'quota_exceeded' AND a.created_at >= v_since AND a.created_at < v_now
-              GROUP BY 1, 2, 3
-    LOOP
-        n := n + (llm_usage._raise_alert(r.tenant_id, 'quota_exceeded', (llm_usage._alert_rule(r.tenant_id, 'quota_exceeded')).severity,
-                      format('tenant %s was denied %s time(s) by its %s quota per %s (limit %s)',
-                             r.tenant_id, r.denials, r.quota_type, r.period, r.quota_limit),
-                      jsonb_build_object('quota_type', r.quota_type, 'period', r.period, 'denials', r.denials,
-                                         'quota_limit', r.quota_limit),
-                      r.quota_type || '/' || r.period) IS NOT NULL)::integer;
-    END LOOP;
+    -- quota_exceeded: denials since the last check, one per quota type and
+    -- period, from the extension's own records only (never from events an
+    -- application wrote with audit()), read defensively
+    BEGIN
+        k := 0;
+        FOR r IN SELECT a.tenant_id, d->>'quota_type' AS quota_type, d->>'period' AS period, count(*) AS denials,
+                        max(CASE WHEN jsonb_typeof(d->'quota_limit') = 'number' THEN (d->>'quota_limit')::numeric END) AS quota_limit
+                   FROM llm_usage.audit_events a
+                  CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.details->'denied') = 'array'
+                                                               THEN a.details->'denied' ELSE '[]' END) d
+                  WHERE a.origin = 'llm_usage' AND a.event_type = 'quota' AND a.action = 'quota_exceeded'
+                    AND a.created_at >= v_since AND a.created_at < v_now
+                    AND jsonb_typeof(d) = 'object'
+                    AND d->>'quota_type' IN (SELECT q.quota_type FROM llm_usage.quota_types q)
+                    AND d->>'period' IN ('minute', 'hour', 'day', 'month')
+                  GROUP BY 1, 2, 3
+        LOOP
+            k := k + (llm_usage._raise_alert(r.tenant_id, 'quota_exceeded', (llm_usage._alert_rule(r.tenant_id, 'quota_exceeded')).severity,
+                          format('tenant %s was denied %s time(s) by its %s quota per %s (limit %s)',
+                                 r.tenant_id, r.denials, r.quota_type, r.period, r.quota_limit),
+                          jsonb_build_object('quota_type', r.quota_type, 'period', r.period, 'denials', r.denials,
+                                             'quota_limit', r.quota_limit),
+                          r.quota_type || '/' || r.period) IS NOT NULL)::integer;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/quota_exceeded', SQLSTATE, SQLERRM);
+    END;
 
     -- quota_near: the current period of each limited quota crossed threshold % or 100 %
-    FOR r IN SELECT t.tenant_id, q.quota_type, q.period, q.quota_limit, c.used, b.period_start, lv.level
-               FROM llm_usage.tenants t
-              CROSS JOIN LATERAL llm_usage._effective_quotas(t.tenant_id, t.plan) q
-              CROSS JOIN LATERAL llm_usage._period_bounds(q.period, v_now, t.timezone) b
-               JOIN llm_usage.quota_counters c
-                 ON c.tenant_id = t.tenant_id AND c.quota_type = q.quota_type AND c.period = q.period
-                AND c.period_start >= b.period_start
-              CROSS JOIN LATERAL (SELECT unnest(ARRAY[(llm_usage._alert_rule(t.tenant_id, 'quota_near')).threshold, 100]) AS level) lv
-              WHERE q.quota_limit > 0 AND (llm_usage._alert_rule(t.tenant_id, 'quota_near')).enabled
-                AND 100 * c.used / q.quota_limit >= lv.level
-                AND NOT EXISTS (SELECT 1 FROM llm_usage.alert_quota_marks m
-                                 WHERE m.tenant_id = t.tenant_id AND m.quota_type = q.quota_type AND m.period = q.period
-                                   AND m.period_start = b.period_start AND m.level = lv.level)
-              ORDER BY t.tenant_id, q.quota_type, q.period, lv.level
-    LOOP
-        INSERT INTO llm_usage.alert_quota_marks (tenant_id, quota_type, period, period_start, level)
-        VALUES (r.tenant_id, r.quota_type, r.period, r.period_start, r.level);
-        n := n + (llm_usage._raise_alert(r.tenant_id, 'quota_near', (llm_usage._alert_rule(r.tenant_id, 'quota_near')).severity,
-                      format('tenant %s used %s of its %s %s quota per %s (%s %%, alert at %s %%)',
-                             r.tenant_id, r.used, r.quota_limit, r.quota_type, r.period,
-                             round(100 * r.used / r.quota_limit, 1), r.level),
-                      jsonb_build_object('quota_type', r.quota_type, 'period', r.period, 'period_start', r.period_start,
-                                         'quota_limit', r.quota_limit, 'used', r.used, 'level', r.level),
-                      format('%s/%s/%s/%s', r.quota_type, r.period, r.period_start, r.level)) IS NOT NULL)::integer;
-    END LOOP;
+    BEGIN
+        k := 0;
+        FOR r IN SELECT t.tenant_id, q.quota_type, q.period, q.quota_limit, c.used, b.period_start, lv.level
+                   FROM llm_usage.tenants t
+                  CROSS JOIN LATERAL llm_usage._effective_quotas(t.tenant_id, t.plan) q
+                  CROSS JOIN LATERAL llm_usage._period_bounds(q.period, v_now, t.timezone) b
+                   JOIN llm_usage.quota_counters c
+                     ON c.tenant_id = t.tenant_id AND c.quota_type = q.quota_type AND c.period = q.period
+                    AND c.period_start >= b.period_start
+                  CROSS JOIN LATERAL (SELECT unnest(ARRAY[(llm_usage._alert_rule(t.tenant_id, 'quota_near')).threshold, 100]) AS level) lv
+                  WHERE q.quota_limit > 0 AND (llm_usage._alert_rule(t.tenant_id, 'quota_near')).enabled
+                    AND 100 * c.used / q.quota_limit >= lv.level
+                    AND NOT EXISTS (SELECT 1 FROM llm_usage.alert_quota_marks m
+                                     WHERE m.tenant_id = t.tenant_id AND m.quota_type = q.quota_type AND m.period = q.period
+                                       AND m.period_start = b.period_start AND m.level = lv.level)
+                  ORDER BY t.tenant_id, q.quota_type, q.period, lv.level
+        LOOP
+            INSERT INTO llm_usage.alert_quota_marks (tenant_id, quota_type, period, period_start, level)
+            VALUES (r.tenant_id, r.quota_type, r.period, r.period_start, r.level);
+            k := k + (llm_usage._raise_alert(r.tenant_id, 'quota_near', (llm_usage._alert_rule(r.tenant_id, 'quota_near')).severity,
+                          format('tenant %s used %s of its %s %s quota per %s (%s %%, alert at %s %%)',
+                                 r.tenant_id, r.used, r.quota_limit, r.quota_type, r.period,
+                                 round(100 * r.used / r.quota_limit, 1), r.level),
+                          jsonb_build_object('quota_type', r.quota_type, 'period', r.period, 'period_start', r.period_start,
+                                             'quota_limit', r.quota_limit, 'used', r.used, 'level', r.level),
+                          format('%s/%s/%s/%s', r.quota_type, r.period, r.period_start, r.level)) IS NOT NULL)::integer;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/quota_near', SQLSTATE, SQLERRM);
+    END;
 
     -- high_latency and high_error_rate: the last hour of calls
-    FOR r IN SELECT e.tenant_id, count(*) AS calls,
-                    count(*) FILTER (WHERE e.result <> 'success') AS failed,
-                    percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms) AS p99,
-                    count(e.latency_ms) AS timed
-               FROM llm_usage.usage_events e
-              WHERE e.occurred_at >= v_now - interval '1 hour' AND e.occurred_at <= v_now
-              GROUP BY e.tenant_id
-    LOOP
-        DECLARE
-            err record := llm_usage._alert_rule(r.tenant_id, 'high_error_rate');
-            l   record := llm_usage._alert_rule(r.tenant_id, 'high_latency');
-        BEGIN
-            IF l.enabled AND r.timed >= l.min_calls AND r.p99 > l.threshold THEN
-                n := n + (llm_usage._raise_alert(r.tenant_id, 'high_latency', l.severity,
-                              format('tenant %s: p99 latency over the last hour is %s ms (threshold %s ms, %s calls)',
-                                     r.tenant_id, round(r.p99::numeric), l.threshold, r.timed),
-                              jsonb_build_object('p99_ms', round(r.p99::numeric, 2), 'threshold_ms', l.threshold,
-                                                 'calls', r.timed)) IS NOT NULL)::integer;
-            END IF;
-            IF err.enabled AND r.calls >= err.min_calls AND 100.0 * r.failed / r.calls > err.threshold THEN
-                n := n + (llm_usage._raise_alert(r.tenant_id, 'high_error_rate', err.severity,
-                              format('tenant %s: %s of %s calls over the last hour did not succeed (%s %%, threshold %s %%)',
-                                     r.tenant_id, r.failed, r.calls, round(100.0 * r.failed / r.calls, 1), err.threshold),
-                              jsonb_build_object('failed', r.failed, 'calls', r.calls,
-                                                 'error_rate_pct', round(100.0 * r.failed / r.calls, 2),
-                                                 'threshold_pct', err.threshold)) IS NOT NULL)::integer;
-            END IF;
-        END;
-    END LOOP;
+    BEGIN
+        k := 0;
+        FOR r IN SELECT e.tenant_id, count(*) AS calls,
+                        count(*) FILTER (WHERE e.result <> 'success') AS failed,
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY e.latency_ms) AS p99,
+                        count(e.latency_ms) AS timed
+                   FROM llm_usage.usage_events e
+                  WHERE e.occurred_at >= v_now - interval '1 hour' AND e.occurred_at <= v_now
+                  GROUP BY e.tenant_id
+        LOOP
+            DECLARE
+                err record := llm_usage._alert_rule(r.tenant_id, 'high_error_rate');
+                l   record := llm_usage._alert_rule(r.tenant_id, 'high_latency');
+            BEGIN
+                IF l.enabled AND r.timed >= l.min_calls AND r.p99 > l.threshold THEN
+                    k := k + (llm_usage._raise_alert(r.tenant_id, 'high_latency', l.severity,
+                                  format('tenant %s: p99 latency over the last hour is %s ms (threshold %s ms, %s calls)',
+                                         r.tenant_id, round(r.p99::numeric), l.threshold, r.timed),
+                                  jsonb_build_object('p99_ms', round(r.p99::numeric, 2), 'threshold_ms', l.threshold,
+                                                     'calls', r.timed)) IS NOT NULL)::integer;
+                END IF;
+                IF err.enabled AND r.calls >= err.min_calls AND 100.0 * r.failed / r.calls > err.threshold THEN
+                    k := k + (llm_usage._raise_alert(r.tenant_id, 'high_error_rate', err.severity,
+                                  format('tenant %s: %s of %s calls over the last hour did not succeed (%s %%, threshold %s %%)',
+                                         r.tenant_id, r.failed, r.calls, round(100.0 * r.failed / r.calls, 1), err.threshold),
+                                  jsonb_build_object('failed', r.failed, 'calls', r.calls,
+                                                     'error_rate_pct', round(100.0 * r.failed / r.calls, 2),
+                                                     'threshold_pct', err.threshold)) IS NOT NULL)::integer;
+                END IF;
+            END;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/high_latency_error_rate', SQLSTATE, SQLERRM);
+    END;
 
     -- cost_anomaly: yesterday (roll-ups) and today so far (raw calls) against the 7 days before each
-    FOR r IN WITH days AS (
-                 SELECT t.tenant_id, t.timezone, d.day,
-                        CASE WHEN d.day = (v_now AT TIME ZONE t.timezone)::date
-                             THEN (SELECT coalesce(sum(e.cost_usd), 0) FROM llm_usage.usage_events e
-                                    WHERE e.tenant_id = t.tenant_id
-                                      AND e.occurred_at >= d.day::timestamp AT TIME ZONE t.timezone
-                                      AND e.occurred_at < v_now)
-                             ELSE (SELECT coalesce(sum(m.estimated_cost_usd), 0) FROM llm_usage.tenant_usage_metrics m
-                                    WHERE m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-                                      AND m.period_start = d.day::timestamp AT TIME ZONE t.timezone) END AS cost,
-                        (SELECT avg(coalesce(m.estimated_cost_usd, 0))
-                           FROM generate_series(d.day - 7, d.day - 1, interval '1 day') g(day)
-                           LEFT JOIN llm_usage.tenant_usage_metrics m
-                             ON m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-                            AND m.period_start = g.day::timestamp AT TIME ZONE t.timezone) AS trailing_avg
-                   FROM llm_usage.tenants t
-                  CROSS JOIN LATERAL (VALUES ((v_now AT TIME ZONE t.timezone)::date - 1),
-                                             ((v_now AT TIME ZONE t.timezone)::date)) d(day))
-             SELECT * FROM days
-              WHERE trailing_avg > 0
-                AND (llm_usage._alert_rule(tenant_id, 'cost_anomaly')).enabled
-                AND cost > (llm_usage._alert_rule(tenant_id, 'cost_anomaly')).threshold * trailing_avg
-              ORDER BY tenant_id, day
-    LOOP
-        n := n + (llm_usage._raise_alert(r.tenant_id, 'cost_anomaly', (llm_usage._alert_rule(r.tenant_id, 'cost_anomaly')).severity,
-                      format('tenant %s spent %s USD on %s, %s times the average of the 7 days before (%s USD)',
-                             r.tenant_id, r.cost, r.day, round(r.cost / r.trailing_avg, 2), round(r.trailing_avg, 6)),
-                      jsonb_build_object('day', r.day, 'cost_usd', r.cost, 'trailing_avg_usd', round(r.trailing_avg, 6),
-                                         'ratio', round(r.cost / r.trailing_avg, 2)),
-                      'day ' || r.day) IS NOT NULL)::integer;
-    END LOOP;
+    BEGIN
+        k := 0;
+        FOR r IN WITH days AS (
+                     SELECT t.tenant_id, t.timezone, d.day,
+                            CASE WHEN d.day = (v_now AT TIME ZONE t.timezone)::date
+                                 THEN (SELECT coalesce(sum(e.cost_usd), 0) FROM llm_usage.usage_events e
+                                        WHERE e.tenant_id = t.tenant_id
+                                          AND e.occurred_at >= d.day::timestamp AT TIME ZONE t.timezone
+                                          AND e.occurred_at < v_now)
+                                 ELSE (SELECT coalesce(sum(m.estimated_cost_usd), 0) FROM llm_usage.tenant_usage_metrics m
+                                        WHERE m.tenant_id = t.tenant_id AND m.period_type = 'daily'
+                                          AND m.period_start = d.day::timestamp AT TIME ZONE t.timezone) END AS cost,
+                            (SELECT avg(coalesce(m.estimated_cost_usd, 0))
+                               FROM generate_series(d.day - 7, d.day - 1, interval '1 day') g(day)
+                               LEFT JOIN llm_usage.tenant_usage_metrics m
+                                 ON m.tenant_id = t.tenant_id AND m.period_type = 'daily'
+                                AND m.period_start = g.day::timestamp AT TIME ZONE t.timezone) AS trailing_avg
+                       FROM llm_usage.tenants t
+                      CROSS JOIN LATERAL (VALUES ((v_now AT TIME ZONE t.timezone)::date - 1),
+                                                 ((v_now AT TIME ZONE t.timezone)::date)) d(day))
+                 SELECT * FROM days
+                  WHERE trailing_avg > 0
+                    AND (llm_usage._alert_rule(tenant_id, 'cost_anomaly')).enabled
+                    AND cost > (llm_usage._alert_rule(tenant_id, 'cost_anomaly')).threshold * trailing_avg
+                  ORDER BY tenant_id, day
+        LOOP
+            k := k + (llm_usage._raise_alert(r.tenant_id, 'cost_anomaly', (llm_usage._alert_rule(r.tenant_id, 'cost_anomaly')).severity,
+                          format('tenant %s spent %s USD on %s, %s times the average of the 7 days before (%s USD)',
+                                 r.tenant_id, r.cost, r.day, round(r.cost / r.trailing_avg, 2), round(r.trailing_avg, 6)),
+                          jsonb_build_object('day', r.day, 'cost_usd', r.cost, 'trailing_avg_usd', round(r.trailing_avg, 6),
+                                             'ratio', round(r.cost / r.trailing_avg, 2)),
+                          'day ' || r.day) IS NOT NULL)::integer;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/cost_anomaly', SQLSTATE, SQLERRM);
+    END;
 
     -- unpriced_usage: calls of models without a price tracked since the last check
-    FOR r IN SELECT e.tenant_id, e.model, count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens
-               FROM llm_usage.usage_events e
-              WHERE e.cost_usd IS NULL AND e.model IS NOT NULL
-                AND e.recorded_at >= v_since AND e.recorded_at < v_now
-              GROUP BY 1, 2
-              ORDER BY 1, 2
-    LOOP
-        n := n + (llm_usage._raise_alert(r.tenant_id, 'unpriced_usage', (llm_usage._alert_rule(r.tenant_id, 'unpriced_usage')).severity,
-                      format('tenant %s: %s call(s) of model %s have no price, so their cost is unknown (not 0)',
-                             r.tenant_id, r.calls, r.model),
-                      jsonb_build_object('model', r.model, 'calls', r.calls, 'tokens', r.tokens,
-                                         'hint', 'llm_usage.set_model_price()'),
-                      'model ' || r.model) IS NOT NULL)::integer;
-    END LOOP;
+    BEGIN
+        k := 0;
+        FOR r IN SELECT e.tenant_id, e.model, count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens
+                   FROM llm_usage.usage_events e
+                  WHERE e.cost_usd IS NULL AND e.model IS NOT NULL
+                    AND e.recorded_at >= v_since AND e.recorded_at < v_now
+                  GROUP BY 1, 2
+                  ORDER BY 1, 2
+        LOOP
+            k := k + (llm_usage._raise_alert(r.tenant_id, 'unpriced_usage', (llm_usage._alert_rule(r.tenant_id, 'unpriced_usage')).severity,
+                          format('tenant %s: %s call(s) of model %s have no price, so their cost is unknown (not 0)',
+                                 r.tenant_id, r.calls, r.model),
+                          jsonb_build_object('model', r.model, 'calls', r.calls, 'tokens', r.tokens,
+                                             'hint', 'llm_usage.set_model_price()'),
+                          'model ' || r.model) IS NOT NULL)::integer;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/unpriced_usage', SQLSTATE, SQLERRM);
+    END;
 
     UPDATE llm_usage.alert_state SET checked_at = v_now WHERE name = 'check_alerts';
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.check_alerts() IS
-'Evaluates every alert rule and raises what is due (each also NOTIFY llm_usage_alerts); returns the number of new alerts.  The worker runs it after each roll-up.  Admin only.';
+COMMENT ON FUNCTION llm_usage._check_alerts_impl() IS
+'Internal: the body of llm_usage.check_alerts(), run as the owner by its entry point, which records the caller (src/caller.c).';

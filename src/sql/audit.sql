@@ -29,6 +29,14 @@ CREATE OR REPLACE TRIGGER audit_events_no_truncate
 CREATE OR REPLACE FUNCTION llm_usage.audit(tenant_id text, event_type text, action text, result text DEFAULT 'success',
                                            details jsonb DEFAULT '{}')
 RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.audit(text, text, text, text, jsonb) IS
+'Appends an event to the tenant''s audit log (actor = session user, role_name = the calling role, origin = ''application'') and returns its id.  event_type is a lower-case name, action 1 to 200 characters without control characters, details a JSON object of at most 8 kB.  Events written here are shown as the application''s and never trusted by the extension (alerts are derived from its own records only).';
+
+CREATE OR REPLACE FUNCTION llm_usage._audit_impl(tenant_id text, event_type text, action text, result text DEFAULT 'success',
+                                                 details jsonb DEFAULT '{}')
+RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -44,6 +52,10 @@ BEGIN
                   HINT = 'An audit event type is a lower-case name such as security, quota, usage or admin.';
     END IF;
     PERFORM llm_usage._check_text($3, 'action', 200);
+    IF $3 ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'audit action must not contain control characters'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM llm_usage._require_arg($4, 'result');
     IF $4 NOT IN ('success', 'failure', 'denied') THEN
         RAISE EXCEPTION 'unknown audit result "%"', $4
@@ -51,14 +63,20 @@ BEGIN
                   HINT = 'result is one of success, failure, denied.';
     END IF;
     PERFORM llm_usage._check_object($5, 'details');
-    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
-    VALUES (t.tenant_id, $2, $3, $4, llm_usage._caller()::regrole::text, $5)
+    IF octet_length($5::text) > 8192 THEN
+        RAISE EXCEPTION 'audit details are larger than 8 kB (% bytes as JSON text)', octet_length($5::text)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Keep audit details to what identifies the event; store bulk data elsewhere.';
+    END IF;
+    -- marked as written by an application: the extension never trusts it
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details, origin)
+    VALUES (t.tenant_id, $2, $3, $4, llm_usage._caller()::regrole::text, $5, 'application')
     RETURNING audit_id INTO v_id;
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.audit(text, text, text, text, jsonb) IS
-'Appends an event to the tenant''s audit log (actor = session user) and returns its id.';
+COMMENT ON FUNCTION llm_usage._audit_impl(text, text, text, text, jsonb) IS
+'Internal: the body of llm_usage.audit(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage._audit_window(p_tenant text, p_days integer, p_kind text)
 RETURNS SETOF llm_usage.audit_events
@@ -85,27 +103,55 @@ COMMENT ON FUNCTION llm_usage._audit_window(text, integer, text) IS
 
 CREATE OR REPLACE FUNCTION llm_usage.audit_trail(tenant_id text, days integer DEFAULT 7)
 RETURNS SETOF llm_usage.audit_events
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.audit_trail(text, integer) IS 'The tenant''s audit events of the last N days (default 7), newest first.';
+
+CREATE OR REPLACE FUNCTION llm_usage._audit_trail_impl(tenant_id text, days integer DEFAULT 7)
+RETURNS SETOF llm_usage.audit_events
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'all') $$;
-COMMENT ON FUNCTION llm_usage.audit_trail(text, integer) IS 'The tenant''s audit events of the last N days (default 7), newest first.';
+COMMENT ON FUNCTION llm_usage._audit_trail_impl(text, integer) IS
+'Internal: the body of llm_usage.audit_trail(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.failed_operations(tenant_id text, days integer DEFAULT 30)
+RETURNS SETOF llm_usage.audit_events
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.failed_operations(text, integer) IS 'The tenant''s failed or denied audit events of the last N days (default 30), newest first.';
+
+CREATE OR REPLACE FUNCTION llm_usage._failed_operations_impl(tenant_id text, days integer DEFAULT 30)
 RETURNS SETOF llm_usage.audit_events
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'failed') $$;
-COMMENT ON FUNCTION llm_usage.failed_operations(text, integer) IS 'The tenant''s failed or denied audit events of the last N days (default 30), newest first.';
+COMMENT ON FUNCTION llm_usage._failed_operations_impl(text, integer) IS
+'Internal: the body of llm_usage.failed_operations(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.security_events(tenant_id text, days integer DEFAULT 90)
+RETURNS SETOF llm_usage.audit_events
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.security_events(text, integer) IS
+'The tenant''s security audit events (event_type security or security.*: access grants, key changes) of the last N days (default 90), newest first.';
+
+CREATE OR REPLACE FUNCTION llm_usage._security_events_impl(tenant_id text, days integer DEFAULT 90)
 RETURNS SETOF llm_usage.audit_events
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM llm_usage._audit_window($1, $2, 'security') $$;
-COMMENT ON FUNCTION llm_usage.security_events(text, integer) IS
-'The tenant''s security audit events (event_type security or security.*: access grants, key changes) of the last N days (default 90), newest first.';
+COMMENT ON FUNCTION llm_usage._security_events_impl(text, integer) IS
+'Internal: the body of llm_usage.security_events(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.audit_report(tenant_id text, from_ts timestamptz, to_ts timestamptz)
+RETURNS jsonb
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.audit_report(text, timestamptz, timestamptz) IS
+'Summary of a tenant''s audit log in [from_ts, to_ts): counts by event type, result, actor, action and origin (llm_usage, application), and the 20 latest failures or denials.';
+
+CREATE OR REPLACE FUNCTION llm_usage._audit_report_impl(tenant_id text, from_ts timestamptz, to_ts timestamptz)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -132,11 +178,13 @@ BEGIN
                                   FROM (SELECT actor, count(*) AS n FROM a GROUP BY 1) x),
                    'by_action', (SELECT coalesce(jsonb_object_agg(x.action, x.n), '{}')
                                    FROM (SELECT action, count(*) AS n FROM a GROUP BY 1) x),
+                   'by_origin', (SELECT coalesce(jsonb_object_agg(x.origin, x.n), '{}')
+                                   FROM (SELECT origin, count(*) AS n FROM a GROUP BY 1) x),
                    'failures', (SELECT coalesce(jsonb_agg(to_jsonb(f) - 'tenant_id' ORDER BY f.created_at DESC, f.audit_id DESC), '[]')
                                   FROM (SELECT * FROM a WHERE a.result IN ('failure', 'denied')
                                          ORDER BY a.created_at DESC, a.audit_id DESC LIMIT 20) f))
     );
 END
 $$;
-COMMENT ON FUNCTION llm_usage.audit_report(text, timestamptz, timestamptz) IS
-'Summary of a tenant''s audit log in [from_ts, to_ts): counts by event type, result, actor and action, and the 20 latest failures or denials.';
+COMMENT ON FUNCTION llm_usage._audit_report_impl(text, timestamptz, timestamptz) IS
+'Internal: the body of llm_usage.audit_report(), run as the owner by its entry point, which records the caller (src/caller.c).';

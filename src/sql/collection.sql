@@ -40,6 +40,13 @@ COMMENT ON FUNCTION llm_usage._default_window(llm_usage.provider_key_store) IS
 
 CREATE OR REPLACE FUNCTION llm_usage.collect_now(key_id bigint DEFAULT NULL, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
 RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.collect_now(bigint, date, date) IS
+'Queues a collection run now for one key (or every active key) over [from_date, to_date] (UTC days; default: the scheduled window) and wakes the collector at commit; returns the first run id (one run per key, consecutive ids).  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._collect_now_impl(key_id bigint DEFAULT NULL, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -104,8 +111,8 @@ BEGIN
     RETURN v_first;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.collect_now(bigint, date, date) IS
-'Queues a collection run now for one key (or every active key) over [from_date, to_date] (UTC days; default: the scheduled window) and wakes the collector at commit; returns the first run id (one run per key, consecutive ids).  Admin only.';
+COMMENT ON FUNCTION llm_usage._collect_now_impl(bigint, date, date) IS
+'Internal: the body of llm_usage.collect_now(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage._queue_scheduled_runs()
 RETURNS integer
@@ -243,6 +250,13 @@ COMMENT ON FUNCTION llm_usage._attribute(text, text, text, text, text) IS
 
 CREATE OR REPLACE FUNCTION llm_usage.attribute_provider_usage(provider text, dimension text, value text, tenant_id text)
 RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.attribute_provider_usage(text, text, text, text) IS
+'Maps a provider project_id, workspace_id or api_key_id to a tenant: usage and costs collected with that value (already or later) belong to it.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._attribute_provider_usage_impl(provider text, dimension text, value text, tenant_id text)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -290,8 +304,8 @@ BEGIN
             jsonb_build_object('provider', $1, 'dimension', $2, 'value', $3));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.attribute_provider_usage(text, text, text, text) IS
-'Maps a provider project_id, workspace_id or api_key_id to a tenant: usage and costs collected with that value (already or later) belong to it.  Admin only.';
+COMMENT ON FUNCTION llm_usage._attribute_provider_usage_impl(text, text, text, text) IS
+'Internal: the body of llm_usage.attribute_provider_usage(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 ------------------------------------------------------------------------
 -- Ingesting provider pages (called by the collector in its write transaction)

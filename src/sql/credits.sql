@@ -64,6 +64,13 @@ COMMENT ON FUNCTION llm_usage._credit_change(llm_usage.tenants, numeric, text, t
 
 CREATE OR REPLACE FUNCTION llm_usage.grant_credits(tenant_id text, amount numeric, reason text, ref text DEFAULT NULL)
 RETURNS numeric
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.grant_credits(text, numeric, text, text) IS
+'Adds prepaid credits (USD) to a tenant and returns the new balance; with a ref, applied at most once.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._grant_credits_impl(tenant_id text, amount numeric, reason text, ref text DEFAULT NULL)
+RETURNS numeric
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -81,10 +88,17 @@ BEGIN
     RETURN llm_usage._credit_change(t, $2, $3, $4);
 END
 $$;
-COMMENT ON FUNCTION llm_usage.grant_credits(text, numeric, text, text) IS
-'Adds prepaid credits (USD) to a tenant and returns the new balance; with a ref, applied at most once.  Admin only.';
+COMMENT ON FUNCTION llm_usage._grant_credits_impl(text, numeric, text, text) IS
+'Internal: the body of llm_usage.grant_credits(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.deduct_credits(tenant_id text, amount numeric, reason text, ref text DEFAULT NULL)
+RETURNS numeric
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.deduct_credits(text, numeric, text, text) IS
+'Takes credits from a tenant''s balance and returns the new balance; never below zero (23514), applied at most once per ref.';
+
+CREATE OR REPLACE FUNCTION llm_usage._deduct_credits_impl(tenant_id text, amount numeric, reason text, ref text DEFAULT NULL)
 RETURNS numeric
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -101,10 +115,16 @@ BEGIN
     RETURN llm_usage._credit_change(t, -$2, $3, $4);
 END
 $$;
-COMMENT ON FUNCTION llm_usage.deduct_credits(text, numeric, text, text) IS
-'Takes credits from a tenant''s balance and returns the new balance; never below zero (23514), applied at most once per ref.';
+COMMENT ON FUNCTION llm_usage._deduct_credits_impl(text, numeric, text, text) IS
+'Internal: the body of llm_usage.deduct_credits(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.credit_balance(tenant_id text)
+RETURNS numeric
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.credit_balance(text) IS 'The tenant''s prepaid credit balance in USD (0 if it never had any).';
+
+CREATE OR REPLACE FUNCTION llm_usage._credit_balance_impl(tenant_id text)
 RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -116,4 +136,5 @@ BEGIN
     RETURN coalesce((SELECT b.balance FROM llm_usage.credit_balances b WHERE b.tenant_id = t.tenant_id), 0);
 END
 $$;
-COMMENT ON FUNCTION llm_usage.credit_balance(text) IS 'The tenant''s prepaid credit balance in USD (0 if it never had any).';
+COMMENT ON FUNCTION llm_usage._credit_balance_impl(text) IS
+'Internal: the body of llm_usage.credit_balance(), run as the owner by its entry point, which records the caller (src/caller.c).';

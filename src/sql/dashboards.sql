@@ -8,6 +8,14 @@
 CREATE OR REPLACE FUNCTION llm_usage.tenant_usage(tenant_id text, from_ts timestamptz, to_ts timestamptz,
                                                   period_type text DEFAULT 'daily')
 RETURNS SETOF llm_usage.tenant_usage_metrics
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.tenant_usage(text, timestamptz, timestamptz, text) IS
+'A tenant''s roll-ups (hourly, daily or monthly) whose period starts in [from_ts, to_ts), oldest first.  As fresh as the last aggregate_usage_metrics() run.';
+
+CREATE OR REPLACE FUNCTION llm_usage._tenant_usage_impl(tenant_id text, from_ts timestamptz, to_ts timestamptz,
+                                                        period_type text DEFAULT 'daily')
+RETURNS SETOF llm_usage.tenant_usage_metrics
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -25,10 +33,20 @@ BEGIN
      ORDER BY m.period_start;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.tenant_usage(text, timestamptz, timestamptz, text) IS
-'A tenant''s roll-ups (hourly, daily or monthly) whose period starts in [from_ts, to_ts), oldest first.  As fresh as the last aggregate_usage_metrics() run.';
+COMMENT ON FUNCTION llm_usage._tenant_usage_impl(text, timestamptz, timestamptz, text) IS
+'Internal: the body of llm_usage.tenant_usage(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.today_usage(tenant_id text)
+RETURNS TABLE (tenant text, day date, api_calls bigint, failed_calls bigint, input_tokens bigint,
+               output_tokens bigint, total_tokens bigint, cost_usd numeric, unpriced_calls bigint,
+               tightest_quota_type text, tightest_quota_period text, tightest_quota_remaining numeric,
+               tightest_quota_percentage numeric)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.today_usage(text) IS
+'Calls, tokens and cost of the tenant''s current day (in its zone) from the raw events, and its tightest quota (highest percent used).';
+
+CREATE OR REPLACE FUNCTION llm_usage._today_usage_impl(tenant_id text)
 RETURNS TABLE (tenant text, day date, api_calls bigint, failed_calls bigint, input_tokens bigint,
                output_tokens bigint, total_tokens bigint, cost_usd numeric, unpriced_calls bigint,
                tightest_quota_type text, tightest_quota_period text, tightest_quota_remaining numeric,
@@ -67,10 +85,17 @@ BEGIN
              LIMIT 1) q ON true;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.today_usage(text) IS
-'Calls, tokens and cost of the tenant''s current day (in its zone) from the raw events, and its tightest quota (highest percent used).';
+COMMENT ON FUNCTION llm_usage._today_usage_impl(text) IS
+'Internal: the body of llm_usage.today_usage(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.top_consumers(metric text, period_type text DEFAULT 'daily', max_rows integer DEFAULT 10)
+RETURNS TABLE (rank bigint, tenant_id text, value numeric, period_start timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.top_consumers(text, text, integer) IS
+'Tenants ranked by tokens, cost or api_calls in their current hour, day or month (each in its own zone), from the raw events.  Non-admins see only their tenants.';
+
+CREATE OR REPLACE FUNCTION llm_usage._top_consumers_impl(metric text, period_type text DEFAULT 'daily', max_rows integer DEFAULT 10)
 RETURNS TABLE (rank bigint, tenant_id text, value numeric, period_start timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -116,11 +141,19 @@ BEGIN
      LIMIT $3;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.top_consumers(text, text, integer) IS
-'Tenants ranked by tokens, cost or api_calls in their current hour, day or month (each in its own zone), from the raw events.  Non-admins see only their tenants.';
+COMMENT ON FUNCTION llm_usage._top_consumers_impl(text, text, integer) IS
+'Internal: the body of llm_usage.top_consumers(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.tenant_events(tenant_id text, from_ts timestamptz, to_ts timestamptz,
                                                    event_type text DEFAULT NULL, max_rows integer DEFAULT 100)
+RETURNS SETOF llm_usage.usage_events
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer) IS
+'A tenant''s tracked calls in [from_ts, to_ts), newest first, optionally of one event type.';
+
+CREATE OR REPLACE FUNCTION llm_usage._tenant_events_impl(tenant_id text, from_ts timestamptz, to_ts timestamptz,
+                                                         event_type text DEFAULT NULL, max_rows integer DEFAULT 100)
 RETURNS SETOF llm_usage.usage_events
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -145,8 +178,8 @@ BEGIN
      LIMIT $5;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer) IS
-'A tenant''s tracked calls in [from_ts, to_ts), newest first, optionally of one event type.';
+COMMENT ON FUNCTION llm_usage._tenant_events_impl(text, timestamptz, timestamptz, text, integer) IS
+'Internal: the body of llm_usage.tenant_events(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 /*
  * _usage_days(tenant, from_day, to_day): per local day in [from_day,
@@ -191,6 +224,13 @@ COMMENT ON FUNCTION llm_usage._usage_days(llm_usage.tenants, date, date) IS
 'Internal: per-day usage of a tenant, closed days from the daily roll-ups, the open part from the raw calls.';
 
 CREATE OR REPLACE FUNCTION llm_usage.usage_overview(tenant_id text, period text DEFAULT '30d')
+RETURNS jsonb
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.usage_overview(text, text) IS
+'Dashboard of one tenant over its last 7, 30, 90 or 365 local days (today included): totals and change against the days before, per-model breakdown, time series (daily, weekly for 90d, monthly for 1y) and the 10 most expensive calls.  Closed days come from the daily roll-ups.';
+
+CREATE OR REPLACE FUNCTION llm_usage._usage_overview_impl(tenant_id text, period text DEFAULT '30d')
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -293,10 +333,18 @@ BEGIN
         'most_expensive', v_top);
 END
 $$;
-COMMENT ON FUNCTION llm_usage.usage_overview(text, text) IS
-'Dashboard of one tenant over its last 7, 30, 90 or 365 local days (today included): totals and change against the days before, per-model breakdown, time series (daily, weekly for 90d, monthly for 1y) and the 10 most expensive calls.  Closed days come from the daily roll-ups.';
+COMMENT ON FUNCTION llm_usage._usage_overview_impl(text, text) IS
+'Internal: the body of llm_usage.usage_overview(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.cost_summary(tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant text, yesterday date, yesterday_tracked_usd numeric, yesterday_provider_usd numeric,
+               week_start date, week_tracked_usd numeric, week_provider_usd numeric)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.cost_summary(text) IS
+'Yesterday''s and this week''s (Monday on, tenant''s zone) cost per tenant: tracked with track_usage() (closed days from the daily roll-ups) and reported by the provider (the provider''s UTC days of those dates; NULL until collected), side by side.  NULL tenant_id = every tenant the caller may see.';
+
+CREATE OR REPLACE FUNCTION llm_usage._cost_summary_impl(tenant_id text DEFAULT NULL)
 RETURNS TABLE (tenant text, yesterday date, yesterday_tracked_usd numeric, yesterday_provider_usd numeric,
                week_start date, week_tracked_usd numeric, week_provider_usd numeric)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -331,5 +379,5 @@ BEGIN
      ORDER BY t.tenant_id;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.cost_summary(text) IS
-'Yesterday''s and this week''s (Monday on, tenant''s zone) cost per tenant: tracked with track_usage() (closed days from the daily roll-ups) and reported by the provider (the provider''s UTC days of those dates; NULL until collected), side by side.  NULL tenant_id = every tenant the caller may see.';
+COMMENT ON FUNCTION llm_usage._cost_summary_impl(text) IS
+'Internal: the body of llm_usage.cost_summary(), run as the owner by its entry point, which records the caller (src/caller.c).';

@@ -79,6 +79,14 @@ COMMENT ON FUNCTION llm_usage._key_row(bigint) IS 'Internal: a stored key row, o
 CREATE OR REPLACE FUNCTION llm_usage.add_provider_key(tenant_id text, provider text, api_key text, label text DEFAULT NULL,
                                                       validate boolean DEFAULT false)
 RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.add_provider_key(text, text, text, text, boolean) IS
+'Stores a provider organization admin key (openai, anthropic or custom) encrypted, and returns its id; validate => true first makes one cheap authenticated request and refuses a key the provider rejects.  Pass the key as a bind parameter.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._add_provider_key_impl(tenant_id text, provider text, api_key text, label text DEFAULT NULL,
+                                                            validate boolean DEFAULT false)
+RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -109,6 +117,10 @@ BEGIN
         END IF;
         PERFORM llm_usage._probe_key($2, $3);
     END IF;
+    -- before sealing: a rotate_master_key() running now finishes first (and
+    -- this seals under its new version), or waits for this key to commit
+    -- (and re-wraps it)
+    LOCK TABLE llm_usage.provider_key_store IN ROW EXCLUSIVE MODE;
     v_id := nextval('llm_usage.provider_key_store_key_id_seq');
     v_aad := llm_usage._key_aad(v_id, t.tenant_id, $2, 1);
     SELECT * INTO s FROM llm_usage._seal_key($3, v_aad);
@@ -121,10 +133,17 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.add_provider_key(text, text, text, text, boolean) IS
-'Stores a provider organization admin key (openai, anthropic or custom) encrypted, and returns its id; validate => true first makes one cheap authenticated request and refuses a key the provider rejects.  Pass the key as a bind parameter.  Admin only.';
+COMMENT ON FUNCTION llm_usage._add_provider_key_impl(text, text, text, text, boolean) IS
+'Internal: the body of llm_usage.add_provider_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.rotate_provider_key(key_id bigint, api_key text, validate boolean DEFAULT false)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.rotate_provider_key(bigint, text, boolean) IS
+'Replaces a stored key with a new one (new data key, new ciphertext) and reactivates it.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._rotate_provider_key_impl(key_id bigint, api_key text, validate boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -141,6 +160,7 @@ BEGIN
     IF $3 THEN
         PERFORM llm_usage._probe_key(k.provider, $2);
     END IF;
+    LOCK TABLE llm_usage.provider_key_store IN ROW EXCLUSIVE MODE;     -- see add_provider_key()
     SELECT * INTO s FROM llm_usage._seal_key($2, llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version + 1));
     UPDATE llm_usage.provider_key_store
        SET key_version = key_version + 1, key_ciphertext = s.key_ciphertext, wrapped_dek = s.wrapped_dek,
@@ -152,10 +172,17 @@ BEGIN
             jsonb_build_object('key_id', k.key_id, 'provider', k.provider, 'key_preview', '…' || right($2, 4)));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.rotate_provider_key(bigint, text, boolean) IS
-'Replaces a stored key with a new one (new data key, new ciphertext) and reactivates it.  Admin only.';
+COMMENT ON FUNCTION llm_usage._rotate_provider_key_impl(bigint, text, boolean) IS
+'Internal: the body of llm_usage.rotate_provider_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.deactivate_provider_key(key_id bigint)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.deactivate_provider_key(bigint) IS
+'Stops using a stored key (its queued runs are dropped); rotate_provider_key() reactivates it.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._deactivate_provider_key_impl(key_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -175,10 +202,17 @@ BEGIN
             jsonb_build_object('key_id', k.key_id, 'provider', k.provider));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.deactivate_provider_key(bigint) IS
-'Stops using a stored key (its queued runs are dropped); rotate_provider_key() reactivates it.  Admin only.';
+COMMENT ON FUNCTION llm_usage._deactivate_provider_key_impl(bigint) IS
+'Internal: the body of llm_usage.deactivate_provider_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.rotate_master_key()
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.rotate_master_key() IS
+'Re-wraps every stored key''s data key under the newest master key version in llm_usage.master_key_file (re-read now), in one transaction: keys stay readable throughout as long as the file keeps the old version until this commits.  Every session reads the file whenever it seals a key, so keys added afterwards, in any session, use the newest version too.  Returns the keys re-wrapped.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._rotate_master_key_impl()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -190,6 +224,11 @@ DECLARE
     v_done integer := 0;
 BEGIN
     PERFORM llm_usage._require_admin('rotate_master_key');
+    -- no key is sealed while the file is read and the keys re-wrapped: a
+    -- session sealing now commits first (its key is re-wrapped below), one
+    -- sealing later reads the file after this commits (and uses the new
+    -- version); every process reads the file for every seal (src/crypto.c)
+    LOCK TABLE llm_usage.provider_key_store IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO st FROM llm_usage._master_key_status(true);
     IF NOT st.loaded OR st.problem IS NOT NULL THEN
         RAISE EXCEPTION 'llm_usage master key file could not be read'
@@ -214,8 +253,8 @@ BEGIN
     RETURN v_done;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.rotate_master_key() IS
-'Re-wraps every stored key''s data key under the newest master key version in llm_usage.master_key_file (re-read now), in one transaction: keys stay readable throughout as long as the file keeps the old version until this commits.  Returns the keys re-wrapped.  Admin only.';
+COMMENT ON FUNCTION llm_usage._rotate_master_key_impl() IS
+'Internal: the body of llm_usage.rotate_master_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE VIEW llm_usage.provider_keys WITH (security_barrier) AS
 SELECT k.key_id AS id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,

@@ -27,6 +27,33 @@ $$;
 COMMENT ON FUNCTION llm_usage._partition_indexes(text) IS
 'Internal: the primary key and indexes every partition of usage_events has (tenant and time, recorded_at and occurred_at ranges, unpriced calls).';
 
+/*
+ * A partition can be read directly, bypassing the parent's row-level
+ * security; so each one gets the parent's policy and loses every privilege
+ * of PUBLIC and the extension's roles (ALTER DEFAULT PRIVILEGES could have
+ * given some).  privileges.sql re-applies this to every partition on each
+ * update.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._secure_partition(p_table text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON TABLE llm_usage.%I FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader', p_table);
+    EXECUTE format('ALTER TABLE llm_usage.%I ENABLE ROW LEVEL SECURITY', p_table);
+    EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON llm_usage.%I', p_table);
+    EXECUTE format($p$CREATE POLICY tenant_isolation ON llm_usage.%I
+                        USING ((SELECT llm_usage._is_admin())
+                               OR tenant_id IN (SELECT unnest(llm_usage._my_tenants())))
+                        WITH CHECK ((SELECT llm_usage._is_admin()))$p$, p_table);
+    EXECUTE format('COMMENT ON POLICY tenant_isolation ON llm_usage.%I IS %L', p_table,
+                   'Non-admin roles see only the rows of tenants granted to them; only admins write directly.');
+END
+$$;
+COMMENT ON FUNCTION llm_usage._secure_partition(text) IS
+'Internal: a partition of usage_events gets the parent''s row-level security policy and no privileges for PUBLIC or the extension''s roles (it is read through its parent).';
+
 CREATE OR REPLACE FUNCTION llm_usage._partition_name(p_month date)
 RETURNS text
 LANGUAGE sql IMMUTABLE
@@ -61,6 +88,7 @@ BEGIN
         CONTINUE WHEN to_regclass('llm_usage.' || v_tab) IS NOT NULL;
         EXECUTE format('CREATE TABLE llm_usage.%I (LIKE llm_usage.usage_events INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS)', v_tab);
         PERFORM llm_usage._partition_indexes(v_tab);
+        PERFORM llm_usage._secure_partition(v_tab);
         EXECUTE format($q$WITH moved AS (
                               DELETE FROM llm_usage.usage_events_default
                                WHERE occurred_at >= %L::timestamp AT TIME ZONE 'UTC'
@@ -154,32 +182,50 @@ $$;
 COMMENT ON FUNCTION llm_usage._prune_history() IS
 'Internal (worker): delete finished collector runs and delivered alerts older than llm_usage.history_retention days.';
 
+/*
+ * _maintenance(): the worker's periodic steps, each in a subtransaction of
+ * its own, so that one failing step (a broken roll-up, a full disk for a new
+ * partition, whatever an application managed to store) never stops the
+ * others: a failure is rolled back, reported as a maintenance_failed alert
+ * with its reason (_maintenance_failed) and named in the result's "failed".
+ */
 CREATE OR REPLACE FUNCTION llm_usage._maintenance()
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p integer;
-    h integer;
-    d integer;
-    m integer;
-    a integer;
-    x integer;
-    y integer;
-    q integer;
+    v_today  date := (now() AT TIME ZONE 'UTC')::date;
+    v_step   text;
+    v_n      integer;
+    v_result jsonb := '{}';
+    v_failed jsonb := '{}';
 BEGIN
-    p := llm_usage._ensure_partitions((now() AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date + 62);
-    h := llm_usage.aggregate_usage_metrics('hourly');
-    d := llm_usage.aggregate_usage_metrics('daily');
-    m := llm_usage.aggregate_usage_metrics('monthly');
-    a := llm_usage.check_alerts();
-    x := llm_usage._drop_old_partitions();
-    y := llm_usage._prune_history();
-    q := llm_usage.save_quota_counters();
-    RETURN jsonb_build_object('partitions_created', p, 'hourly', h, 'daily', d, 'monthly', m, 'alerts', a,
-                              'partitions_dropped', x, 'history_pruned', y, 'quota_counters_saved', q);
+    FOREACH v_step IN ARRAY ARRAY['partitions_created', 'hourly', 'daily', 'monthly', 'alerts',
+                                  'partitions_dropped', 'history_pruned', 'quota_counters_saved']
+    LOOP
+        BEGIN
+            v_n := CASE v_step
+                       WHEN 'partitions_created' THEN llm_usage._ensure_partitions(v_today, v_today + 62)
+                       WHEN 'hourly' THEN llm_usage.aggregate_usage_metrics('hourly')
+                       WHEN 'daily' THEN llm_usage.aggregate_usage_metrics('daily')
+                       WHEN 'monthly' THEN llm_usage.aggregate_usage_metrics('monthly')
+                       WHEN 'alerts' THEN llm_usage.check_alerts()
+                       WHEN 'partitions_dropped' THEN llm_usage._drop_old_partitions()
+                       WHEN 'history_pruned' THEN llm_usage._prune_history()
+                       WHEN 'quota_counters_saved' THEN llm_usage.save_quota_counters()
+                   END;
+            v_result := v_result || jsonb_build_object(v_step, v_n);
+        EXCEPTION WHEN OTHERS THEN
+            v_failed := v_failed || jsonb_build_object(v_step, SQLSTATE || ': ' || SQLERRM);
+            PERFORM llm_usage._maintenance_failed(v_step, SQLSTATE, SQLERRM);
+        END;
+    END LOOP;
+    IF v_failed <> '{}' THEN
+        v_result := v_result || jsonb_build_object('failed', v_failed);
+    END IF;
+    RETURN v_result;
 END
 $$;
 COMMENT ON FUNCTION llm_usage._maintenance() IS
-'Internal (worker, every llm_usage.aggregate_interval), in one transaction: make usage_events partitions two months ahead, roll up hourly, daily and monthly, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table.';
+'Internal (worker, every llm_usage.aggregate_interval): make usage_events partitions two months ahead, roll up hourly, daily and monthly, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table; each step in a subtransaction of its own, a failing one reported as a maintenance_failed alert (and under "failed" in the result) while the others go on.';

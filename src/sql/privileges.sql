@@ -8,7 +8,7 @@
  * granted.  The roles themselves are made in pre_install/roles.sql.
  *
  *   llm_usage_app     enforce, track, status, audit, deduct credits
- *   llm_usage_reader  roll-ups, dashboards, audit reads
+ *   llm_usage_reader  roll-ups, dashboards, audit reads, FOCUS export, HTML report
  *   llm_usage_admin   everything (it has the other two)
  *
  * PUBLIC may execute nothing and read nothing.
@@ -60,7 +60,25 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.security_events(text, integer),
     llm_usage.audit_report(text, timestamptz, timestamptz),
     llm_usage.alert_rules_for(text),
-    llm_usage.acknowledge_alert(bigint)
+    llm_usage.acknowledge_alert(bigint),
+    -- FOCUS export and HTML report: they run as the caller (row-level
+    -- security decides what they see), so their helpers are granted too
+    llm_usage.focus_export(timestamptz, timestamptz, text),
+    llm_usage._focus_check(timestamptz, timestamptz, text),
+    llm_usage._focus_provider_name(text),
+    llm_usage.usage_report_html(text, text),
+    llm_usage._html(text),
+    llm_usage._report_fit(text, numeric, numeric),
+    llm_usage._report_charw(text),
+    llm_usage._report_num(numeric, text),
+    llm_usage._report_step(numeric),
+    llm_usage._report_tick(numeric, text, numeric),
+    llm_usage._report_columns(text, text, text[], text[], text[], text[], numeric[], text, integer, integer, numeric, text),
+    llm_usage._report_hbars(text, text[], text[], numeric[], numeric[], text[], text[], integer, text),
+    llm_usage._report_legend(text[], text[]),
+    llm_usage._report_chart_pair(text, text, text[], text[], text[], text[], numeric[], text, numeric, text, boolean),
+    llm_usage._report_hbars_pair(text, text[], text[], numeric[], numeric[], text[], text[], text),
+    llm_usage._report_css()
     TO llm_usage_reader;
 
 GRANT EXECUTE ON FUNCTION
@@ -120,22 +138,24 @@ GRANT SELECT ON llm_usage.tenants, llm_usage.tenant_quota_overrides, llm_usage.q
     TO llm_usage_app, llm_usage_reader;
 GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts TO llm_usage_reader;
 
--- Admins may also read and fix data directly (audit_events stays
--- append-only, key ciphertext is for the worker, which runs as the owner,
--- only; runs are written by the worker).
+-- Admins may also read and fix data directly, in tables only, with their
+-- own rights.  Not: the audit log (written by the extension and by
+-- audit(), never directly), price versions (history; set_model_price()
+-- only), key ciphertext (the worker, which runs as the owner, only), runs
+-- (the worker), and no view: a write through an auto-updatable view runs
+-- with the view owner's rights (provider_keys over the key store).
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     llm_usage.plans, llm_usage.plan_quotas, llm_usage.tenants, llm_usage.tenant_quota_overrides,
-    llm_usage.tenant_access, llm_usage.quota_counters_table, llm_usage.model_price_versions,
-    llm_usage.model_prices, llm_usage.usage_events, llm_usage.usage_requests,
+    llm_usage.tenant_access, llm_usage.quota_counters_table, llm_usage.usage_events, llm_usage.usage_requests,
     llm_usage.tenant_usage_metrics, llm_usage.aggregation_state, llm_usage.provider_usage,
-    llm_usage.provider_costs, llm_usage.provider_keys, llm_usage.provider_attributions,
+    llm_usage.provider_costs, llm_usage.provider_attributions,
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rule_overrides
     TO llm_usage_admin;
-GRANT SELECT, INSERT ON llm_usage.audit_events TO llm_usage_admin;
-GRANT SELECT ON llm_usage.collector_runs, llm_usage.reconciliation, llm_usage.alert_state,
-                llm_usage.alert_quota_marks
+GRANT SELECT ON llm_usage.audit_events, llm_usage.provider_keys, llm_usage.collector_runs,
+                llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks
     TO llm_usage_admin;
--- counter corrections (the view's INSTEAD OF trigger)
+-- counter corrections: the view is not auto-updatable, its INSTEAD OF
+-- trigger runs with the admin's own rights
 GRANT UPDATE ON llm_usage.quota_counters TO llm_usage_admin;
 
 REVOKE ALL ON SEQUENCE
@@ -177,3 +197,15 @@ BEGIN
     END LOOP;
 END
 $rls$;
+
+-- Partitions of usage_events (the default one and those the worker made at
+-- run time): the same policy, no direct privileges.  Re-run by every
+-- update, so partitions made by earlier versions get it too.
+DO $partitions$
+BEGIN
+    PERFORM llm_usage._secure_partition(c.relname)
+       FROM pg_catalog.pg_inherits i
+       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+      WHERE i.inhparent OPERATOR(pg_catalog.=) 'llm_usage.usage_events'::pg_catalog.regclass;
+END
+$partitions$;

@@ -265,6 +265,13 @@ CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE 
  */
 CREATE OR REPLACE FUNCTION llm_usage._quota_configs()
 RETURNS TABLE (tenant_id text, timezone text, quota_types text[], periods text[], limits numeric[])
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._quota_configs() IS
+'Internal: time zone and quotas in force of every tenant the caller may act on (cached by enforce_quota() until a plan, quota, tenant or access changes).';
+
+CREATE OR REPLACE FUNCTION llm_usage._quota_configs_impl()
+RETURNS TABLE (tenant_id text, timezone text, quota_types text[], periods text[], limits numeric[])
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -279,12 +286,19 @@ AS $$
       LEFT JOIN LATERAL llm_usage._effective_quotas(v.tenant_id, v.plan) q ON true
      GROUP BY v.tenant_id, v.timezone
 $$;
-COMMENT ON FUNCTION llm_usage._quota_configs() IS
-'Internal: time zone and quotas in force of every tenant the caller may act on (cached by enforce_quota() until a plan, quota, tenant or access changes).';
+COMMENT ON FUNCTION llm_usage._quota_configs_impl() IS
+'Internal: the body of llm_usage._quota_configs(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 /* _quota_table_counters(tenant): the table's counters of a tenant, carried into a new shared entry */
 CREATE OR REPLACE FUNCTION llm_usage._quota_table_counters(p_tenant text,
                                                            OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._quota_table_counters(text) IS
+'Internal: a tenant''s counters in llm_usage.quota_counters_table, added to its shared-memory entry when that is created (so counting carries on across the upgrade and a restore).';
+
+CREATE OR REPLACE FUNCTION llm_usage._quota_table_counters_impl(p_tenant text,
+                                                                OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -292,8 +306,8 @@ AS $$
       FROM llm_usage.quota_counters_table c
      WHERE c.tenant_id = p_tenant AND llm_usage._can_access(p_tenant)
 $$;
-COMMENT ON FUNCTION llm_usage._quota_table_counters(text) IS
-'Internal: a tenant''s counters in llm_usage.quota_counters_table, added to its shared-memory entry when that is created (so counting carries on across the upgrade and a restore).';
+COMMENT ON FUNCTION llm_usage._quota_table_counters_impl(text) IS
+'Internal: the body of llm_usage._quota_table_counters(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 /*
  * _quota_counters(tenant): the live counters the caller may see: from
@@ -301,6 +315,13 @@ COMMENT ON FUNCTION llm_usage._quota_table_counters(text) IS
  * entry) from the table.
  */
 CREATE OR REPLACE FUNCTION llm_usage._quota_counters(p_tenant text DEFAULT NULL)
+RETURNS TABLE (tenant_id text, quota_type text, period text, period_start timestamptz, used numeric, updated_at timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._quota_counters(text) IS
+'Internal: the live quota counters (shared memory, else table) of the tenants the caller may see.';
+
+CREATE OR REPLACE FUNCTION llm_usage._quota_counters_impl(p_tenant text DEFAULT NULL)
 RETURNS TABLE (tenant_id text, quota_type text, period text, period_start timestamptz, used numeric, updated_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -315,8 +336,8 @@ AS $$
                AND NOT EXISTS (SELECT 1 FROM shm WHERE shm.tenant_id = x.tenant_id)) c
      WHERE (SELECT llm_usage._is_admin()) OR c.tenant_id IN (SELECT unnest(llm_usage._my_tenants()))
 $$;
-COMMENT ON FUNCTION llm_usage._quota_counters(text) IS
-'Internal: the live quota counters (shared memory, else table) of the tenants the caller may see.';
+COMMENT ON FUNCTION llm_usage._quota_counters_impl(text) IS
+'Internal: the body of llm_usage._quota_counters(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE VIEW llm_usage.quota_counters WITH (security_barrier) AS
     SELECT tenant_id, quota_type, period, period_start, used, updated_at
@@ -381,6 +402,13 @@ COMMENT ON FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) IS
 
 CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql(tenant_id text, quota_type text, amount numeric DEFAULT 1)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._enforce_quota_sql(text, text, numeric) IS
+'Internal: enforce_quota() in SQL; the C enforce_quota() hands it bad arguments, denials and the path without shared memory.';
+
+CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql_impl(tenant_id text, quota_type text, amount numeric DEFAULT 1)
+RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -409,8 +437,8 @@ BEGIN
     RETURN QUERY SELECT v_ok, b.quota_limit, b.used, llm_usage._remaining(b.quota_limit, b.used), b.period_end;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._enforce_quota_sql(text, text, numeric) IS
-'Internal: enforce_quota() in SQL; the C enforce_quota() hands it bad arguments, denials and the path without shared memory.';
+COMMENT ON FUNCTION llm_usage._enforce_quota_sql_impl(text, text, numeric) IS
+'Internal: the body of llm_usage._enforce_quota_sql(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.enforce_quota(tenant_id text, quota_type text, amount numeric DEFAULT 1)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
@@ -420,6 +448,13 @@ COMMENT ON FUNCTION llm_usage.enforce_quota(text, text, numeric) IS
 'Atomic check-and-consume before an LLM call: when allowed, the amount is counted against every period of that quota type; when not, nothing is.  Returns the binding quota.  NULL limit = unlimited.  Counted in shared memory when the library is preloaded.';
 
 CREATE OR REPLACE FUNCTION llm_usage.enforce_quotas(tenant_id text, amounts jsonb)
+RETURNS TABLE (allowed boolean, results jsonb)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.enforce_quotas(text, jsonb) IS
+'All-or-nothing check-and-consume over several quota types, e.g. ''{"tokens":500,"api_calls":1}'': either every amount is counted or none is.  results has the binding quota per type.';
+
+CREATE OR REPLACE FUNCTION llm_usage._enforce_quotas_impl(tenant_id text, amounts jsonb)
 RETURNS TABLE (allowed boolean, results jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -479,10 +514,18 @@ BEGIN
              LIMIT 1) b ON true;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.enforce_quotas(text, jsonb) IS
-'All-or-nothing check-and-consume over several quota types, e.g. ''{"tokens":500,"api_calls":1}'': either every amount is counted or none is.  results has the binding quota per type.';
+COMMENT ON FUNCTION llm_usage._enforce_quotas_impl(text, jsonb) IS
+'Internal: the body of llm_usage.enforce_quotas(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.quota_status(tenant_id text)
+RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
+               percentage numeric, resets_at timestamptz, source text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.quota_status(text) IS
+'Every quota in force for a tenant with its use in the current period (tenant''s zone), what is left, percent used and when it resets.';
+
+CREATE OR REPLACE FUNCTION llm_usage._quota_status_impl(tenant_id text)
 RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
                percentage numeric, resets_at timestamptz, source text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -509,14 +552,21 @@ BEGIN
      ORDER BY s.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], s.period);
 END
 $$;
-COMMENT ON FUNCTION llm_usage.quota_status(text) IS
-'Every quota in force for a tenant with its use in the current period (tenant''s zone), what is left, percent used and when it resets.';
+COMMENT ON FUNCTION llm_usage._quota_status_impl(text) IS
+'Internal: the body of llm_usage.quota_status(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 ------------------------------------------------------------------------
 -- Per-tenant overrides and the table copy of the counters
 ------------------------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION llm_usage.set_custom_quota(tenant_id text, quota_type text, quota_limit numeric, period text DEFAULT 'day')
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.set_custom_quota(text, text, numeric, text) IS
+'Per-tenant override of the plan''s limit for a quota type and period (default day); NULL = unlimited.  Takes effect on the next call.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._set_custom_quota_impl(tenant_id text, quota_type text, quota_limit numeric, period text DEFAULT 'day')
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -541,10 +591,17 @@ BEGIN
             jsonb_build_object('quota_type', $2, 'period', $4, 'quota_limit', $3));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.set_custom_quota(text, text, numeric, text) IS
-'Per-tenant override of the plan''s limit for a quota type and period (default day); NULL = unlimited.  Takes effect on the next call.  Admin only.';
+COMMENT ON FUNCTION llm_usage._set_custom_quota_impl(text, text, numeric, text) IS
+'Internal: the body of llm_usage.set_custom_quota(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.clear_custom_quota(tenant_id text, quota_type text, period text DEFAULT 'day')
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.clear_custom_quota(text, text, text) IS
+'Removes a per-tenant override so the plan''s limit applies again.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._clear_custom_quota_impl(tenant_id text, quota_type text, period text DEFAULT 'day')
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -568,10 +625,17 @@ BEGIN
             jsonb_build_object('quota_type', $2, 'period', $3));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.clear_custom_quota(text, text, text) IS
-'Removes a per-tenant override so the plan''s limit applies again.  Admin only.';
+COMMENT ON FUNCTION llm_usage._clear_custom_quota_impl(text, text, text) IS
+'Internal: the body of llm_usage.clear_custom_quota(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.save_quota_counters()
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.save_quota_counters() IS
+'Copies the shared-memory quota counters of this database into llm_usage.quota_counters_table (what pg_dump carries); returns the rows changed.  The worker does it every llm_usage.aggregate_interval in llm_usage.database.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._save_quota_counters_impl()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -591,5 +655,5 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.save_quota_counters() IS
-'Copies the shared-memory quota counters of this database into llm_usage.quota_counters_table (what pg_dump carries); returns the rows changed.  The worker does it every llm_usage.aggregate_interval in llm_usage.database.  Admin only.';
+COMMENT ON FUNCTION llm_usage._save_quota_counters_impl() IS
+'Internal: the body of llm_usage.save_quota_counters(), run as the owner by its entry point, which records the caller (src/caller.c).';

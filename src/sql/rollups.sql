@@ -44,6 +44,13 @@ COMMENT ON FUNCTION llm_usage._require_rollup_unit(text) IS 'Internal: date_trun
 
 CREATE OR REPLACE FUNCTION llm_usage.aggregate_usage_metrics(period_type text DEFAULT 'daily', since timestamptz DEFAULT NULL)
 RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.aggregate_usage_metrics(text, timestamptz) IS
+'Upserts tenant_usage_metrics (hourly, daily or monthly, in each tenant''s zone) for the periods that got events since the last run, or that have events since "since".  Idempotent: a re-run changes nothing.  Returns the rows written.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._aggregate_usage_metrics_impl(period_type text DEFAULT 'daily', since timestamptz DEFAULT NULL)
+RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
@@ -197,5 +204,5 @@ BEGIN
     RETURN v_rows;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.aggregate_usage_metrics(text, timestamptz) IS
-'Upserts tenant_usage_metrics (hourly, daily or monthly, in each tenant''s zone) for the periods that got events since the last run, or that have events since "since".  Idempotent: a re-run changes nothing.  Returns the rows written.  Admin only.';
+COMMENT ON FUNCTION llm_usage._aggregate_usage_metrics_impl(text, timestamptz) IS
+'Internal: the body of llm_usage.aggregate_usage_metrics(), run as the owner by its entry point, which records the caller (src/caller.c).';

@@ -69,6 +69,13 @@ CREATE OR REPLACE TRIGGER plan_quotas_shipped_read_only
 
 CREATE OR REPLACE FUNCTION llm_usage.create_plan(plan text, description text DEFAULT NULL, copy_from text DEFAULT NULL)
 RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.create_plan(text, text, text) IS
+'Creates a plan, optionally with a copy of another plan''s quotas.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._create_plan_impl(plan text, description text DEFAULT NULL, copy_from text DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -98,10 +105,17 @@ BEGIN
      WHERE q.plan = p_copy;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.create_plan(text, text, text) IS
-'Creates a plan, optionally with a copy of another plan''s quotas.  Admin only.';
+COMMENT ON FUNCTION llm_usage._create_plan_impl(text, text, text) IS
+'Internal: the body of llm_usage.create_plan(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.set_plan_quota(plan text, quota_type text, quota_limit numeric, period text DEFAULT 'day')
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.set_plan_quota(text, text, numeric, text) IS
+'Sets a plan''s limit for a quota type and period (NULL = unlimited but counted).  Shipped plans are read-only.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._set_plan_quota_impl(plan text, quota_type text, quota_limit numeric, period text DEFAULT 'day')
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -120,10 +134,17 @@ BEGIN
     ON CONFLICT (plan, quota_type, period) DO UPDATE SET quota_limit = EXCLUDED.quota_limit;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.set_plan_quota(text, text, numeric, text) IS
-'Sets a plan''s limit for a quota type and period (NULL = unlimited but counted).  Shipped plans are read-only.  Admin only.';
+COMMENT ON FUNCTION llm_usage._set_plan_quota_impl(text, text, numeric, text) IS
+'Internal: the body of llm_usage.set_plan_quota(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.create_tenant(tenant_id text, plan text DEFAULT 'trial', timezone text DEFAULT 'UTC')
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.create_tenant(text, text, text) IS
+'Creates a tenant on a plan (default trial) with the time zone its quota periods and roll-ups are aligned in (default UTC).  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._create_tenant_impl(tenant_id text, plan text DEFAULT 'trial', timezone text DEFAULT 'UTC')
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -157,10 +178,17 @@ BEGIN
             jsonb_build_object('plan', $2, 'timezone', $3));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.create_tenant(text, text, text) IS
-'Creates a tenant on a plan (default trial) with the time zone its quota periods and roll-ups are aligned in (default UTC).  Admin only.';
+COMMENT ON FUNCTION llm_usage._create_tenant_impl(text, text, text) IS
+'Internal: the body of llm_usage.create_tenant(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.update_tenant(tenant_id text, plan text DEFAULT NULL, timezone text DEFAULT NULL)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.update_tenant(text, text, text) IS
+'Moves a tenant to another plan and/or time zone; the new limits apply to the next enforce_quota() call.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._update_tenant_impl(tenant_id text, plan text DEFAULT NULL, timezone text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -191,5 +219,5 @@ BEGIN
                                'old_timezone', t.timezone, 'timezone', coalesce($3, t.timezone)));
 END
 $$;
-COMMENT ON FUNCTION llm_usage.update_tenant(text, text, text) IS
-'Moves a tenant to another plan and/or time zone; the new limits apply to the next enforce_quota() call.  Admin only.';
+COMMENT ON FUNCTION llm_usage._update_tenant_impl(text, text, text) IS
+'Internal: the body of llm_usage.update_tenant(), run as the owner by its entry point, which records the caller (src/caller.c).';

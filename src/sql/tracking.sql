@@ -91,6 +91,15 @@ CREATE OR REPLACE FUNCTION llm_usage.calculate_cost(model text, input_tokens big
                                                     cached_input_tokens bigint DEFAULT 0, at timestamptz DEFAULT now(),
                                                     cache_write_tokens bigint DEFAULT 0)
 RETURNS numeric
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint) IS
+'USD cost of one call at the price valid at "at".  Cached input (and cache-write) tokens are part of input_tokens and billed at their own rates.  Errors on an unknown model or bad counts.';
+
+CREATE OR REPLACE FUNCTION llm_usage._calculate_cost_impl(model text, input_tokens bigint, output_tokens bigint,
+                                                          cached_input_tokens bigint DEFAULT 0, at timestamptz DEFAULT now(),
+                                                          cache_write_tokens bigint DEFAULT 0)
+RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -116,14 +125,25 @@ BEGIN
     RETURN llm_usage._cost(p, $2, $3, $4, $6);
 END
 $$;
-COMMENT ON FUNCTION llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint) IS
-'USD cost of one call at the price valid at "at".  Cached input (and cache-write) tokens are part of input_tokens and billed at their own rates.  Errors on an unknown model or bad counts.';
+COMMENT ON FUNCTION llm_usage._calculate_cost_impl(text, bigint, bigint, bigint, timestamptz, bigint) IS
+'Internal: the body of llm_usage.calculate_cost(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.set_model_price(provider text, model text,
                                                      input_usd_per_mtok numeric, output_usd_per_mtok numeric,
                                                      cached_input_usd_per_mtok numeric DEFAULT NULL,
                                                      cache_write_usd_per_mtok numeric DEFAULT NULL,
                                                      valid_from timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz) IS
+'Adds a price version (USD per million tokens) valid from valid_from (default now); the previous version ends there, so costs already computed keep their price.  Calls tracked while the model had no price are priced.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._set_model_price_impl(provider text, model text,
+                                                           input_usd_per_mtok numeric, output_usd_per_mtok numeric,
+                                                           cached_input_usd_per_mtok numeric DEFAULT NULL,
+                                                           cache_write_usd_per_mtok numeric DEFAULT NULL,
+                                                           valid_from timestamptz DEFAULT now())
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -204,10 +224,18 @@ BEGIN
     RETURN v_row.price_id;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz) IS
-'Adds a price version (USD per million tokens) valid from valid_from (default now); the previous version ends there, so costs already computed keep their price.  Calls tracked while the model had no price are priced.  Admin only.';
+COMMENT ON FUNCTION llm_usage._set_model_price_impl(text, text, numeric, numeric, numeric, numeric, timestamptz) IS
+'Internal: the body of llm_usage.set_model_price(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.unpriced_models()
+RETURNS TABLE (model text, calls bigint, tenants bigint, input_tokens numeric, output_tokens numeric,
+               first_seen timestamptz, last_seen timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.unpriced_models() IS
+'Models used in tracked calls that had no price at the time (their cost is NULL, not zero), with how much they were used.  Fix with set_model_price().';
+
+CREATE OR REPLACE FUNCTION llm_usage._unpriced_models_impl()
 RETURNS TABLE (model text, calls bigint, tenants bigint, input_tokens numeric, output_tokens numeric,
                first_seen timestamptz, last_seen timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -221,8 +249,8 @@ AS $$
      GROUP BY e.model
      ORDER BY count(*) DESC, e.model
 $$;
-COMMENT ON FUNCTION llm_usage.unpriced_models() IS
-'Models used in tracked calls that had no price at the time (their cost is NULL, not zero), with how much they were used.  Fix with set_model_price().';
+COMMENT ON FUNCTION llm_usage._unpriced_models_impl() IS
+'Internal: the body of llm_usage.unpriced_models(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE VIEW llm_usage.model_prices AS
 SELECT v.price_id,
@@ -246,6 +274,35 @@ SELECT v.price_id,
 COMMENT ON VIEW llm_usage.model_prices IS
 'Model prices with their validity range [valid_from, valid_to); valid_to is NULL for the price in force.  Change prices with set_model_price().';
 
+/*
+ * Price versions are history: a cost computed with a version keeps it, so a
+ * version is never changed or removed -- for the owner too, as for the
+ * audit log.  A version ends where the next one (by valid_from) begins, so
+ * set_model_price() only ever inserts; no role but the owner may insert
+ * directly.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._price_versions_immutable()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'model price versions cannot be changed or deleted'
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Costs already computed keep the price version they were computed with.',
+              HINT = 'Use llm_usage.set_model_price() to add a version; the previous one ends where it begins.';
+END
+$$;
+COMMENT ON FUNCTION llm_usage._price_versions_immutable() IS 'Internal: trigger keeping model_price_versions append-only.';
+
+CREATE OR REPLACE TRIGGER price_versions_append_only
+    BEFORE UPDATE OR DELETE ON llm_usage.model_price_versions
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._price_versions_immutable();
+
+CREATE OR REPLACE TRIGGER price_versions_no_truncate
+    BEFORE TRUNCATE ON llm_usage.model_price_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._price_versions_immutable();
+
 -- a price change reaches every session's price cache at commit
 CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.model_price_versions
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
@@ -261,6 +318,19 @@ CREATE OR REPLACE FUNCTION llm_usage._track_usage_sql(tenant_id text, event_type
                                                       metadata jsonb DEFAULT '{}', request_id text DEFAULT NULL,
                                                       occurred_at timestamptz DEFAULT now(),
                                                       cache_write_tokens bigint DEFAULT 0)
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint) IS
+'Internal: track_usage() in SQL; the C track_usage() hands it bad arguments, repeated request ids and calls more than 28 days old.';
+
+CREATE OR REPLACE FUNCTION llm_usage._track_usage_sql_impl(tenant_id text, event_type text, model text DEFAULT NULL,
+                                                           input_tokens bigint DEFAULT 0, output_tokens bigint DEFAULT 0,
+                                                           cached_input_tokens bigint DEFAULT 0, latency_ms integer DEFAULT NULL,
+                                                           status_code integer DEFAULT 200, result text DEFAULT 'success',
+                                                           metadata jsonb DEFAULT '{}', request_id text DEFAULT NULL,
+                                                           occurred_at timestamptz DEFAULT now(),
+                                                           cache_write_tokens bigint DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -352,8 +422,8 @@ BEGIN
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint) IS
-'Internal: track_usage() in SQL; the C track_usage() hands it bad arguments, repeated request ids and calls more than 28 days old.';
+COMMENT ON FUNCTION llm_usage._track_usage_sql_impl(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint) IS
+'Internal: the body of llm_usage._track_usage_sql(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.track_usage(tenant_id text, event_type text, model text DEFAULT NULL,
                                                  input_tokens bigint DEFAULT 0, output_tokens bigint DEFAULT 0,

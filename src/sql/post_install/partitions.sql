@@ -7,5 +7,6 @@
 
 CREATE TABLE llm_usage.usage_events_default PARTITION OF llm_usage.usage_events DEFAULT;
 SELECT llm_usage._partition_indexes('usage_events_default');
+SELECT llm_usage._secure_partition('usage_events_default');
 COMMENT ON TABLE llm_usage.usage_events_default IS
 'Calls of months without a partition yet; the worker moves them into usage_events_YYYYMM.';

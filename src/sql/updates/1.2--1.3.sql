@@ -21,6 +21,19 @@ UPDATE pg_catalog.pg_extension e
            AND EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid OPERATOR(pg_catalog.=) c.oid)) x
  WHERE e.extname OPERATOR(pg_catalog.=) 'llm_usage';
 
+-- Audit events record who wrote them: the extension itself, or an
+-- application through audit().  Events of 1.2 and before cannot be told
+-- apart, so they are 'unknown'; alerts are derived from the extension's own
+-- records only.  (Added with its 1.2 value as the default, then the default
+-- of new rows; ADD COLUMN does not fire the append-only triggers.)
+ALTER TABLE llm_usage.audit_events
+    ADD COLUMN origin text NOT NULL DEFAULT 'unknown'
+        CONSTRAINT audit_events_origin_check CHECK (origin IN ('llm_usage', 'application', 'unknown'));
+ALTER TABLE llm_usage.audit_events ALTER COLUMN origin SET DEFAULT 'llm_usage';
+COMMENT ON COLUMN llm_usage.audit_events.origin IS
+'Who wrote the event: llm_usage (the extension itself; the only events alerts are derived from), application (through llm_usage.audit(), as the role in role_name), unknown (written before 1.3, when this was not recorded).';
+COMMENT ON COLUMN llm_usage.audit_events.role_name IS 'The role the action was checked for: the current user when the llm_usage API was entered (llm_usage._caller()).';
+
 -- Alert deliveries are retried across worker cycles with backoff: when each
 -- pending channel is due again.
 ALTER TABLE llm_usage.alerts ADD COLUMN webhook_next_at timestamptz, ADD COLUMN email_next_at timestamptz;

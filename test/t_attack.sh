@@ -1,0 +1,633 @@
+#!/usr/bin/env bash
+# t_attack: the extension attacked by real login roles (issue 9).  Each
+# attack is a numbered check; every check runs, and the suite fails if any
+# attack got through.
+#
+# Roles (all LOGIN, cluster-wide, removed at the end):
+#   atk_mallory   llm_usage_app bound to tenant atk_acme; owns schema mal
+#                 holding shadows of nextval(text), now(), format,
+#                 jsonb_build_object, current_setting, date_trunc,
+#                 to_regclass, to_regproc and the operators =, ||, <; her
+#                 search_path puts mal before pg_catalog
+#   atk_rita      llm_usage_reader bound to tenant atk_beta, with the same
+#                 hostile search_path
+#   atk_unbound   llm_usage_app and llm_usage_reader, bound to no tenant
+#   atk_nobody    no llm_usage role at all
+#   atk_alice     llm_usage_admin (not a superuser)
+#   atk_wrapper   NOLOGIN owner of SECURITY DEFINER wrappers, no tenant
+#   atk_dbowner   non-superuser owner of the worker's database, which
+#                 sets that database's search_path to its own schema first
+#
+# Every shadow bumps a sequence (not rolled back by an error), logs, and
+# tries ALTER ROLE ... SUPERUSER: a shadow that ran anywhere, as anyone, is
+# a failure, and so is any role that became a superuser.
+#
+# Some checks guard code that other changes fix: [W1] (the worker's own
+# session search_path, src/worker.c and src/collector.c) and [S1]/[S2] (the
+# C track_usage preparing its SPI statements as the owner under the
+# caller's search_path, src/track.c); they fail until those land.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/worker_lib.sh"
+
+ADB=llm_usage_attack
+A="$WORK/attack.$$"
+mkdir -p "$A"
+chown "$TEST_USER" "$A"
+failed=0
+ok() { echo "  pass  $*"; }
+bad() { echo "  FAIL  $*"; failed=$((failed + 1)); }
+check() {       # check NAME COMMAND...: ok when COMMAND succeeds
+    local name=$1; shift
+    if "$@"; then ok "$name"; else bad "$name"; fi
+}
+sq() { psql_q -At -d "$ADB" "$@"; }                       # superuser, attack database
+asrole() {      # asrole ROLE DB FILE-OR-SQL: run as a login role, errors go on
+    local role=$1 db=$2 what=$3
+    if [[ -f $what ]]; then
+        as_user "$PGBIN/psql" -X -At -U "$role" -d "$db" -f "$what" 2>&1
+    else
+        as_user "$PGBIN/psql" -X -At -U "$role" -d "$db" -c "$what" 2>&1
+    fi
+}
+sqlfile() { local f="$A/$1.sql"; cat >"$f"; chown "$TEST_USER" "$f"; echo "$f"; }
+hits() { sq -c "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM mal.hits"; }
+superusers() { sq -c "SELECT coalesce(string_agg(rolname, ','), '') FROM pg_roles WHERE rolname LIKE 'atk\_%' AND rolsuper"; }
+# a role that did become a superuser is demoted again, so that one hole
+# does not hide (or fake) the result of the checks after it
+demote() { psql_q -d postgres -o /dev/null -c "DO \$\$ DECLARE r text; BEGIN FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'atk\\_%' AND rolsuper LOOP EXECUTE format('ALTER ROLE %I NOSUPERUSER', r); END LOOP; END \$\$"; }
+no_superuser() { local s; s=$(superusers); demote; [[ -z $s ]] || { echo "  became superuser: $s"; return 1; }; }
+no_new_hits() { local now; now=$(hits); [[ $now == "$1" ]] || { echo "  shadows ran $((now - $1)) time(s):"; sq -c "SELECT name || ' as ' || who || ' x' || count(*) FROM mal.hitlog WHERE at > now() - interval '10 minutes' GROUP BY name, who ORDER BY 1"; sq -o /dev/null -c "TRUNCATE mal.hitlog"; return 1; }; }
+
+cleanup() {
+    psql_q -d postgres -o /dev/null 2>/dev/null <<'SQL'
+ALTER DATABASE llm_usage_worker RESET search_path;
+ALTER DATABASE llm_usage_worker OWNER TO postgres;
+SQL
+    psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA IF EXISTS evil CASCADE" 2>/dev/null
+    psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $ADB" 2>/dev/null
+    psql_q -d postgres -o /dev/null 2>/dev/null <<'SQL'
+DO $$
+DECLARE r text;
+BEGIN
+    FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'atk\_%' LOOP
+        EXECUTE format('ALTER ROLE %I NOSUPERUSER', r);
+        EXECUTE format('DROP OWNED BY %I CASCADE', r);
+        EXECUTE format('DROP ROLE %I', r);
+    END LOOP;
+END $$;
+SQL
+}
+cleanup
+fresh_db "$ADB"
+
+# ---------------------------------------------------------------- setup
+psql_q -d "$ADB" -o /dev/null <<'SQL'
+CREATE EXTENSION llm_usage;
+CREATE ROLE atk_mallory LOGIN IN ROLE llm_usage_app;
+CREATE ROLE atk_rita LOGIN IN ROLE llm_usage_reader;
+CREATE ROLE atk_unbound LOGIN IN ROLE llm_usage_app, llm_usage_reader;
+CREATE ROLE atk_nobody LOGIN;
+CREATE ROLE atk_alice LOGIN IN ROLE llm_usage_admin;
+CREATE ROLE atk_wrapper NOLOGIN IN ROLE llm_usage_app, llm_usage_reader;
+CREATE ROLE atk_dbowner LOGIN;
+GRANT CREATE ON DATABASE llm_usage_attack TO atk_mallory;
+SELECT llm_usage.create_tenant('atk_acme', 'pro');
+SELECT llm_usage.create_tenant('atk_beta', 'pro');
+SELECT llm_usage.grant_tenant_access('atk_mallory', 'atk_acme');
+SELECT llm_usage.grant_tenant_access('atk_rita', 'atk_beta');
+-- the victim's figures, distinctive enough to be found anywhere they leak
+SELECT llm_usage.grant_credits('atk_beta', 98765.4321, 'prepaid');
+SELECT llm_usage.track_usage('atk_beta', 'chat', 'gpt-4o', 7777777, 4321, latency_ms => 4321,
+                             request_id => 'beta-1', occurred_at => now() - interval '1 minute');
+SELECT llm_usage.track_usage('atk_beta', 'chat', 'beta-secret-model', 7777777, 1, occurred_at => now() - interval '1 minute');
+SELECT llm_usage.track_usage('atk_acme', 'chat', 'acme-secret-model', 6666666, 1, occurred_at => now() - interval '1 minute');
+SELECT llm_usage.set_custom_quota('atk_beta', 'embeddings', 5, 'day');
+SELECT llm_usage.enforce_quota('atk_beta', 'embeddings', 9);       -- a real denial of the victim
+SELECT llm_usage.aggregate_usage_metrics('hourly');
+SELECT llm_usage.aggregate_usage_metrics('daily');
+SELECT llm_usage.check_alerts();
+-- a run-time partition next to the default one
+SELECT llm_usage._ensure_partitions(current_date, current_date);
+SQL
+# the attacker's schema: every shadow records that it ran and tries to
+# make her a superuser
+as_user "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -U atk_mallory -d "$ADB" -o /dev/null <<'SQL' || fail "could not set up the attacker's schema"
+CREATE SCHEMA mal;
+GRANT USAGE ON SCHEMA mal TO PUBLIC;
+CREATE SEQUENCE mal.hits;
+GRANT USAGE, SELECT, UPDATE ON SEQUENCE mal.hits TO PUBLIC;
+CREATE TABLE mal.hitlog (name text, who text, at timestamptz DEFAULT pg_catalog.clock_timestamp());
+GRANT INSERT, SELECT ON mal.hitlog TO PUBLIC;
+CREATE TABLE mal.loot (t text);
+GRANT INSERT ON mal.loot TO PUBLIC;
+CREATE FUNCTION mal._hit(n text) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM pg_catalog.nextval('mal.hits'::pg_catalog.regclass);
+    RAISE WARNING 'SHADOW % ran as %', n, current_user;
+    INSERT INTO mal.hitlog (name, who) VALUES (n, current_user);
+    BEGIN
+        EXECUTE 'ALTER ROLE atk_mallory SUPERUSER';
+    EXCEPTION WHEN others THEN NULL;
+    END;
+END $$;
+GRANT EXECUTE ON FUNCTION mal._hit(text) TO PUBLIC;
+CREATE FUNCTION mal.nextval(text) RETURNS bigint LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('nextval(text)'); RETURN pg_catalog.nextval($1::pg_catalog.regclass); END $$;
+CREATE FUNCTION mal.now() RETURNS timestamptz LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('now()'); RETURN pg_catalog.now(); END $$;
+CREATE FUNCTION mal.format(text) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('format(text)'); RETURN pg_catalog.format($1); END $$;
+CREATE FUNCTION mal.format(text, text) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('format(text,text)'); RETURN pg_catalog.format($1, $2); END $$;
+CREATE FUNCTION mal.format(text, text, text) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('format(text,text,text)'); RETURN pg_catalog.format($1, $2, $3); END $$;
+CREATE FUNCTION mal.format(text, anyelement) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('format(text,anyelement)'); RETURN pg_catalog.format($1, $2); END $$;
+CREATE FUNCTION mal.jsonb_build_object(text, text) RETURNS jsonb LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('jsonb_build_object(text,text)'); RETURN pg_catalog.jsonb_build_object($1, $2); END $$;
+CREATE FUNCTION mal.jsonb_build_object(text, anyelement) RETURNS jsonb LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('jsonb_build_object(text,anyelement)'); RETURN pg_catalog.jsonb_build_object($1, $2); END $$;
+CREATE FUNCTION mal.jsonb_build_object(text, anyelement, text, anyelement) RETURNS jsonb LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('jsonb_build_object(4)'); RETURN pg_catalog.jsonb_build_object($1, $2, $3, $4); END $$;
+CREATE FUNCTION mal.current_setting(text) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('current_setting(text)'); RETURN pg_catalog.current_setting($1); END $$;
+CREATE FUNCTION mal.current_setting(text, boolean) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('current_setting(text,boolean)'); RETURN pg_catalog.current_setting($1, $2); END $$;
+CREATE FUNCTION mal.date_trunc(text, timestamptz) RETURNS timestamptz LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('date_trunc(text,timestamptz)'); RETURN pg_catalog.date_trunc($1, $2); END $$;
+CREATE FUNCTION mal.date_trunc(text, timestamp) RETURNS timestamp LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('date_trunc(text,timestamp)'); RETURN pg_catalog.date_trunc($1, $2); END $$;
+CREATE FUNCTION mal.date_trunc(text, timestamptz, text) RETURNS timestamptz LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('date_trunc(text,timestamptz,text)'); RETURN pg_catalog.date_trunc($1, $2, $3); END $$;
+CREATE FUNCTION mal.to_regclass(text) RETURNS regclass LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('to_regclass(text)'); RETURN pg_catalog.to_regclass($1); END $$;
+CREATE FUNCTION mal.to_regproc(text) RETURNS regproc LANGUAGE plpgsql AS
+$$ BEGIN PERFORM mal._hit('to_regproc(text)'); RETURN pg_catalog.to_regproc($1); END $$;
+-- operators: = on the types the extension compares, || and <
+DO $ops$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['text', 'bigint', 'integer', 'numeric', 'name', 'oid', 'timestamptz', 'boolean', 'jsonb'] LOOP
+        EXECUTE pg_catalog.format($f$CREATE FUNCTION mal.eq_%1$s(%2$s, %2$s) RETURNS boolean LANGUAGE plpgsql AS
+            $b$ BEGIN PERFORM mal._hit('=(%2$s)'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $b$$f$,
+            pg_catalog.replace(t, ' ', '_'), t);
+        EXECUTE pg_catalog.format('CREATE OPERATOR mal.= (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = mal.eq_%2$s)',
+                                  t, pg_catalog.replace(t, ' ', '_'));
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['text', 'bigint', 'integer', 'numeric', 'timestamptz'] LOOP
+        EXECUTE pg_catalog.format($f$CREATE FUNCTION mal.lt_%1$s(%1$s, %1$s) RETURNS boolean LANGUAGE plpgsql AS
+            $b$ BEGIN PERFORM mal._hit('<(%1$s)'); RETURN $1 OPERATOR(pg_catalog.<) $2; END $b$$f$, t);
+        EXECUTE pg_catalog.format('CREATE OPERATOR mal.< (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = mal.lt_%1$s)', t);
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['text', 'jsonb'] LOOP
+        EXECUTE pg_catalog.format($f$CREATE FUNCTION mal.cat_%1$s(%1$s, %1$s) RETURNS %1$s LANGUAGE plpgsql AS
+            $b$ BEGIN PERFORM mal._hit('||(%1$s)'); RETURN $1 OPERATOR(pg_catalog.||) $2; END $b$$f$, t);
+        EXECUTE pg_catalog.format('CREATE OPERATOR mal.|| (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = mal.cat_%1$s)', t);
+    END LOOP;
+END
+$ops$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA mal TO PUBLIC;
+SQL
+psql_q -d postgres -o /dev/null -c "ALTER ROLE atk_mallory SET search_path = mal, pg_catalog, public" \
+    -c "ALTER ROLE atk_rita SET search_path = mal, pg_catalog, public" \
+    -c "ALTER ROLE atk_unbound SET search_path = mal, pg_catalog, public" \
+    -c "ALTER ROLE atk_alice SET search_path = mal, pg_catalog, public"
+# the shadows do catch what an unpinned name would resolve to
+probe=$(asrole atk_mallory "$ADB" "SELECT 'a'::text = 'a'::text")
+[[ $probe == *"SHADOW =(text) ran as atk_mallory"* ]] || fail "the shadows are not reached: $probe"
+sq -c "SELECT setval('mal.hits', 1, false)" -c "TRUNCATE mal.hitlog" >/dev/null
+h0=$(hits)
+
+# ------------------------------------------------ [S1] the issue's example
+out=$(asrole atk_mallory "$ADB" "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 10, 5, request_id => 'r1') > 0")
+echo "  C track_usage with a request_id in a fresh session: $out" | head -3
+check "[S1] C track_usage under a hostile search_path runs no shadow (nextval(text) as the owner)" no_new_hits "$h0"
+check "[S1] ... and the app role is not a superuser" no_superuser
+h0=$(hits)
+
+# ------------------------- [S2] every function the app and reader may execute
+app=$(sqlfile app_calls <<'SQL'
+SELECT * FROM llm_usage.enforce_quota('atk_acme', 'api_calls', 1);
+SELECT * FROM llm_usage.enforce_quota('atk_acme', 'tokens', 1000000000000);
+SELECT * FROM llm_usage.enforce_quota('atk_acme', 'no_such_type', 1);
+SELECT * FROM llm_usage.enforce_quota('atk_beta', 'api_calls', 1);
+SELECT * FROM llm_usage.enforce_quotas('atk_acme', '{"tokens": 10, "api_calls": 1}');
+SELECT * FROM llm_usage.enforce_quotas('atk_acme', '{"tokens": 1000000000000}');
+SELECT * FROM llm_usage.enforce_quotas('atk_beta', '{"tokens": 1}');
+SELECT * FROM llm_usage.quota_status('atk_acme');
+SELECT * FROM llm_usage.quota_status('atk_beta');
+SELECT * FROM llm_usage.today_usage('atk_acme');
+SELECT * FROM llm_usage.today_usage('atk_beta');
+SELECT llm_usage.calculate_cost('gpt-4o', 1000, 100, 10, '2026-06-01 00:00+00', 5);
+SELECT llm_usage.calculate_cost('no-such-model', 1, 1, 0, '2026-06-01 00:00+00', 0);
+SELECT llm_usage.credit_balance('atk_acme');
+SELECT llm_usage.credit_balance('atk_beta');
+SELECT * FROM llm_usage._quota_counters('atk_acme');
+SELECT * FROM llm_usage._quota_counters(NULL);
+SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 10, 5, 1, 120, 200, 'success', '{"k": "v"}', 'app-1', pg_catalog.now(), 0);
+SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 10, 5, 1, 120, 200, 'success', '{"k": "v"}', 'app-1', pg_catalog.now(), 0);
+SELECT llm_usage.track_usage('atk_acme', 'embedding', 'unpriced-x', 10, 0, 0, NULL, 429, 'rate_limited', '{}', NULL, pg_catalog.now(), 0);
+SELECT llm_usage.track_usage('atk_acme', 'chat', NULL, 0, 0, 0, 5, 500, 'failure', '{}', 'app-2', '2026-01-15 00:00+00', 0);
+SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', -1, 0, 0, 5, 200, 'success', '{}', 'app-3', pg_catalog.now(), 0);
+SELECT llm_usage.track_usage('atk_beta', 'chat', 'gpt-4o', 1, 1, 0, 5, 200, 'success', '{}', 'app-4', pg_catalog.now(), 0);
+SELECT llm_usage.audit('atk_acme', 'usage', 'export', 'success', '{"rows": 1}');
+SELECT llm_usage.audit('atk_beta', 'usage', 'export', 'success', '{}');
+SELECT llm_usage.deduct_credits('atk_acme', 1, 'use', 'ref-1');
+SELECT llm_usage.deduct_credits('atk_beta', 1, 'use', 'ref-2');
+SELECT * FROM llm_usage._enforce_quota_sql('atk_acme', 'api_calls', 1);
+SELECT * FROM llm_usage._enforce_quota_sql('atk_beta', 'api_calls', 1);
+SELECT llm_usage._track_usage_sql('atk_acme', 'chat', 'gpt-4o', 1, 1, 0, 1, 200, 'success', '{}', 'app-5', pg_catalog.now(), 0);
+SELECT llm_usage._track_usage_sql('atk_beta', 'chat', 'gpt-4o', 1, 1, 0, 1, 200, 'success', '{}', 'app-6', pg_catalog.now(), 0);
+SELECT * FROM llm_usage._quota_configs();
+SELECT * FROM llm_usage._quota_table_counters('atk_acme');
+SELECT * FROM llm_usage._quota_table_counters('atk_beta');
+SELECT * FROM llm_usage.build_info();
+SELECT llm_usage._caller(), llm_usage._is_admin(), llm_usage._my_tenants(), llm_usage._can_access('atk_beta');
+SELECT count(*) FROM llm_usage.quota_counters;
+SELECT count(*) FROM llm_usage.provider_keys;
+SELECT count(*) FROM llm_usage.reconciliation;
+SELECT count(*) FROM llm_usage.model_prices;
+SQL
+)
+reader=$(sqlfile reader_calls <<'SQL'
+SELECT * FROM llm_usage.tenant_usage('atk_beta', '2026-01-01 00:00+00', '2100-01-01 00:00+00', 'hourly');
+SELECT * FROM llm_usage.tenant_usage('atk_acme', '2026-01-01 00:00+00', '2100-01-01 00:00+00', 'daily');
+SELECT * FROM llm_usage.top_consumers('cost', 'daily', 10);
+SELECT * FROM llm_usage.top_consumers('tokens', 'hourly', 5);
+SELECT * FROM llm_usage.tenant_events('atk_beta', '2026-01-01 00:00+00', '2100-01-01 00:00+00', 'chat', 100);
+SELECT * FROM llm_usage.tenant_events('atk_acme', '2026-01-01 00:00+00', '2100-01-01 00:00+00', NULL, 100);
+SELECT llm_usage.usage_overview('atk_beta', '7d');
+SELECT llm_usage.usage_overview('atk_acme', '30d');
+SELECT * FROM llm_usage.cost_summary('atk_beta');
+SELECT * FROM llm_usage.cost_summary(NULL);
+SELECT * FROM llm_usage.cost_summary('atk_acme');
+SELECT * FROM llm_usage.unpriced_models();
+SELECT * FROM llm_usage.audit_trail('atk_beta', 7);
+SELECT * FROM llm_usage.audit_trail('atk_acme', 7);
+SELECT * FROM llm_usage.failed_operations('atk_beta', 30);
+SELECT * FROM llm_usage.security_events('atk_beta', 90);
+SELECT llm_usage.audit_report('atk_beta', '2026-01-01 00:00+00', '2100-01-01 00:00+00');
+SELECT llm_usage.audit_report('atk_acme', '2026-01-01 00:00+00', '2100-01-01 00:00+00');
+SELECT * FROM llm_usage.alert_rules_for('atk_beta');
+SELECT * FROM llm_usage.alert_rules_for('atk_acme');
+SELECT llm_usage.acknowledge_alert(1);
+SELECT llm_usage.acknowledge_alert(999999);
+SELECT * FROM llm_usage.quota_status('atk_beta');
+SELECT * FROM llm_usage.today_usage('atk_beta');
+SELECT llm_usage.calculate_cost('claude-sonnet-4-5', 1000, 100, 10, '2026-06-01 00:00+00', 5);
+SELECT llm_usage.credit_balance('atk_beta');
+SELECT * FROM llm_usage._quota_counters('atk_beta');
+SELECT * FROM llm_usage.build_info();
+SELECT llm_usage._caller(), llm_usage._is_admin(), llm_usage._my_tenants(), llm_usage._can_access('atk_acme');
+SELECT count(*) FROM llm_usage.focus_export('2026-01-01 00:00+00', '2100-01-01 00:00+00', 'all');
+SELECT count(*) FROM llm_usage.focus_export('2026-01-01 00:00+00', '2100-01-01 00:00+00', 'tracked');
+SELECT length(llm_usage.usage_report_html('atk_beta', '7d'));
+SELECT length(llm_usage.usage_report_html(NULL, '30d'));
+SELECT length(llm_usage.usage_report_html('atk_acme', '30d'));
+SELECT llm_usage._focus_check('2026-01-01 00:00+00', '2026-02-01 00:00+00', 'all');
+SELECT llm_usage._focus_provider_name('openai');
+SELECT llm_usage._html('<b>x</b>');
+SELECT llm_usage._report_fit('a label', 40, 12);
+SELECT llm_usage._report_charw('W');
+SELECT llm_usage._report_num(1234.5, 'usd');
+SELECT llm_usage._report_step(17);
+SELECT llm_usage._report_tick(5, 'usd', 1);
+SELECT length(llm_usage._report_columns('c', 'usd', ARRAY['k1'], ARRAY['K1'], ARRAY['s1'], ARRAY['#123456'], ARRAY[1.5], 'title', 400, 200, 10, 'note'));
+SELECT length(llm_usage._report_hbars('h', ARRAY['k1'], ARRAY['K1'], ARRAY[1.5], ARRAY[0.5], ARRAY['usd'], ARRAY['#123456'], 400, 'title'));
+SELECT length(llm_usage._report_legend(ARRAY['s1'], ARRAY['#123456']));
+SELECT length(llm_usage._report_chart_pair('c', 'usd', ARRAY['k1'], ARRAY['K1'], ARRAY['s1'], ARRAY['#123456'], ARRAY[1.5], 'title', 10, 'note', true));
+SELECT length(llm_usage._report_hbars_pair('h', ARRAY['k1'], ARRAY['K1'], ARRAY[1.5], ARRAY[0.5], ARRAY['usd'], ARRAY['#123456'], 'title'));
+SELECT length(llm_usage._report_css());
+SELECT count(*) FROM llm_usage.alerts;
+SELECT count(*) FROM llm_usage.collector_runs;
+SELECT count(*) FROM llm_usage.quota_counters;
+SELECT count(*) FROM llm_usage.provider_keys;
+SELECT count(*) FROM llm_usage.reconciliation;
+SQL
+)
+# every function either role may execute is called above
+missing=$(sq <<SQL
+WITH called(name) AS (SELECT unnest(string_to_array('$(grep -ohE 'llm_usage\.\w+\(' "$app" "$reader" | sed 's/llm_usage\.//; s/(//' | sort -u | tr '\n' ' ')', ' ')))
+SELECT string_agg(DISTINCT p.proname, ' ')
+  FROM pg_proc p
+ WHERE p.pronamespace = 'llm_usage'::regnamespace
+   AND (has_function_privilege('llm_usage_app', p.oid, 'EXECUTE') OR has_function_privilege('llm_usage_reader', p.oid, 'EXECUTE'))
+   AND p.proname NOT IN (SELECT name FROM called)
+SQL
+)
+check "[S2] the call lists cover every function app and reader roles may execute${missing:+ (missing: $missing)}" test -z "$missing"
+h=$(hits)
+asrole atk_mallory "$ADB" "$app" >"$A/app.out"
+asrole atk_rita "$ADB" "$reader" >"$A/reader.out"
+asrole atk_unbound "$ADB" "$app" >"$A/unbound_app.out"
+asrole atk_unbound "$ADB" "$reader" >"$A/unbound_reader.out"
+echo "  app calls: $(grep -c ERROR "$A/app.out") refused or bad input of $(grep -c '^SELECT' "$app"); reader calls: $(grep -c ERROR "$A/reader.out") of $(grep -c '^SELECT' "$reader")"
+check "[S2] no shadow ran while app, reader and unbound roles called every function (every optional argument given)" no_new_hits "$h"
+check "[S2] no role became a superuser" no_superuser
+# the calls did work where they should (the suite would notice a role locked out)
+h1=$(hits)
+check "[S2] the app's own calls succeeded" grep -q '^t|' "$A/app.out"
+check "[S2] the reader's own calls succeeded" grep -q 'atk_beta' "$A/reader.out"
+
+# -------------------------- [X] cross-tenant: answers, error texts, relations
+figures_of_beta='98765\.4321|7777777|beta-secret-model'
+figures_of_acme='6666666|acme-secret-model'
+check "[X1] nothing of tenant atk_beta (credits, tokens, model) reaches the app bound to atk_acme, errors included" \
+    test -z "$(grep -E "$figures_of_beta" "$A/app.out")"
+check "[X1] nothing of atk_beta or atk_acme reaches a role bound to no tenant" \
+    test -z "$(cat "$A/unbound_app.out" "$A/unbound_reader.out" | grep -E "$figures_of_beta|$figures_of_acme")"
+check "[X1] nothing of atk_acme reaches the reader of atk_beta" test -z "$(grep -E "$figures_of_acme" "$A/reader.out")"
+# every relation of the schema, run-time partitions and the default one included
+rels=$(sq -c "SELECT string_agg(format('%I', c.relname), ' ' ORDER BY c.relname) FROM pg_class c
+               WHERE c.relnamespace = 'llm_usage'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')")
+[[ $rels == *usage_events_default* && $rels == *usage_events_20* ]] || fail "no partitions to test: $rels"
+for role_other in atk_mallory:atk_beta atk_rita:atk_acme atk_unbound:atk_ atk_nobody:atk_; do
+    role=${role_other%%:*}; other=${role_other#*:}
+    f="$A/rels_$role.sql"; : >"$f"
+    for r in $rels; do
+        echo "SELECT '$r', count(*) FROM llm_usage.$r t WHERE strpos(t::text, '$other') > 0;" >>"$f"
+    done
+    chown "$TEST_USER" "$f"
+    out=$(asrole "$role" "$ADB" "$f")
+    seen=$(echo "$out" | grep -E '^[a-z0-9_]+\|[1-9]' | cut -d'|' -f1 | tr '\n' ' ')
+    readable=$(echo "$out" | grep -cE '^[a-z0-9_]+\|0$')
+    check "[X2] $role reads no row of $other in any of $(echo $rels | wc -w) relations ($readable readable)${seen:+: $seen}" test -z "$seen"
+done
+out=$(asrole atk_rita "$ADB" "SELECT count(*) FROM llm_usage.usage_events_default")
+check "[X2] partitions are not readable directly: $out" grep -q 'permission denied' <<<"$out"
+# a superuser who grants every new table of the schema to readers (ALTER
+# DEFAULT PRIVILEGES) does not open the next partition
+sq -o /dev/null -c "ALTER DEFAULT PRIVILEGES IN SCHEMA llm_usage GRANT SELECT ON TABLES TO llm_usage_reader, PUBLIC" \
+   -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 1, 1, occurred_at => '2025-03-15 12:00+00')" \
+   -c "SELECT llm_usage._ensure_partitions(current_date, current_date)" \
+   -c "ALTER DEFAULT PRIVILEGES IN SCHEMA llm_usage REVOKE SELECT ON TABLES FROM llm_usage_reader, PUBLIC"
+out=$(asrole atk_rita "$ADB" "SELECT count(*) FROM llm_usage.usage_events_202503")
+check "[X3] a partition made under ALTER DEFAULT PRIVILEGES is not readable by a reader: $out" grep -q 'permission denied' <<<"$out"
+check "[X3] ... and has the parent's row-level security" \
+    test "$(sq -c "SELECT relrowsecurity AND EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = 'llm_usage.usage_events_202503'::regclass)
+                   FROM pg_class WHERE oid = 'llm_usage.usage_events_202503'::regclass")" == t
+
+# ------------------------------------------------ [N] NOTIFY payloads
+mkfifo "$A/listen.fifo"
+as_user "$PGBIN/psql" -X -U atk_rita -d "$ADB" <"$A/listen.fifo" >"$A/listen.out" 2>&1 &
+listener=$!
+exec 7>"$A/listen.fifo"
+echo "LISTEN llm_usage_alerts;" >&7
+sleep 0.5
+sq -o /dev/null -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'acme-only-model', 5, 5)" -c "SELECT llm_usage.check_alerts()"
+sleep 0.5
+echo "SELECT 1;" >&7
+echo '\q' >&7
+exec 7>&-
+wait "$listener"
+echo "  payloads received by the reader of atk_beta: $(grep -o 'payload ".*" received' "$A/listen.out" | head -3 | tr '\n' ' ')"
+check "[N1] a listener receives the alerts" grep -q 'Asynchronous notification "llm_usage_alerts"' "$A/listen.out"
+check "[N1] NOTIFY payloads carry only id and kind (no tenant, message, figures)" \
+    test -z "$(grep -o 'payload ".*" received' "$A/listen.out" | grep -vE '^payload "\{"id": [0-9]+, "kind": "[a-z_]+"\}" received$')"
+check "[N1] ... and nothing of atk_acme" test -z "$(grep -E 'atk_acme|acme-only-model' "$A/listen.out")"
+
+# ------------------------------------------------ [G] secret settings
+psql_q -d postgres -o /dev/null -c "ALTER SYSTEM SET llm_usage.alert_webhook_url = 'http://127.0.0.1:9/hook/tok-SECRET-webhook'" \
+    -c "ALTER SYSTEM SET llm_usage.alert_smtp_url = 'smtp://alerts:SECRET-smtp-pw@127.0.0.1:9'" \
+    -c "ALTER SYSTEM SET llm_usage.alert_webhook_secret = 'SECRET-hmac'" -c "SELECT pg_reload_conf()"
+sleep 0.5
+for role in atk_mallory atk_rita atk_unbound atk_nobody atk_alice; do
+    out=$(asrole "$role" "$ADB" "$(printf '%s\n' \
+        'SHOW llm_usage.alert_webhook_url;' 'SHOW llm_usage.alert_smtp_url;' 'SHOW llm_usage.alert_webhook_secret;' \
+        "SELECT pg_catalog.current_setting('llm_usage.alert_webhook_url');" \
+        "SELECT pg_catalog.current_setting('llm_usage.alert_smtp_url', true);" \
+        "SELECT pg_catalog.string_agg(name || '=' || setting, ',') FROM pg_catalog.pg_settings WHERE name LIKE 'llm_usage.alert%';" \
+        'SHOW ALL;')")
+    check "[G1] $role cannot read the webhook URL, SMTP URL or webhook secret (SHOW, current_setting, pg_settings, SHOW ALL)" \
+        test -z "$(grep SECRET <<<"$out")"
+done
+[[ $(psql_q -At -d "$ADB" -c "SHOW llm_usage.alert_webhook_url") == *SECRET-webhook* ]] || bad "[G1] a superuser should still read the webhook URL"
+psql_q -d postgres -o /dev/null -c "ALTER SYSTEM RESET llm_usage.alert_webhook_url" -c "ALTER SYSTEM RESET llm_usage.alert_smtp_url" \
+    -c "ALTER SYSTEM RESET llm_usage.alert_webhook_secret" -c "SELECT pg_reload_conf()"
+
+# -------------------------------------- [I] identity: wrappers and maintenance
+psql_q -d "$ADB" -o /dev/null <<'SQL'
+CREATE SCHEMA wrap AUTHORIZATION atk_wrapper;
+GRANT USAGE ON SCHEMA wrap TO PUBLIC;
+SET ROLE atk_wrapper;
+CREATE FUNCTION wrap.enforce(t text) RETURNS boolean LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT allowed FROM llm_usage.enforce_quota(t, 'api_calls', 1) $$;
+CREATE FUNCTION wrap.status(t text) RETURNS bigint LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT count(*) FROM llm_usage.quota_status(t) $$;
+CREATE FUNCTION wrap.events(t text) RETURNS bigint LANGUAGE sql SECURITY DEFINER
+    AS $$ SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id OPERATOR(pg_catalog.=) t $$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA wrap TO PUBLIC;
+RESET ROLE;
+SQL
+out=$(psql_q -At -d "$ADB" -c "SELECT wrap.enforce('atk_beta')" 2>&1)
+check "[I1] a superuser calling a SECURITY DEFINER wrapper owned by a role without tenant access: enforce_quota refused ($out)" \
+    grep -q 'permission denied for tenant' <<<"$out"
+out=$(asrole atk_rita "$ADB" "SELECT wrap.status('atk_beta')")
+check "[I1] the reader of atk_beta through the same kind of wrapper: quota_status refused ($out)" grep -q 'permission denied for tenant' <<<"$out"
+out=$(psql_q -At -d "$ADB" -c "SELECT wrap.events('atk_beta')" 2>&1)
+check "[I1] ... and row-level security applies to the wrapper's owner, not the superuser: $out rows" test "$out" == 0
+out=$(psql_q -At -d "$ADB" -c "SELECT allowed FROM llm_usage.enforce_quota('atk_beta', 'api_calls', 1)" -c "SELECT wrap.enforce('atk_beta')" 2>&1)
+check "[I2] same, in a session whose quota cache was filled by the superuser first (quota.c keys its cache by the caller)" \
+    grep -q 'permission denied for tenant' <<<"$out"
+# an expression index and a materialized view of the app's, run by a
+# superuser's routine maintenance
+as_user "$PGBIN/psql" -X -q -U atk_mallory -d "$ADB" -o /dev/null <<'SQL' 2>/dev/null
+CREATE TABLE mal.bait (x integer);
+INSERT INTO mal.bait SELECT pg_catalog.generate_series(1, 20);
+CREATE FUNCTION mal.grab() RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+BEGIN
+    BEGIN
+        INSERT INTO mal.loot SELECT 'fn:' || t::text FROM llm_usage.tenant_events('atk_beta', '2000-01-01', '2100-01-01') t;
+    EXCEPTION WHEN others THEN NULL;
+    END;
+    BEGIN
+        INSERT INTO mal.loot SELECT 'credit:' || llm_usage.credit_balance('atk_beta');
+    EXCEPTION WHEN others THEN NULL;
+    END;
+    INSERT INTO mal.loot SELECT 'table:' || e::text FROM llm_usage.usage_events e;
+    INSERT INTO mal.loot SELECT 'caller:' || llm_usage._caller()::regrole::text;
+END $$;
+CREATE FUNCTION mal.steal(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+BEGIN PERFORM mal.grab(); RETURN x; END $$;
+CREATE INDEX bait_steal ON mal.bait (mal.steal(x));
+CREATE MATERIALIZED VIEW mal.mv AS
+    SELECT q::text AS t FROM llm_usage.quota_status('atk_beta') q
+    UNION ALL SELECT llm_usage.credit_balance('atk_beta')::text WITH NO DATA;
+TRUNCATE mal.loot;
+SQL
+sq -o /dev/null -c "ANALYZE mal.bait" -c "REINDEX TABLE mal.bait" 2>/dev/null
+refresh=$(sq -o /dev/null -c "REFRESH MATERIALIZED VIEW mal.mv" 2>&1 | head -1)
+echo "  a superuser's REFRESH of the app's materialized view: ${refresh:-refreshed}"
+loot=$(sq -c "SELECT count(*) FILTER (WHERE strpos(t, 'atk_beta') > 0 OR strpos(t, '98765') > 0) || ' of ' || count(*)
+                || ' (callers: ' || coalesce(string_agg(DISTINCT t, ',') FILTER (WHERE t LIKE 'caller:%'), '') || ')' FROM mal.loot")
+echo "  rows copied by index code during a superuser's ANALYZE and REINDEX: $loot"
+check "[I3] index code run by a superuser's ANALYZE/REINDEX gets the table owner's tenant rights, not the superuser's" \
+    grep -q '^0 of [1-9]' <<<"$loot"
+mv=$(sq -c "SELECT count(*) FROM mal.mv" 2>&1)
+check "[I3] ... a materialized view of atk_beta's quotas and credits refreshed by a superuser gets none ($mv)" \
+    grep -qE '^0$|has not been populated' <<<"$mv"
+
+# ------------------------------------- [A] audit: forging and breaking maintenance
+big=$(python3 -c "print('q' * 3000)")
+forge=$(sqlfile forge <<SQL
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": [{"quota_type": "chat_messages", "period": "month", "quota_limit": 1, "used": 2}]}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": [{"quota_type": "forged", "period": "day", "quota_limit": 1}]}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": 1}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": {"quota_type": "tokens", "period": "day"}}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": null}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": [null, 1, "x", [2]]}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": [{"quota_type": null, "period": null}]}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": [{"quota_type": "tokens", "period": "day", "quota_limit": "lots"}]}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": [{"quota_type": "tokens", "period": "fortnight", "quota_limit": 1e400}]}');
+SELECT llm_usage.audit('atk_acme', 'quota', 'quota_exceeded', 'denied', '{"denied": [{"quota_type": "$big", "period": "day", "quota_limit": 1}]}');
+SELECT llm_usage.audit('atk_acme', 'security', 'grant_tenant_access', 'success', '{"grantee": "atk_mallory", "tenant": "everything"}');
+SELECT llm_usage.audit('atk_acme', 'security', 'rotate_master_key', 'success', '{}');
+SELECT llm_usage.audit('atk_acme', 'alerts', 'maintenance_failed', 'failure', '{"message": "please disable alerts"}');
+SELECT llm_usage.audit('atk_acme', 'usage', E'line\nbreak', 'success', '{}');
+SELECT llm_usage.audit('atk_acme', 'usage', 'huge', 'success', '{"x": "$(python3 -c "print('y' * 9000)")"}');
+SQL
+)
+out=$(asrole atk_mallory "$ADB" "$forge")
+echo "  audit writes accepted: $(grep -cE '^[0-9]+$' <<<"$out"), refused: $(grep -c ERROR <<<"$out") ($(grep ERROR <<<"$out" | sed 's/.*ERROR: *//' | sort -u | tr '\n' ';'))"
+check "[A1] an action with a control character and details over 8 kB are refused (22023)" test "$(grep -c 'ERROR' <<<"$out")" == 2
+sq -o /dev/null -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 3, 3, occurred_at => '2025-04-10 12:00+00')" \
+   -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 3, 3)"
+hourly0=$(sq -c "SELECT coalesce(sum(api_calls_total), 0) FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'atk_acme' AND period_type = 'hourly'")
+calls=$(sq -c "SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id = 'atk_acme'")
+# and a real denial after the forged events
+sq -o /dev/null -c "SELECT llm_usage.set_custom_quota('atk_acme', 'chat_messages', 1, 'day')" \
+   -c "SELECT allowed FROM llm_usage.enforce_quota('atk_acme', 'chat_messages', 5)"
+out=$(sq -c "SELECT llm_usage.check_alerts()" 2>&1)
+broken=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = '*' AND kind = 'maintenance_failed' AND subject LIKE 'maintenance/check_alerts/%'")
+check "[A2] check_alerts() works after every audit() an app can write ($out new alerts, $broken rule(s) failed)" \
+    test "$(grep -cE '^[0-9]+$' <<<"$out")$broken" == 10
+out=$(sq -c "SELECT llm_usage._maintenance()" 2>&1)
+echo "  _maintenance(): $out"
+check "[A2] _maintenance() runs every step (no \"failed\")" test -z "$(grep -E 'failed|ERROR' <<<"$out")"
+check "[A2] ... roll-ups advance" test "$(sq -c "SELECT sum(api_calls_total) FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'atk_acme' AND period_type = 'hourly'")" -gt "$hourly0"
+check "[A2] ... and partitions are created (2025-04)" test "$(sq -c "SELECT to_regclass('llm_usage.usage_events_202504') IS NOT NULL")" == t
+forged=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'atk_acme' AND kind = 'quota_exceeded'
+                 AND (subject = 'chat_messages/month' OR subject LIKE 'forged%' OR subject LIKE 'qqq%' OR subject LIKE '%fortnight%')")
+check "[A3] no quota_exceeded alert from a forged denial ($forged)" test "$forged" == 0
+real=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'atk_beta' AND kind = 'quota_exceeded' AND subject = 'embeddings/day'")
+check "[A3] ... while the extension's own denial records raised theirs, before and after the forged ones ($real)" test "$real" == 1
+real=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'atk_acme' AND kind = 'quota_exceeded' AND subject = 'chat_messages/day'")
+check "[A3] ... (after: $real)" test "$real" == 1
+marks=$(sq -c "SELECT count(*) FILTER (WHERE origin = 'application') || ' application, '
+                       || count(*) FILTER (WHERE origin <> 'application') || ' other'
+                  FROM llm_usage.audit_events WHERE tenant_id = 'atk_acme' AND role_name = 'atk_mallory' AND event_type IN ('security', 'alerts')")
+check "[A4] the security and alert events the app wrote are marked as the application's ($marks)" \
+    test "$marks" == "3 application, 0 other"
+# maintenance also isolates a step that fails for another reason
+sq -o /dev/null -c "CREATE FUNCTION public.atk_refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'refused by the test'; END \$\$" \
+   -c "CREATE TRIGGER atk_refuse BEFORE INSERT OR UPDATE ON llm_usage.tenant_usage_metrics FOR EACH ROW EXECUTE FUNCTION public.atk_refuse()" \
+   -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 3, 3, occurred_at => '2025-05-10 12:00+00')"
+out=$(sq -c "SELECT llm_usage._maintenance()" 2>/dev/null)
+sq -o /dev/null -c "DROP TRIGGER atk_refuse ON llm_usage.tenant_usage_metrics" -c "DROP FUNCTION public.atk_refuse()"
+echo "  _maintenance() with roll-ups refused: $out"
+check "[A5] a failing step is reported and the others still run (partition 2025-05 made)" \
+    test "$(sq -c "SELECT to_regclass('llm_usage.usage_events_202505') IS NOT NULL AND EXISTS (SELECT 1 FROM llm_usage.alerts WHERE tenant_id = '*' AND kind = 'maintenance_failed' AND subject = 'maintenance/hourly' AND message LIKE '%refused by the test%')")" == t
+
+# ------------------------------------------------ [P] history and views
+before=$(sq -c "SELECT md5(string_agg(v::text, '|' ORDER BY price_id)) FROM llm_usage.model_price_versions v")
+priced=$(sqlfile prices <<'SQL'
+UPDATE llm_usage.model_price_versions SET input_usd_per_mtok = 0 WHERE model OPERATOR(pg_catalog.=) 'gpt-4o';
+DELETE FROM llm_usage.model_price_versions WHERE model OPERATOR(pg_catalog.=) 'gpt-4o';
+INSERT INTO llm_usage.model_price_versions (provider, model, input_usd_per_mtok, output_usd_per_mtok, valid_from) VALUES ('openai', 'gpt-4o', 0, 0, '2000-01-01');
+TRUNCATE llm_usage.model_price_versions;
+UPDATE llm_usage.model_prices SET input_usd_per_mtok = 0;
+DELETE FROM llm_usage.model_prices;
+UPDATE llm_usage.provider_keys SET tenant_id = 'atk_acme';
+INSERT INTO llm_usage.provider_keys (tenant_id, provider) VALUES ('atk_acme', 'openai');
+DELETE FROM llm_usage.provider_keys;
+INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, details) VALUES ('atk_acme', 'quota', 'quota_exceeded', 'denied', '{}');
+SQL
+)
+out=$(asrole atk_alice "$ADB" "$priced")
+grep ERROR <<<"$out" | grep -v 'permission denied' | sed 's/^/  refused by PostgreSQL before privileges: /'
+check "[P1] an llm_usage admin cannot write price versions, write through views (model_prices, provider_keys) or insert audit events: $(grep -c 'ERROR' <<<"$out") of 10 refused" \
+    test "$(grep -c 'ERROR' <<<"$out")" == 10
+out=$(sq -c "UPDATE llm_usage.model_price_versions SET input_usd_per_mtok = 0 WHERE model = 'gpt-4o'" -c "DELETE FROM llm_usage.model_price_versions WHERE model = 'gpt-4o'" 2>&1)
+check "[P2] not even the owner changes or deletes a price version" test "$(grep -c 'cannot be changed or deleted' <<<"$out")" == 1
+out=$(sq -c "DELETE FROM llm_usage.model_price_versions WHERE model = 'gpt-4o'" 2>&1)
+check "[P2] ... (delete)" grep -q 'cannot be changed or deleted' <<<"$out"
+check "[P2] prices are unchanged" test "$(sq -c "SELECT md5(string_agg(v::text, '|' ORDER BY price_id)) FROM llm_usage.model_price_versions v")" == "$before"
+out=$(asrole atk_alice "$ADB" "SELECT llm_usage.set_model_price('openai', 'atk-model', 1, 2)")
+check "[P3] set_model_price() still works for an admin ($out)" grep -qE '^[0-9]+$' <<<"$out"
+
+check "[S3] no shadow ran during the attacks [X] to [P]" no_new_hits "$h1"
+check "[S3] no attacking role is a superuser" no_superuser
+
+# -------------------------------- [W1] the owner of the worker's database
+wh() { psql_q -At -d "$WDB" -c "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM evil.hits"; }
+psql_q -d postgres -o /dev/null -c "ALTER DATABASE llm_usage_worker OWNER TO atk_dbowner"
+as_user "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -U atk_dbowner -d "$WDB" -o /dev/null <<'SQL' || fail "could not set up the database owner's schema"
+CREATE SCHEMA evil;
+GRANT USAGE ON SCHEMA evil TO PUBLIC;
+CREATE SEQUENCE evil.hits;
+GRANT USAGE, SELECT, UPDATE ON SEQUENCE evil.hits TO PUBLIC;
+CREATE FUNCTION evil._hit(n text) RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM pg_catalog.nextval('evil.hits'::pg_catalog.regclass);
+    RAISE WARNING 'SHADOW % ran as %', n, current_user;
+    BEGIN
+        EXECUTE 'ALTER ROLE atk_dbowner SUPERUSER';
+    EXCEPTION WHEN others THEN NULL;
+    END;
+END $$;
+CREATE FUNCTION evil.to_regclass(text) RETURNS regclass LANGUAGE plpgsql AS
+$$ BEGIN PERFORM evil._hit('to_regclass'); RETURN pg_catalog.to_regclass($1); END $$;
+CREATE FUNCTION evil.to_regproc(text) RETURNS regproc LANGUAGE plpgsql AS
+$$ BEGIN PERFORM evil._hit('to_regproc'); RETURN pg_catalog.to_regproc($1); END $$;
+CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql AS
+$$ BEGIN PERFORM evil._hit('now'); RETURN pg_catalog.now(); END $$;
+CREATE FUNCTION evil.jsonb_build_object(text, text) RETURNS jsonb LANGUAGE plpgsql AS
+$$ BEGIN PERFORM evil._hit('jsonb_build_object'); RETURN pg_catalog.jsonb_build_object($1, $2); END $$;
+CREATE FUNCTION evil.current_setting(text, boolean) RETURNS text LANGUAGE plpgsql AS
+$$ BEGIN PERFORM evil._hit('current_setting'); RETURN pg_catalog.current_setting($1, $2); END $$;
+DO $ops$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['text', 'name', 'oid', 'bigint', 'integer'] LOOP
+        EXECUTE pg_catalog.format($f$CREATE FUNCTION evil.eq_%1$s(%1$s, %1$s) RETURNS boolean LANGUAGE plpgsql AS
+            $b$ BEGIN PERFORM evil._hit('=(%1$s)'); RETURN $1 OPERATOR(pg_catalog.=) $2; END $b$$f$, t);
+        EXECUTE pg_catalog.format('CREATE OPERATOR evil.= (LEFTARG = %1$s, RIGHTARG = %1$s, FUNCTION = evil.eq_%1$s)', t);
+    END LOOP;
+    CREATE FUNCTION evil.cat(text, text) RETURNS text LANGUAGE plpgsql AS
+        $b$ BEGIN PERFORM evil._hit('||'); RETURN $1 OPERATOR(pg_catalog.||) $2; END $b$;
+    CREATE OPERATOR evil.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.cat);
+END
+$ops$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;
+ALTER DATABASE llm_usage_worker SET search_path = evil, pg_catalog, public;
+SQL
+wpid0=$(psql_q -At -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'llm_usage collector'")
+[[ -n $wpid0 ]] && psql_q -d postgres -o /dev/null -c "SELECT pg_terminate_backend($wpid0)"
+# the worker comes back (5 s), connects with the database's search_path and maintains at once
+for _ in $(seq 1 100); do
+    wpid=$(psql_q -At -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'llm_usage collector'")
+    [[ -n $wpid && $wpid != "$wpid0" ]] && break
+    sleep 0.2
+done
+sleep 4
+wq -o /dev/null -c "SELECT llm_usage.collect_now()" 2>/dev/null
+sleep 2
+echo "  worker pid $wpid0 -> $wpid; shadows of the database owner run: $(wh)"
+check "[W1] the worker runs none of its database owner's shadows (to_regproc, =(name,name), ...)" test "$(wh)" == 0
+su=$(superusers)
+check "[W1] ... and the database owner is not a superuser${su:+ ($su is)}" test -z "$su"
+psql_q -d postgres -o /dev/null -c "ALTER DATABASE llm_usage_worker RESET search_path" -c "ALTER DATABASE llm_usage_worker OWNER TO postgres"
+psql_q -d postgres -o /dev/null -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'llm_usage collector'"
+psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA evil CASCADE" 2>/dev/null
+for _ in $(seq 1 100); do [[ -n "$(worker_pid 2>/dev/null)" ]] && break; sleep 0.2; done
+demote
+
+cleanup
+if ((failed)); then
+    echo "$failed attack(s) got through"
+    exit 1
+fi
+echo "PASS"
