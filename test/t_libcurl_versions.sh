@@ -11,8 +11,11 @@
 #     those headers too.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-cd "$ROOT"
-python3 - "$ROOT" <<'PY' || fail "libcurl names"
+# the checkout (test/run-all.sh runs a copy of the test directory)
+SRC=${LLM_USAGE_SOURCE_DIR:-$ROOT}
+[[ -f $SRC/src/http.c ]] || fail "no C sources in $SRC (set LLM_USAGE_SOURCE_DIR)"
+cd "$SRC"
+python3 - "$SRC" <<'PY' || fail "libcurl names"
 import re, sys, glob
 root = sys.argv[1]
 known = {}
@@ -44,7 +47,7 @@ build() {   # build LABEL FLAGS...: compile the libcurl users
     local label=$1 f
     shift
     for f in http smtp; do
-        gcc -std=gnu99 -Wall -Wmissing-prototypes -Werror -fPIC "$@" -I"$ROOT/src" -I"$PGINC" \
+        gcc -std=gnu99 -Wall -Wmissing-prototypes -Werror -fPIC "$@" -I"$SRC/src" -I"$PGINC" \
             -DLLM_USAGE_VERSION='"test"' -D_GNU_SOURCE -c -o "$WORK/curlcompat.$f.o" "src/$f.c" \
             || fail "src/$f.c does not compile ($label)"
     done
