@@ -49,9 +49,11 @@ RETURNS boolean
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT llm_usage._is_admin() OR p_tenant = ANY (llm_usage._my_tenants())
+    -- byte for byte (COLLATE "C"): a caller's nondeterministic collation
+    -- must not make 'Gamma' match a grant of 'gamma'
+    SELECT llm_usage._is_admin() OR p_tenant COLLATE pg_catalog."C" = ANY (llm_usage._my_tenants())
 $$;
-COMMENT ON FUNCTION llm_usage._can_access(text) IS 'Internal: whether the calling role may act on the tenant.';
+COMMENT ON FUNCTION llm_usage._can_access(text) IS 'Internal: whether the calling role may act on the tenant (tenant ids compared byte for byte, whatever the collation of the argument).';
 
 CREATE OR REPLACE FUNCTION llm_usage._require_admin(p_what text)
 RETURNS void
@@ -96,8 +98,11 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'An llm_usage admin can grant access with llm_usage.grant_tenant_access().';
     END IF;
-    SELECT * INTO t FROM llm_usage.tenants WHERE tenant_id = p_tenant;
-    IF NOT FOUND THEN
+    -- the primary key's (deterministic) collation, whatever the argument
+    -- carries, and then byte for byte: a caller's collation never makes
+    -- one tenant id match another
+    SELECT * INTO t FROM llm_usage.tenants WHERE tenant_id = p_tenant COLLATE pg_catalog."default";
+    IF NOT FOUND OR t.tenant_id COLLATE pg_catalog."C" <> p_tenant COLLATE pg_catalog."C" THEN
         RAISE EXCEPTION 'tenant "%" does not exist', p_tenant
             USING ERRCODE = 'undefined_object',
                   HINT = 'Create it with llm_usage.create_tenant().';

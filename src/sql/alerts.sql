@@ -236,6 +236,50 @@ $$;
 COMMENT ON FUNCTION llm_usage._acknowledge_alert_impl(bigint) IS
 'Internal: the body of llm_usage.acknowledge_alert(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
+/*
+ * alerts_for(tenant_id, days): what readers read instead of the alerts
+ * table (they have no privilege on it, so no EXPLAIN ANALYZE oracle on
+ * other tenants' alerts): a tenant's alerts, or (NULL) those of every
+ * tenant the caller may see; system alerts (tenant '*') for admins only.
+ * What a LISTEN llm_usage_alerts client reads after a notification.
+ */
+CREATE OR REPLACE FUNCTION llm_usage.alerts_for(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (id bigint, tenant text, kind text, severity text, message text, details jsonb, subject text,
+               created_at timestamptz, acknowledged_at timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.alerts_for(text, integer) IS
+'Alerts of the last N days (default 30), newest first: of one tenant, or (tenant_id NULL) of every tenant the caller may see (system alerts, tenant *, for admins only).';
+
+CREATE OR REPLACE FUNCTION llm_usage._alerts_for_impl(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (id bigint, tenant text, kind text, severity text, message text, details jsonb, subject text,
+               created_at timestamptz, acknowledged_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_tenants text[];
+BEGIN
+    PERFORM llm_usage._check_days($2);
+    IF $1 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($1)).tenant_id];
+    ELSIF llm_usage._is_admin() THEN
+        v_tenants := NULL;          -- every alert, system ones included
+    ELSE
+        v_tenants := llm_usage._my_tenants();
+    END IF;
+    RETURN QUERY
+    SELECT a.id, a.tenant_id, a.kind, a.severity, a.message, a.details, a.subject, a.created_at, a.acknowledged_at
+      FROM llm_usage.alerts a
+     WHERE (v_tenants IS NULL OR a.tenant_id = ANY (v_tenants))
+       AND a.created_at >= now() - make_interval(days => $2)
+     ORDER BY a.created_at DESC, a.id DESC;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._alerts_for_impl(text, integer) IS
+'Internal: the body of llm_usage.alerts_for(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
 ------------------------------------------------------------------------
 -- Evaluating the rules
 ------------------------------------------------------------------------

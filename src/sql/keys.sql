@@ -256,11 +256,44 @@ $$;
 COMMENT ON FUNCTION llm_usage._rotate_master_key_impl() IS
 'Internal: the body of llm_usage.rotate_master_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
+/*
+ * provider_keys: a view over an entry point and its body, not over the key
+ * store: a condition of the caller's on a view of the table could become
+ * an index condition below the tenant filter, and EXPLAIN ANALYZE would
+ * count another tenant's keys ("Rows Removed by Filter").  A function's
+ * rows are filtered before anything of the caller's sees them.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._provider_keys()
+RETURNS TABLE (id bigint, tenant_id text, provider text, label text, key_preview text, is_active boolean,
+               created_at timestamptz, last_used_at timestamptz, last_synced_at timestamptz,
+               last_sync_status text, last_error text, key_version integer, master_key_version integer,
+               rotated_at timestamptz, collected_through date)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._provider_keys() IS 'Internal: the rows of the provider_keys view (the keys of the tenants the caller may see).';
+
+CREATE OR REPLACE FUNCTION llm_usage._provider_keys_impl()
+RETURNS TABLE (id bigint, tenant_id text, provider text, label text, key_preview text, is_active boolean,
+               created_at timestamptz, last_used_at timestamptz, last_synced_at timestamptz,
+               last_sync_status text, last_error text, key_version integer, master_key_version integer,
+               rotated_at timestamptz, collected_through date)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.key_id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
+           k.last_used_at, k.last_synced_at, k.last_sync_status, k.last_error, k.key_version,
+           k.master_key_version, k.rotated_at, k.collected_through
+      FROM llm_usage.provider_key_store k
+     WHERE (SELECT llm_usage._is_admin()) OR k.tenant_id IN (SELECT unnest(llm_usage._my_tenants()))
+     ORDER BY k.key_id
+$$;
+COMMENT ON FUNCTION llm_usage._provider_keys_impl() IS
+'Internal: the body of llm_usage._provider_keys(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
 CREATE OR REPLACE VIEW llm_usage.provider_keys WITH (security_barrier) AS
-SELECT k.key_id AS id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
+SELECT k.id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
        k.last_used_at, k.last_synced_at, k.last_sync_status, k.last_error, k.key_version,
        k.master_key_version, k.rotated_at, k.collected_through
-  FROM llm_usage.provider_key_store k
- WHERE llm_usage._can_access(k.tenant_id);
+  FROM llm_usage._provider_keys() k;
 COMMENT ON VIEW llm_usage.provider_keys IS
 'Stored provider keys of the tenants the caller may see: preview (last 4 characters), state and last sync; never ciphertext or plaintext.';
