@@ -135,16 +135,24 @@ GRANT SELECT ON llm_usage.quota_counters, llm_usage.provider_keys, llm_usage.rec
 -- audit(), never directly), price versions (history; set_model_price()
 -- only), key ciphertext (the worker, which runs as the owner, only), runs
 -- (the worker), and no view: a write through an auto-updatable view runs
--- with the view owner's rights (provider_keys over the key store).
+-- with the view owner's rights (provider_keys over the key store).  Nor
+-- who may act on a tenant (tenant_access) and money (credit_balances,
+-- credit_ledger): grant_tenant_access()/revoke_tenant_access() and
+-- grant_credits()/deduct_credits() audit every change, a direct write
+-- would not.  Alerts: the worker delivers them signed as the extension's,
+-- so admins may acknowledge (acknowledge_alert(), or UPDATE of
+-- acknowledged_at) and delete them, never write one or change its text.
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     llm_usage.plans, llm_usage.plan_quotas, llm_usage.tenants, llm_usage.tenant_quota_overrides,
-    llm_usage.tenant_access, llm_usage.quota_counters_table, llm_usage.usage_events, llm_usage.usage_requests,
+    llm_usage.quota_counters_table, llm_usage.usage_events, llm_usage.usage_requests,
     llm_usage.tenant_usage_metrics, llm_usage.aggregation_state, llm_usage.provider_usage,
-    llm_usage.provider_costs, llm_usage.provider_attributions,
-    llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rule_overrides
+    llm_usage.provider_costs, llm_usage.provider_attributions, llm_usage.alert_rule_overrides
     TO llm_usage_admin;
+GRANT SELECT, DELETE ON llm_usage.alerts TO llm_usage_admin;
+GRANT UPDATE (acknowledged_at) ON llm_usage.alerts TO llm_usage_admin;
 GRANT SELECT ON llm_usage.audit_events, llm_usage.provider_keys, llm_usage.collector_runs,
-                llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks
+                llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks,
+                llm_usage.tenant_access, llm_usage.credit_balances, llm_usage.credit_ledger
     TO llm_usage_admin;
 -- counter corrections: the view is not auto-updatable, its INSTEAD OF
 -- trigger runs with the admin's own rights
