@@ -57,23 +57,23 @@ $$;
 COMMENT ON FUNCTION llm_usage._check_api_key(text) IS 'Internal: raise 22004/22023 unless a key looks like an API key (the message never shows it).';
 
 /*
- * _check_key_logging(): refuse (55000) when this session's logging would
- * write a key passed as a bind parameter to the server log.  In PostgreSQL
- * 15 the parameters of an extended-protocol statement are logged (as
+ * _check_key_logging(): refuse (55000) a key when this session's logging
+ * settings make PostgreSQL write the bind parameters of the statement --
+ * the key -- to the server log.  In PostgreSQL 15 they are logged (as
  * "DETAIL: parameters: $1 = '...'", up to log_parameter_max_length bytes;
- * -1, the default, means all of them) with every statement that
- * log_statement logs ('all'; 'mod' when the call sits in a modifying
- * statement) -- before the function runs -- and with every statement
- * logged for its duration after it ran (log_min_duration_statement >= 0,
- * log_min_duration_sample >= 0 with log_statement_sample_rate > 0,
- * log_transaction_sample_rate > 0).  Refusing stops the latter (an error
- * ends the statement before its duration is logged); for the former it
- * tells the admin the key may already be there.  Not covered, because
- * raising an error would itself log the key: log_parameter_max_length_on_error
- * <> 0 (a client's own setting; off by default) puts bind parameters into
- * the context of any error.  A key written into the statement text as a
- * literal is logged by all of these whatever log_parameter_max_length says,
- * and by log_min_error_statement with any error: pass keys as bind
+ * -1, the default, means all) with every statement log_statement logs
+ * ('all'; 'mod' when the call sits in a modifying statement) and with the
+ * duration of every protocol message once log_min_duration_statement >= 0
+ * (or log_min_duration_sample >= 0 with log_statement_sample_rate > 0, or
+ * log_transaction_sample_rate > 0).  Both happen when the server receives
+ * the statement, before this function runs: the refusal cannot keep the
+ * key out of the log, it keeps a key that is in the log out of the store
+ * and tells the admin to revoke it and fix the settings first.  Not
+ * covered: log_parameter_max_length_on_error <> 0 (a client's own
+ * setting, off by default) puts bind parameters into the context of any
+ * error, this refusal's included; and a key written into the statement as
+ * a literal is logged by all of these whatever log_parameter_max_length
+ * says, and with any error by log_min_error_statement: pass keys as bind
  * parameters.
  */
 CREATE OR REPLACE FUNCTION llm_usage._check_key_logging()
@@ -99,19 +99,16 @@ BEGIN
             THEN format('log_transaction_sample_rate = %s', current_setting('log_transaction_sample_rate'))
     END;
     IF v_why IS NOT NULL THEN
-        RAISE EXCEPTION 'this session would write the key to the server log'
+        RAISE EXCEPTION 'the server log may hold this key: refused'
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = format('With %s and log_parameter_max_length = %s, PostgreSQL logs the bind parameters of the statement.%s',
-                                  v_why, current_setting('log_parameter_max_length'),
-                                  CASE WHEN current_setting('log_statement') IN ('all', 'mod')
-                                       THEN '  It logs them before the statement runs: this key may already be in the log; revoke it at the provider and use a new one.'
-                                       ELSE '' END),
-                  HINT = 'As a superuser: ALTER ROLE <the admin role> SET log_parameter_max_length = 0 (a new session then logs no bind parameters), and pass the key as a bind parameter, never as a literal.';
+                  DETAIL = format('With %s and log_parameter_max_length = %s this session logs the bind parameters of a statement when the server receives it, before the function runs.',
+                                  v_why, current_setting('log_parameter_max_length')),
+                  HINT = 'Revoke this key at the provider.  Then, as a superuser, ALTER ROLE <the admin role> SET log_parameter_max_length = 0, and in a new session add a new key, passed as a bind parameter (never as a literal).';
     END IF;
 END
 $$;
 COMMENT ON FUNCTION llm_usage._check_key_logging() IS
-'Internal: raise 55000 when the session''s logging settings would write bind parameters (a provider key) to the server log.';
+'Internal: raise 55000 when the session''s logging settings write bind parameters (a provider key) to the server log.';
 
 CREATE OR REPLACE FUNCTION llm_usage._key_row(p_key_id bigint)
 RETURNS llm_usage.provider_key_store

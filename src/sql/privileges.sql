@@ -92,7 +92,9 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
     llm_usage.check_alerts(),
     llm_usage.save_quota_counters(),
-    -- counter corrections through the quota_counters view
+    -- what the triggers of tables admins may write call: the time zone
+    -- check of tenants, counter corrections through the quota_counters view
+    llm_usage._check_timezone(text),
     llm_usage._shm_usable(text),
     llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
     llm_usage._quota_counters_update()
