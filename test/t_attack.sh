@@ -22,6 +22,16 @@
 # tries ALTER ROLE ... SUPERUSER: a shadow that ran anywhere, as anyone, is
 # a failure, and so is any role that became a superuser.
 #
+#   atk_carol     llm_usage_app and llm_usage_reader, bound to tenant
+#                 ATK_BETA (the victim's id in upper case), with a
+#                 case-insensitive ICU collation of her own
+#
+# Later sections: [C] collations, [E] EXPLAIN ANALYZE as an oracle, [M]
+# maintenance beside an open application transaction, [K] provider keys and
+# the real server log, [U] a flood of unpriced model names, [D] an admin's
+# direct writes, [R] grants of dropped roles, [O] the schema llm_usage made
+# by a database owner before the install or update.
+#
 # Some checks guard code that other changes fix: [W1] (the worker's own
 # session search_path, src/worker.c and src/collector.c) and [S1]/[S2] (the
 # C track_usage preparing its SPI statements as the owner under the

@@ -33,7 +33,9 @@ for _ in $(seq 1 100); do [[ -n "$(worker_pid)" ]] && break; sleep 0.2; done
 alert_for() {   # alert_for TENANT MODEL: raise an unpriced_usage alert, print its id
     wq -o /dev/null -c "SELECT llm_usage.track_usage('$1', 'chat', '$2', 10, 10)"
     wq -o /dev/null -c "SELECT llm_usage.check_alerts()"
-    wq -c "SELECT id FROM llm_usage.alerts WHERE tenant_id = '$1' AND kind = 'unpriced_usage' AND subject = 'model $2'"
+    # one alert per tenant and check, naming its models (throttled per tenant)
+    wq -c "SELECT id FROM llm_usage.alerts WHERE tenant_id = '$1' AND kind = 'unpriced_usage' AND subject = 'unpriced models'
+             AND details->'models' @> '[{\"model\": \"$2\"}]'"
 }
 wait_delivery() {   # wait_delivery ID: until neither channel is pending
     for _ in $(seq 1 150); do
@@ -43,7 +45,7 @@ wait_delivery() {   # wait_delivery ID: until neither channel is pending
     fail "alert $1 was not delivered in 30 s"
 }
 
-wq -c "SELECT llm_usage.create_tenant('wd', 'pro')" >/dev/null
+wq -c "SELECT llm_usage.create_tenant('wd', 'pro')" -c "SELECT llm_usage.create_tenant('wd2', 'pro')" >/dev/null
 curl -sf -X POST "$HOOK/_fail" -d '{"count": 1}' >/dev/null
 id=$(alert_for wd delivery-model-1)
 [[ -n $id ]] || fail "no alert raised"
@@ -63,7 +65,7 @@ ts, sig = r["headers"]["x-llm-usage-timestamp"], r["headers"]["x-llm-usage-signa
 want = "sha256=" + hmac.new(secret, (ts + "." + r["body"]).encode(), hashlib.sha256).hexdigest()
 assert hmac.compare_digest(sig, want), (sig, want)
 body = json.loads(r["body"])
-assert body["kind"] == "unpriced_usage" and body["tenant_id"] == "wd" and body["details"]["model"] == "delivery-model-1", body
+assert body["kind"] == "unpriced_usage" and body["tenant_id"] == "wd" and body["details"]["models"][0]["model"] == "delivery-model-1", body
 print("webhook: 500 then 200; signature %s... verifies; body %s" % (sig[:20], {k: body[k] for k in ("id", "kind", "tenant_id")}))
 PY
 python3 - "$(curl -sf "$HOOK/_mail")" "$id" <<'PY' || fail "e-mail check"
@@ -81,7 +83,7 @@ PY
 
 # a webhook that keeps failing: retried, then recorded as failed (the e-mail still goes)
 curl -sf -X POST "$HOOK/_fail" -d '{"count": 100}' >/dev/null
-id=$(alert_for wd delivery-model-2)
+id=$(alert_for wd2 delivery-model-2)
 wait_delivery "$id"
 row=$(wq -c "SELECT webhook_status || '/' || webhook_attempts || '/' || webhook_error || '/' || email_status FROM llm_usage.alerts WHERE id = $id")
 echo "always 500: $row"
