@@ -16,7 +16,7 @@ LAST_RELEASE = 1.2
 MODULE_big  = llm_usage
 OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/quota.o src/track.o src/crypto.o \
               src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
-              src/cron.o src/collector.o src/worker.o src/smtp.o src/delivery.o
+              src/cron.o src/secret.o src/worker_tx.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLLM_USAGE_VERSION='"$(EXTVERSION)"'
@@ -46,7 +46,7 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 # `make installcheck` runs them against a running server set up as README
 # says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
-              audit credits security keys alerts focus_report rollup_random upgrade
+              audit credits security keys schedule alerts focus_report rollup_random upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config

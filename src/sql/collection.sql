@@ -311,44 +311,48 @@ COMMENT ON FUNCTION llm_usage._attribute_provider_usage_impl(text, text, text, t
 -- Ingesting provider pages (called by the collector in its write transaction)
 ------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION llm_usage._ingest_page(p_run_id bigint, p_endpoint text, p_page jsonb)
+CREATE OR REPLACE FUNCTION llm_usage._ingest_rows(p_run_id bigint, p_endpoint text, p_page jsonb)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- p_page is what the collector kept of one provider page after checking it
+-- (src/provider.c): {"data": [{"start": <Unix s>, "end": <Unix s>,
+-- "results": [{<declared field>: <value>, ...}]}]}, nested fields flattened
+-- as "object.key".  Each result is one row; a row this run already wrote
+-- (the same natural key twice in a run) fails the run instead of being
+-- summed or overwritten.
 DECLARE
     r      llm_usage.collector_runs;
     v_kt   text;
     n      integer;
+    v_rows integer;
 BEGIN
     SELECT * INTO r FROM llm_usage.collector_runs WHERE run_id = p_run_id;
     SELECT tenant_id INTO v_kt FROM llm_usage.provider_key_store WHERE key_id = r.key_id;
+    SELECT count(*) INTO v_rows
+      FROM jsonb_array_elements(p_page->'data') b CROSS JOIN LATERAL jsonb_array_elements(b->'results') x;
 
     IF r.provider = 'openai' AND p_endpoint IN ('completions', 'embeddings') THEN
         INSERT INTO llm_usage.provider_usage AS u
             (tenant_id, attributed_by, key_id, run_id, provider, endpoint, bucket_start, bucket_end, model,
              project_id, workspace_id, provider_api_key_id, service_tier, batch, input_tokens,
              cached_input_tokens, cache_write_tokens, output_tokens, requests)
-        SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'openai', p_endpoint, g.bs, g.be, g.model,
-               g.project_id, NULL, g.api_key_id, g.service_tier, g.batch, g.input, g.cached, g.cache_write,
-               g.output, g.requests
-          FROM (SELECT to_timestamp((b->>'start_time')::bigint) AS bs, to_timestamp((b->>'end_time')::bigint) AS be,
-                       x->>'model' AS model, x->>'project_id' AS project_id, x->>'api_key_id' AS api_key_id,
-                       x->>'service_tier' AS service_tier, (x->>'batch')::boolean AS batch,
-                       sum(coalesce((x->>'input_tokens')::numeric, 0))::bigint AS input,
-                       sum(coalesce((x->>'input_cached_tokens')::numeric, 0))::bigint AS cached,
-                       sum(coalesce((x->>'input_cache_write_tokens')::numeric, 0))::bigint AS cache_write,
-                       sum(coalesce((x->>'output_tokens')::numeric, 0))::bigint AS output,
-                       sum(coalesce((x->>'num_model_requests')::numeric, 0))::bigint AS requests
-                  FROM jsonb_array_elements(p_page->'data') b
-                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7) g
-         CROSS JOIN LATERAL llm_usage._attribute('openai', v_kt, g.project_id, NULL, g.api_key_id) a
+        SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'openai', p_endpoint,
+               to_timestamp((b->>'start')::bigint), to_timestamp((b->>'end')::bigint),
+               x->>'model', x->>'project_id', NULL, x->>'api_key_id', x->>'service_tier', (x->>'batch')::boolean,
+               coalesce((x->>'input_tokens')::bigint, 0), coalesce((x->>'input_cached_tokens')::bigint, 0),
+               coalesce((x->>'input_cache_write_tokens')::bigint, 0), coalesce((x->>'output_tokens')::bigint, 0),
+               coalesce((x->>'num_model_requests')::bigint, 0)
+          FROM jsonb_array_elements(p_page->'data') b
+         CROSS JOIN LATERAL jsonb_array_elements(b->'results') x
+         CROSS JOIN LATERAL llm_usage._attribute('openai', v_kt, x->>'project_id', NULL, x->>'api_key_id') a
         ON CONFLICT ON CONSTRAINT provider_usage_natural_key DO UPDATE
            SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
                bucket_end = EXCLUDED.bucket_end, input_tokens = EXCLUDED.input_tokens,
                cached_input_tokens = EXCLUDED.cached_input_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,
-               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now();
+               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now()
+         WHERE u.run_id IS DISTINCT FROM EXCLUDED.run_id;
     ELSIF r.provider = 'anthropic' AND p_endpoint = 'messages' THEN
         INSERT INTO llm_usage.provider_usage AS u
             (tenant_id, attributed_by, key_id, run_id, provider, endpoint, bucket_start, bucket_end, model,
@@ -357,63 +361,69 @@ BEGIN
         SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'anthropic', 'messages', g.bs, g.be, g.model,
                NULL, g.workspace_id, g.api_key_id, g.service_tier, NULL,
                g.uncached + g.cache_read + g.cache_write, g.cache_read, g.cache_write, g.output, 0
-          FROM (SELECT (b->>'starting_at')::timestamptz AS bs, (b->>'ending_at')::timestamptz AS be,
+          FROM (SELECT to_timestamp((b->>'start')::bigint) AS bs, to_timestamp((b->>'end')::bigint) AS be,
                        x->>'model' AS model, x->>'workspace_id' AS workspace_id, x->>'api_key_id' AS api_key_id,
                        x->>'service_tier' AS service_tier,
-                       sum(coalesce((x->>'uncached_input_tokens')::numeric, 0))::bigint AS uncached,
-                       sum(coalesce((x->>'cache_read_input_tokens')::numeric, 0))::bigint AS cache_read,
-                       sum(coalesce((x->'cache_creation'->>'ephemeral_5m_input_tokens')::numeric, 0)
-                           + coalesce((x->'cache_creation'->>'ephemeral_1h_input_tokens')::numeric, 0))::bigint AS cache_write,
-                       sum(coalesce((x->>'output_tokens')::numeric, 0))::bigint AS output
+                       coalesce((x->>'uncached_input_tokens')::bigint, 0) AS uncached,
+                       coalesce((x->>'cache_read_input_tokens')::bigint, 0) AS cache_read,
+                       coalesce((x->>'cache_creation.ephemeral_5m_input_tokens')::bigint, 0)
+                         + coalesce((x->>'cache_creation.ephemeral_1h_input_tokens')::bigint, 0) AS cache_write,
+                       coalesce((x->>'output_tokens')::bigint, 0) AS output
                   FROM jsonb_array_elements(p_page->'data') b
-                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                 GROUP BY 1, 2, 3, 4, 5, 6) g
+                 CROSS JOIN LATERAL jsonb_array_elements(b->'results') x) g
          CROSS JOIN LATERAL llm_usage._attribute('anthropic', v_kt, NULL, g.workspace_id, g.api_key_id) a
         ON CONFLICT ON CONSTRAINT provider_usage_natural_key DO UPDATE
            SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
                bucket_end = EXCLUDED.bucket_end, input_tokens = EXCLUDED.input_tokens,
                cached_input_tokens = EXCLUDED.cached_input_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,
-               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now();
+               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now()
+         WHERE u.run_id IS DISTINCT FROM EXCLUDED.run_id;
     ELSIF p_endpoint = 'costs' AND r.provider IN ('openai', 'anthropic') THEN
-        IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_page->'data') b
-                    CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                    WHERE lower(coalesce(CASE r.provider WHEN 'openai' THEN x->'amount'->>'currency'
-                                                          ELSE x->>'currency' END, 'usd')) <> 'usd') THEN
-            RAISE EXCEPTION 'provider reported a cost in a currency other than USD'
-                USING ERRCODE = 'feature_not_supported';
-        END IF;
         INSERT INTO llm_usage.provider_costs AS c
             (tenant_id, attributed_by, key_id, run_id, provider, bucket_start, bucket_end, line_item, model,
              project_id, workspace_id, provider_api_key_id, token_type, service_tier, context_window, amount_usd)
         SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, r.provider, g.bs, g.be, g.line_item, g.model,
                g.project_id, g.workspace_id, g.api_key_id, g.token_type, g.service_tier, g.context_window, g.amount
-          FROM (SELECT CASE r.provider WHEN 'openai' THEN to_timestamp((b->>'start_time')::bigint)
-                                       ELSE (b->>'starting_at')::timestamptz END AS bs,
-                       CASE r.provider WHEN 'openai' THEN to_timestamp((b->>'end_time')::bigint)
-                                       ELSE (b->>'ending_at')::timestamptz END AS be,
+          FROM (SELECT to_timestamp((b->>'start')::bigint) AS bs, to_timestamp((b->>'end')::bigint) AS be,
                        CASE r.provider WHEN 'openai' THEN x->>'line_item' ELSE x->>'description' END AS line_item,
                        x->>'model' AS model, x->>'project_id' AS project_id, x->>'workspace_id' AS workspace_id,
                        x->>'api_key_id' AS api_key_id, x->>'token_type' AS token_type,
                        x->>'service_tier' AS service_tier, x->>'context_window' AS context_window,
-                       sum(CASE r.provider WHEN 'openai' THEN (x->'amount'->>'value')::numeric
-                                           ELSE (x->>'amount')::numeric * 0.01 END) AS amount
+                       CASE r.provider WHEN 'openai' THEN (x->>'amount.value')::numeric
+                                       ELSE (x->>'amount')::numeric * 0.01 END AS amount
                   FROM jsonb_array_elements(p_page->'data') b
-                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) g
+                 CROSS JOIN LATERAL jsonb_array_elements(b->'results') x) g
          CROSS JOIN LATERAL llm_usage._attribute(r.provider, v_kt, g.project_id, g.workspace_id, g.api_key_id) a
         ON CONFLICT ON CONSTRAINT provider_costs_natural_key DO UPDATE
            SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
-               bucket_end = EXCLUDED.bucket_end, amount_usd = EXCLUDED.amount_usd, collected_at = now();
+               bucket_end = EXCLUDED.bucket_end, amount_usd = EXCLUDED.amount_usd, collected_at = now()
+         WHERE c.run_id IS DISTINCT FROM EXCLUDED.run_id;
     ELSE
         RAISE EXCEPTION 'no ingest for % endpoint "%"', r.provider, p_endpoint
             USING ERRCODE = 'feature_not_supported';
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF n < v_rows THEN
+        RAISE EXCEPTION 'the provider sent % row(s) of % twice within the run', v_rows - n, p_endpoint
+            USING ERRCODE = 'cardinality_violation';
+    END IF;
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._ingest_page(bigint, text, jsonb) IS
-'Internal (worker): upsert the rows of one provider page on their natural keys, attributed to tenants; returns the rows written.';
+COMMENT ON FUNCTION llm_usage._ingest_rows(bigint, text, jsonb) IS
+'Internal (worker): upsert the checked rows of one provider page (as kept by the collector) on their natural keys, attributed to tenants; a row the same run already wrote fails the run.  Returns the rows written.';
+
+------------------------------------------------------------------------
+-- Schedule
+------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION llm_usage.next_collection(schedule text DEFAULT NULL, after timestamptz DEFAULT now(),
+                                                     timezone text DEFAULT NULL)
+RETURNS timestamptz
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_next_collection';
+COMMENT ON FUNCTION llm_usage.next_collection(text, timestamptz, text) IS
+'When a cron schedule (default: llm_usage.collect_schedule) fires next after an instant (default: now), read in a time zone (default: llm_usage.timezone), as the worker computes it: Vixie cron syntax and day rules, @daily and the like; a wall-clock time skipped by a DST change never fires, a repeated one fires once.  22023 for a schedule that is invalid or can never fire.  Admin only.';
 
 ------------------------------------------------------------------------
 -- Reconciliation

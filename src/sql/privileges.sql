@@ -88,6 +88,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.deactivate_provider_key(bigint),
     llm_usage.rotate_master_key(),
     llm_usage.collect_now(bigint, date, date),
+    llm_usage.next_collection(text, timestamptz, text),
     llm_usage.attribute_provider_usage(text, text, text, text),
     llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
     llm_usage.check_alerts(),

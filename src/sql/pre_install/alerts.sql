@@ -24,6 +24,8 @@ CREATE TABLE llm_usage.alerts (
     email_attempts   integer NOT NULL DEFAULT 0,
     email_error      text,
     delivered_at     timestamptz,
+    webhook_next_at  timestamptz,
+    email_next_at    timestamptz,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX alerts_created_idx ON llm_usage.alerts (tenant_id, created_at);
@@ -33,6 +35,10 @@ COMMENT ON COLUMN llm_usage.alerts.webhook_status IS
 'pending, delivered or failed when llm_usage.alert_webhook_url was set as the alert was raised; NULL otherwise.';
 COMMENT ON COLUMN llm_usage.alerts.email_status IS
 'pending, delivered or failed when llm_usage.alert_smtp_url and alert_email_to were set as the alert was raised; NULL otherwise.';
+COMMENT ON COLUMN llm_usage.alerts.webhook_next_at IS
+'While the webhook delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
+COMMENT ON COLUMN llm_usage.alerts.email_next_at IS
+'While the e-mail delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
 CREATE INDEX alerts_pending_idx ON llm_usage.alerts (id) WHERE webhook_status = 'pending' OR email_status = 'pending';
 COMMENT ON COLUMN llm_usage.alerts.subject IS
 'What the alert is about within its kind (a quota and period, a model, a key, a day); throttling is per tenant, kind and subject.';

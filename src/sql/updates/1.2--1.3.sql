@@ -134,3 +134,16 @@ ALTER TABLE llm_usage.audit_events ALTER COLUMN origin SET DEFAULT 'llm_usage';
 COMMENT ON COLUMN llm_usage.audit_events.origin IS
 'Who wrote the event: llm_usage (the extension itself; the only events alerts are derived from), application (through llm_usage.audit(), as the role in role_name), unknown (written before 1.3, when this was not recorded).';
 COMMENT ON COLUMN llm_usage.audit_events.role_name IS 'The role the action was checked for: the current user when the llm_usage API was entered (llm_usage._caller()).';
+
+-- Alert deliveries are retried across worker cycles with backoff: when each
+-- pending channel is due again.
+ALTER TABLE llm_usage.alerts ADD COLUMN webhook_next_at timestamptz, ADD COLUMN email_next_at timestamptz;
+COMMENT ON COLUMN llm_usage.alerts.webhook_next_at IS
+'While the webhook delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
+COMMENT ON COLUMN llm_usage.alerts.email_next_at IS
+'While the e-mail delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
+
+-- The collector now hands over checked, reduced pages: _ingest_page gave
+-- way to _ingest_rows (a library of 1.3 waits for this update before it
+-- collects).
+DROP FUNCTION llm_usage._ingest_page(bigint, text, jsonb);
