@@ -54,8 +54,10 @@
  * (or UNSAFE) and so is every wrapper the extension declares.  A wrapper
  * that a user declares PARALLEL SAFE around them is a lie PostgreSQL
  * does not check: it can run an entry point, and so a body, in a worker,
- * where the caller is that worker's current user (the same role, so the
- * tenant rights are the same, not raised).
+ * where the caller is the worker's current user -- PostgreSQL gives the
+ * worker the leader's, so outside a body the same role with the same
+ * tenant rights.  (Inside a body the leader's current user is the owner;
+ * bodies evaluate no function of a user's, so no such wrapper runs there.)
  *
  *-------------------------------------------------------------------------
  */
@@ -162,9 +164,9 @@ body_of(Oid fn_oid)
  *		The C entry point of an API function (see the file header): record
  *		the caller, run the body with the arguments and result context of
  *		this call but no input collation, and forget the caller again on
- *		every way out.  The body
- *		is looked up once per call site (fn_extra).  Set-returning bodies
- *		work in either mode, as under fmgr_security_definer.
+ *		every way out.  The body is looked up once per call site
+ *		(fn_extra).  Set-returning bodies work in either mode, as under
+ *		fmgr_security_definer.
  */
 Datum
 llm_usage_entry(PG_FUNCTION_ARGS)
