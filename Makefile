@@ -30,7 +30,7 @@ SHLIB_LINK  = -lcurl -lssl -lcrypto
 #                 by every update script
 #   post_install: install-only steps that need the functions
 #   updates:      per-version deltas (ALTER TABLE, data migration, DROP)
-SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, roles.sql tenants.sql quotas.sql tracking.sql \
+SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, schema.sql roles.sql tenants.sql quotas.sql tracking.sql \
                      rollups.sql collection.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
 SQL_SOURCES      = $(addprefix src/sql/, common.sql access.sql tenants.sql periods.sql quotas.sql tracking.sql \
                      rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql \

@@ -30,9 +30,13 @@ sleep 1
 for _ in $(seq 1 100); do [[ -n "$(worker_pid)" ]] && break; sleep 0.2; done
 
 alert_for() {   # alert_for TENANT MODEL: raise an unpriced_usage alert, print its id
+    # (a tenant of its own for each alert: unpriced_usage is throttled per tenant)
+    wq -o /dev/null -c "SELECT llm_usage.create_tenant('$1', 'pro') WHERE NOT EXISTS (SELECT 1 FROM llm_usage.tenants WHERE tenant_id = '$1')"
     wq -o /dev/null -c "SELECT llm_usage.track_usage('$1', 'chat', '$2', 10, 10)"
     wq -o /dev/null -c "SELECT llm_usage.check_alerts()"
-    wq -c "SELECT id FROM llm_usage.alerts WHERE tenant_id = '$1' AND kind = 'unpriced_usage' AND subject = 'model $2'"
+    # one alert per tenant and check, naming its models (throttled per tenant)
+    wq -c "SELECT id FROM llm_usage.alerts WHERE tenant_id = '$1' AND kind = 'unpriced_usage' AND subject = 'unpriced models'
+             AND details->'models' @> '[{\"model\": \"$2\"}]'"
 }
 wait_delivery() {   # wait_delivery ID [SECONDS]: until neither channel is pending
     for _ in $(seq 1 $((${2:-30} * 5))); do
@@ -49,7 +53,7 @@ for r in json.load(sys.stdin):
         print(r['status'], r['at'])" "$1"
 }
 
-wq -c "SELECT llm_usage.create_tenant('wd', 'pro')" >/dev/null
+wq -c "SELECT llm_usage.create_tenant('wd', 'pro')" -c "SELECT llm_usage.create_tenant('wd2', 'pro')" >/dev/null
 # one 500, then delivered at the next attempt, a retry delay later
 curl -sf -X POST "$HOOK/_fail" -d '{"count": 1}' >/dev/null
 id=$(alert_for wd delivery-model-1)
@@ -72,7 +76,7 @@ ts, sig = r["headers"]["x-llm-usage-timestamp"], r["headers"]["x-llm-usage-signa
 want = "sha256=" + hmac.new(secret, (ts + "." + r["body"]).encode(), hashlib.sha256).hexdigest()
 assert hmac.compare_digest(sig, want), (sig, want)
 body = json.loads(r["body"])
-assert body["kind"] == "unpriced_usage" and body["tenant_id"] == "wd" and body["details"]["model"] == "delivery-model-1", body
+assert body["kind"] == "unpriced_usage" and body["tenant_id"] == "wd" and body["details"]["models"][0]["model"] == "delivery-model-1", body
 print("webhook: 500, then 200 %.1f s later in a later cycle; signature %s... verifies; body %s" % (gap, sig[:20], {k: body[k] for k in ("id", "kind", "tenant_id")}))
 PY
 python3 - "$(curl -sf "$HOOK/_mail")" "$id" <<'PY' || fail "e-mail check"
@@ -91,7 +95,7 @@ PY
 # a webhook that keeps failing: 4 attempts in all, 1, 2 and 4 s apart (each
 # in a later cycle), then failed; the e-mail is delivered meanwhile
 curl -sf -X POST "$HOOK/_fail" -d '{"count": 100}' >/dev/null
-id=$(alert_for wd delivery-model-2)
+id=$(alert_for wd2 delivery-model-2)
 for _ in $(seq 1 60); do
     [[ $(wq -c "SELECT webhook_status FROM llm_usage.alerts WHERE id = $id") == pending &&
        $(wq -c "SELECT webhook_attempts FROM llm_usage.alerts WHERE id = $id") -ge 1 ]] && break
@@ -119,16 +123,16 @@ curl -sf -X POST "$HOOK/_fail" -d '{"count": 0}' >/dev/null
 wq -c "ALTER SYSTEM SET llm_usage.http_timeout_ms = 30000" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 curl -sf -X POST "$HOOK/_hang" -d '{"seconds": 120}' >/dev/null
-for i in $(seq 1 12); do alert_for wd "hang-model-$i" >/dev/null; done
+for i in $(seq 1 12); do alert_for "wdh$i" "hang-model-$i" >/dev/null; done
 sleep 1
 key=$(wq -c "SELECT llm_usage.add_provider_key('wd', 'openai', 'sk-admin-delivery-collect-1')")
 r=$(wq -c "SELECT llm_usage.collect_now($key, '2026-10-01', '2026-10-01')")
 [[ $(wait_run "$r" 40) == succeeded ]] || fail "the collection did not run while deliveries hang"
 lag=$(wq -c "SELECT round(extract(epoch FROM started_at - queued_at)::numeric, 1) FROM llm_usage.collector_runs WHERE run_id = $r")
-pend=$(wq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'wd' AND subject LIKE 'model hang-model-%' AND webhook_status = 'pending'")
+pend=$(wq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id LIKE 'wdh%' AND kind = 'unpriced_usage' AND webhook_status = 'pending'")
 echo "webhook receiver hanging, 12 alerts pending: the run started ${lag} s after it was queued ($pend webhooks still pending)"
 [[ $(wq -c "SELECT $lag < 13") == t ]] || fail "deliveries starved the collection (${lag} s)"
-errs=$(wq -c "SELECT string_agg(DISTINCT webhook_error, '; ') FROM llm_usage.alerts WHERE tenant_id = 'wd' AND subject LIKE 'model hang-model-%' AND webhook_attempts > 0")
+errs=$(wq -c "SELECT string_agg(DISTINCT webhook_error, '; ') FROM llm_usage.alerts WHERE tenant_id LIKE 'wdh%' AND kind = 'unpriced_usage' AND webhook_attempts > 0")
 echo "attempts against the hanging receiver ended with: $errs"
 [[ $errs == *"timed out"* ]] || fail "the attempts against the hanging receiver did not time out"
 curl -sf -X POST "$HOOK/_hang" -d '{"seconds": 0}' >/dev/null
@@ -141,7 +145,7 @@ smtp_case() {   # smtp_case URL MODEL: print the alert's email status|error afte
     local id
     wq -c "ALTER SYSTEM SET llm_usage.alert_smtp_url = '$1'" -c "SELECT pg_reload_conf()" >/dev/null
     sleep 1
-    id=$(alert_for wd "$2")
+    id=$(alert_for "wd-$2" "$2")
     for _ in $(seq 1 100); do
         [[ $(wq -c "SELECT email_attempts FROM llm_usage.alerts WHERE id = $id") -ge 1 ]] && break
         sleep 0.1

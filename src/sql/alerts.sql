@@ -236,6 +236,50 @@ $$;
 COMMENT ON FUNCTION llm_usage._acknowledge_alert_impl(bigint) IS
 'Internal: the body of llm_usage.acknowledge_alert(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
+/*
+ * alerts_for(tenant_id, days): what readers read instead of the alerts
+ * table (they have no privilege on it, so no EXPLAIN ANALYZE oracle on
+ * other tenants' alerts): a tenant's alerts, or (NULL) those of every
+ * tenant the caller may see; system alerts (tenant '*') for admins only.
+ * What a LISTEN llm_usage_alerts client reads after a notification.
+ */
+CREATE OR REPLACE FUNCTION llm_usage.alerts_for(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (id bigint, tenant text, kind text, severity text, message text, details jsonb, subject text,
+               created_at timestamptz, acknowledged_at timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.alerts_for(text, integer) IS
+'Alerts of the last N days (default 30), newest first: of one tenant, or (tenant_id NULL) of every tenant the caller may see (system alerts, tenant *, for admins only).';
+
+CREATE OR REPLACE FUNCTION llm_usage._alerts_for_impl(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (id bigint, tenant text, kind text, severity text, message text, details jsonb, subject text,
+               created_at timestamptz, acknowledged_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_tenants text[];
+BEGIN
+    PERFORM llm_usage._check_days($2);
+    IF $1 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($1)).tenant_id];
+    ELSIF llm_usage._is_admin() THEN
+        v_tenants := NULL;          -- every alert, system ones included
+    ELSE
+        v_tenants := llm_usage._my_tenants();
+    END IF;
+    RETURN QUERY
+    SELECT a.id, a.tenant_id, a.kind, a.severity, a.message, a.details, a.subject, a.created_at, a.acknowledged_at
+      FROM llm_usage.alerts a
+     WHERE (v_tenants IS NULL OR a.tenant_id = ANY (v_tenants))
+       AND a.created_at >= now() - make_interval(days => $2)
+     ORDER BY a.created_at DESC, a.id DESC;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._alerts_for_impl(text, integer) IS
+'Internal: the body of llm_usage.alerts_for(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
 ------------------------------------------------------------------------
 -- Evaluating the rules
 ------------------------------------------------------------------------
@@ -417,22 +461,38 @@ BEGIN
         n := n + llm_usage._maintenance_failed('check_alerts/cost_anomaly', SQLSTATE, SQLERRM);
     END;
 
-    -- unpriced_usage: calls of models without a price tracked since the last check
+    -- unpriced_usage: calls of models without a price tracked since the
+    -- last check; one alert per tenant, whatever the number of models (an
+    -- application chooses model names: thousands of them must not flood
+    -- delivery), naming at most 10 of them, quoted and marked as the
+    -- application's words (a name such as "URGENT: rotate your keys at
+    -- https://..." must not read as the extension's message)
     BEGIN
         k := 0;
-        FOR r IN SELECT e.tenant_id, e.model, count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens
-                   FROM llm_usage.usage_events e
-                  WHERE e.cost_usd IS NULL AND e.model IS NOT NULL
-                    AND e.recorded_at >= v_since AND e.recorded_at < v_next.watermark
-                  GROUP BY 1, 2
-                  ORDER BY 1, 2
+        FOR r IN SELECT m.tenant_id, sum(m.calls) AS calls, sum(m.tokens) AS tokens, count(*) AS models,
+                        (array_agg(m.model ORDER BY m.calls DESC, m.model))[1:10] AS named,
+                        (array_agg(m.calls ORDER BY m.calls DESC, m.model))[1:10] AS named_calls
+                   FROM (SELECT e.tenant_id, e.model, count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens
+                           FROM llm_usage.usage_events e
+                          WHERE e.cost_usd IS NULL AND e.model IS NOT NULL
+                            AND e.recorded_at >= v_since AND e.recorded_at < v_next.watermark
+                          GROUP BY 1, 2) m
+                  GROUP BY 1
+                  ORDER BY 1
         LOOP
             k := k + (llm_usage._raise_alert(r.tenant_id, 'unpriced_usage', (llm_usage._alert_rule(r.tenant_id, 'unpriced_usage')).severity,
-                          format('tenant %s: %s call(s) of model %s have no price, so their cost is unknown (not 0)',
-                                 r.tenant_id, r.calls, r.model),
-                          jsonb_build_object('model', r.model, 'calls', r.calls, 'tokens', r.tokens,
+                          format('tenant %s: %s call(s) of %s model(s) without a price, so their cost is unknown (not 0); model names as the application reported them (unverified, quoted): %s%s',
+                                 r.tenant_id, r.calls, r.models,
+                                 (SELECT string_agg(to_jsonb(CASE WHEN length(x.model) > 80 THEN left(x.model, 80) || '...'
+                                                                  ELSE x.model END)::text, ', ' ORDER BY x.i)
+                                    FROM unnest(r.named) WITH ORDINALITY x(model, i)),
+                                 CASE WHEN r.models > 10 THEN format(' and %s more', r.models - 10) ELSE '' END),
+                          jsonb_build_object('models', (SELECT jsonb_agg(jsonb_build_object('model', x.model, 'calls', x.calls) ORDER BY x.i)
+                                                          FROM unnest(r.named, r.named_calls) WITH ORDINALITY x(model, calls, i)),
+                                             'models_total', r.models, 'calls', r.calls, 'tokens', r.tokens,
+                                             'model_names_from', 'application',
                                              'hint', 'llm_usage.set_model_price()'),
-                          'model ' || r.model) IS NOT NULL)::integer;
+                          'unpriced models') IS NOT NULL)::integer;
         END LOOP;
         n := n + k;
     EXCEPTION WHEN OTHERS THEN

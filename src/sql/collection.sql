@@ -431,26 +431,94 @@ COMMENT ON FUNCTION llm_usage.next_collection(text, timestamptz, text) IS
 -- Reconciliation
 ------------------------------------------------------------------------
 
+/*
+ * reconciliation: a view over an entry point and its body (see
+ * provider_keys in keys.sql): the body keeps to the caller's tenants before
+ * it aggregates, and nothing of the caller's reaches the tables.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._reconciliation()
+RETURNS TABLE (tenant_id text, provider text, day date, tracked_usd numeric, reported_usd numeric,
+               difference_usd numeric, difference_pct numeric)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._reconciliation() IS 'Internal: the rows of the reconciliation view (the tenants the caller may see).';
+
+CREATE OR REPLACE FUNCTION llm_usage._reconciliation_impl()
+RETURNS TABLE (tenant_id text, provider text, day date, tracked_usd numeric, reported_usd numeric,
+               difference_usd numeric, difference_pct numeric)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH visible AS MATERIALIZED (
+        SELECT (SELECT llm_usage._is_admin()) AS all_tenants, llm_usage._my_tenants() AS tenants),
+    tracked AS (
+        SELECT e.tenant_id, e.provider, (e.occurred_at AT TIME ZONE 'UTC')::date AS day, sum(e.cost_usd) AS usd
+          FROM llm_usage.usage_events e, visible v
+         WHERE e.provider IN ('openai', 'anthropic') AND (v.all_tenants OR e.tenant_id = ANY (v.tenants))
+         GROUP BY 1, 2, 3),
+    reported AS (
+        SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day, sum(c.amount_usd) AS usd
+          FROM llm_usage.provider_costs c, visible v
+         WHERE v.all_tenants OR c.tenant_id = ANY (v.tenants)
+         GROUP BY 1, 2, 3)
+    SELECT tenant_id, provider, day,
+           coalesce(t.usd, 0) AS tracked_usd,
+           r.usd AS reported_usd,
+           r.usd - coalesce(t.usd, 0) AS difference_usd,
+           round(100 * (r.usd - coalesce(t.usd, 0)) / nullif(r.usd, 0), 2) AS difference_pct
+      FROM tracked t
+      FULL JOIN reported r USING (tenant_id, provider, day)
+$$;
+COMMENT ON FUNCTION llm_usage._reconciliation_impl() IS
+'Internal: the body of llm_usage._reconciliation(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
 CREATE OR REPLACE VIEW llm_usage.reconciliation WITH (security_barrier) AS
-WITH tracked AS (
-    SELECT e.tenant_id, e.provider, (e.occurred_at AT TIME ZONE 'UTC')::date AS day, sum(e.cost_usd) AS usd
-      FROM llm_usage.usage_events e
-     WHERE e.provider IN ('openai', 'anthropic')
-     GROUP BY 1, 2, 3),
-reported AS (
-    SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day, sum(c.amount_usd) AS usd
-      FROM llm_usage.provider_costs c
-     GROUP BY 1, 2, 3)
-SELECT tenant_id, provider, day,
-       coalesce(t.usd, 0) AS tracked_usd,
-       r.usd AS reported_usd,
-       r.usd - coalesce(t.usd, 0) AS difference_usd,
-       round(100 * (r.usd - coalesce(t.usd, 0)) / nullif(r.usd, 0), 2) AS difference_pct
-  FROM tracked t
-  FULL JOIN reported r USING (tenant_id, provider, day)
- WHERE llm_usage._can_access(tenant_id);
+SELECT r.tenant_id, r.provider, r.day, r.tracked_usd, r.reported_usd, r.difference_usd, r.difference_pct
+  FROM llm_usage._reconciliation() r;
 COMMENT ON VIEW llm_usage.reconciliation IS
 'Per tenant, provider and UTC day: cost tracked with track_usage() against cost the provider reported (NULL until collected), the difference in USD (reported minus tracked) and in percent of reported.';
+
+/*
+ * collector_runs_for(tenant_id, days): what readers read instead of the
+ * collector_runs table (no privilege on it, as for every tenant table).
+ */
+CREATE OR REPLACE FUNCTION llm_usage.collector_runs_for(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (run_id bigint, key_id bigint, tenant text, provider text, trigger text, status text,
+               window_from timestamptz, window_to timestamptz, queued_at timestamptz, started_at timestamptz,
+               finished_at timestamptz, pages integer, rows_written bigint, http_attempts integer, error text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.collector_runs_for(text, integer) IS
+'Collection runs queued in the last N days (default 30), newest first: of one tenant''s keys, or (tenant_id NULL) of every tenant the caller may see; status, rows written and error of each.';
+
+CREATE OR REPLACE FUNCTION llm_usage._collector_runs_for_impl(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (run_id bigint, key_id bigint, tenant text, provider text, trigger text, status text,
+               window_from timestamptz, window_to timestamptz, queued_at timestamptz, started_at timestamptz,
+               finished_at timestamptz, pages integer, rows_written bigint, http_attempts integer, error text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_tenants text[];
+BEGIN
+    PERFORM llm_usage._check_days($2);
+    IF $1 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($1)).tenant_id];
+    ELSIF NOT llm_usage._is_admin() THEN
+        v_tenants := llm_usage._my_tenants();
+    END IF;
+    RETURN QUERY
+    SELECT r.run_id, r.key_id, r.tenant_id, r.provider, r.trigger, r.status, r.window_from, r.window_to,
+           r.queued_at, r.started_at, r.finished_at, r.pages, r.rows_written, r.http_attempts, r.error
+      FROM llm_usage.collector_runs r
+     WHERE (v_tenants IS NULL OR r.tenant_id = ANY (v_tenants))
+       AND r.queued_at >= now() - make_interval(days => $2)
+     ORDER BY r.run_id DESC;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._collector_runs_for_impl(text, integer) IS
+'Internal: the body of llm_usage.collector_runs_for(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 /*
  * Price reconciliation: the provider's collected usage priced with the

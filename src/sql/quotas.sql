@@ -282,7 +282,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT array_agg(c.quota_type), array_agg(c.period), array_agg(c.period_start), array_agg(c.used)
       FROM llm_usage.quota_counters_table c
-     WHERE c.tenant_id = p_tenant AND llm_usage._can_access(p_tenant)
+     WHERE c.tenant_id = p_tenant COLLATE pg_catalog."default" AND llm_usage._can_access(p_tenant)
 $$;
 COMMENT ON FUNCTION llm_usage._quota_table_counters_impl(text) IS
 'Internal: the body of llm_usage._quota_table_counters(), run as the owner by its entry point, which records the caller (src/caller.c).';
@@ -310,7 +310,7 @@ AS $$
             UNION ALL
             SELECT x.tenant_id, x.quota_type, x.period, x.period_start, x.used, x.updated_at
               FROM llm_usage.quota_counters_table x
-             WHERE (p_tenant IS NULL OR x.tenant_id = p_tenant)
+             WHERE (p_tenant IS NULL OR x.tenant_id = p_tenant COLLATE pg_catalog."default")
                AND NOT EXISTS (SELECT 1 FROM shm WHERE shm.tenant_id = x.tenant_id)) c
      WHERE (SELECT llm_usage._is_admin()) OR c.tenant_id IN (SELECT unnest(llm_usage._my_tenants()))
 $$;
