@@ -15,7 +15,7 @@ EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(dir $(firs
 LAST_RELEASE = 1.2
 MODULE_big  = llm_usage
 OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/quota.o src/track.o src/crypto.o \
-              src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
+              src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o src/provider_custom.o \
               src/cron.o src/secret.o src/worker_tx.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
 
@@ -31,9 +31,9 @@ SHLIB_LINK  = -lcurl -lssl -lcrypto
 #   post_install: install-only steps that need the functions
 #   updates:      per-version deltas (ALTER TABLE, data migration, DROP)
 SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, roles.sql tenants.sql quotas.sql tracking.sql \
-                     rollups.sql collection.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
+                     rollups.sql collection.sql sources.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
 SQL_SOURCES      = $(addprefix src/sql/, common.sql access.sql tenants.sql quotas.sql tracking.sql \
-                     rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql \
+                     rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql sources.sql \
                      maintenance.sql focus.sql report.sql privileges.sql)
 SQL_POST_INSTALL = $(addprefix src/sql/post_install/, partitions.sql config_dump.sql)
 SQL_UPDATE       = src/sql/updates/$(LAST_RELEASE)--$(EXTVERSION).sql
