@@ -218,28 +218,35 @@ jtype(JsonbValue *v)
 	}
 }
 
-/* the value at a dotted path of object keys; false when absent (or a step is not an object) */
+/*
+ * the value at a dotted path of object keys; false when a key is absent or
+ * null on the way; a step that is present but not an object is malformed
+ */
 static bool
-at_path(Jsonb *jb, const char *path, JsonbValue *out)
+at_path(const CustomSource *s, int page_no, Jsonb *jb, const char *path, JsonbValue *out)
 {
 	JsonbContainer *c = &jb->root;
 	char	   *copy = pstrdup(path);
 	char	   *save = NULL;
 	char	   *key;
+	char	   *prev = NULL;
 	JsonbValue	v;
 
 	if (!JB_ROOT_IS_OBJECT(jb))
 		return false;
 	for (key = strtok_r(copy, ".", &save); key != NULL; key = strtok_r(NULL, ".", &save))
 	{
-		JsonbValue *found;
-
-		if (c == NULL || !JsonContainerIsObject(c))
+		if (prev != NULL)
+		{
+			if (v.type == jbvNull)
+				return false;
+			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+				bad_page(s, page_no, "\"%s\" is %s, not an object", prev, jtype(&v));
+			c = v.val.binary.data;
+		}
+		if (getKeyJsonValueFromContainer(c, key, strlen(key), &v) == NULL)
 			return false;
-		found = getKeyJsonValueFromContainer(c, key, strlen(key), &v);
-		if (found == NULL)
-			return false;
-		c = (v.type == jbvBinary) ? v.val.binary.data : NULL;
+		prev = key;
 	}
 	*out = v;
 	return true;
@@ -251,7 +258,7 @@ token_at(const CustomSource *s, int page_no, Jsonb *jb, const char *path)
 {
 	JsonbValue	v;
 
-	if (!at_path(jb, path, &v) || v.type == jbvNull)
+	if (!at_path(s, page_no, jb, path, &v) || v.type == jbvNull)
 		return NULL;
 	if (v.type == jbvNumeric)
 	{
@@ -304,7 +311,7 @@ custom_parse_page(const CustomSource *s, const char *body, size_t len, int page_
 		case CP_HAS_MORE:
 			if (!JB_ROOT_IS_OBJECT(jb))
 				bad_page(s, page_no, "the body is not a JSON object, so it has no \"%s\"", s->has_more_path);
-			if (!at_path(jb, s->has_more_path, &v) || v.type != jbvBool)
+			if (!at_path(s, page_no, jb, s->has_more_path, &v) || v.type != jbvBool)
 				bad_page(s, page_no, "no boolean \"%s\"", s->has_more_path);
 			if (v.val.boolean)
 			{
@@ -315,7 +322,7 @@ custom_parse_page(const CustomSource *s, const char *body, size_t len, int page_
 			}
 			break;
 		case CP_PAGE_NUMBER:
-			if (!at_path(jb, s->items_path, &v) || v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+			if (!at_path(s, page_no, jb, s->items_path, &v) || v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
 				bad_page(s, page_no, "no \"%s\" array", s->items_path);
 			if (JsonContainerSize(v.val.binary.data) > 0)
 				out->next = psprintf("%d", page_number + 1);

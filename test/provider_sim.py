@@ -691,7 +691,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 env["period"]["from"] = "1999-01-01T00:00:00Z"
         elif k == "purpose_control_char":
-            rows[0]["purpose"] = "check\u0007out"
+            rows[0]["purpose" if usage else "id"] = "check\u0007out"
         if body is None:
             body = json.dumps(env).encode()
         self.send(200, body)

@@ -98,7 +98,7 @@ BEGIN
             USING ERRCODE = 'undefined_function';
     END IF;
     IF p.prokind <> 'f' OR p.pronargs <> 2
-       OR p.proargtypes::oid[] <> ARRAY['jsonb'::regtype, 'bigint'::regtype]::oid[]
+       OR p.proargtypes[0] <> 'jsonb'::regtype OR p.proargtypes[1] <> 'bigint'::regtype
        OR NOT p.proretset OR p.prorettype <> 'llm_usage.usage_source_row'::regtype THEN
         RAISE EXCEPTION 'function % is not a mapping function', p_fn::regprocedure
             USING ERRCODE = 'invalid_parameter_value',
