@@ -253,6 +253,25 @@ $$;
 COMMENT ON FUNCTION llm_usage._check_source_endpoint(text, text, text, text, text) IS
 'Internal: raise 22004/22023 unless base URL, path template, time format and authentication of a custom source are well formed.';
 
+CREATE OR REPLACE FUNCTION llm_usage._check_source_secret(p_secret text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_secret IS NULL THEN
+        RAISE EXCEPTION 'secret must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Authentication bearer, header and query need the secret the service issued.';
+    END IF;
+    IF length(p_secret) < 8 OR length(p_secret) > 1024 OR p_secret !~ '^[[:graph:]]+$' THEN
+        RAISE EXCEPTION 'secret must be 8 to 1024 printable characters without spaces'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._check_source_secret(text) IS 'Internal: raise 22004/22023 unless a source''s secret looks like a token (the message never shows it).';
+
 CREATE OR REPLACE FUNCTION llm_usage._source_row(p_source_id bigint)
 RETURNS llm_usage.usage_source_store
 LANGUAGE plpgsql STABLE
@@ -330,7 +349,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF $8 <> 'none' THEN
-        PERFORM llm_usage._check_api_key($10);
+        PERFORM llm_usage._check_source_secret($10);
     END IF;
     INSERT INTO llm_usage.usage_source_store AS s
         (name, tenant_id, base_url, path_template, time_format, per_day, auth, auth_name, pagination,
@@ -374,7 +393,7 @@ BEGIN
         RAISE EXCEPTION 'usage source % has auth none: it has no secret', s.source_id
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM llm_usage._check_api_key($2);
+    PERFORM llm_usage._check_source_secret($2);
     IF s.secret_key_id IS NOT NULL AND EXISTS (SELECT 1 FROM llm_usage.provider_key_store k WHERE k.key_id = s.secret_key_id) THEN
         PERFORM llm_usage._rotate_provider_key_impl(s.secret_key_id, $2, false);
     ELSE
@@ -769,7 +788,7 @@ COMMENT ON VIEW llm_usage.usage_sources IS
 
 CREATE OR REPLACE FUNCTION llm_usage.source_usage(tenant_id text DEFAULT NULL, from_ts timestamptz DEFAULT NULL,
                                                   to_ts timestamptz DEFAULT NULL)
-RETURNS TABLE (tenant_id text, source_id bigint, source_name text, bucket_start timestamptz, bucket_end timestamptz,
+RETURNS TABLE (tenant text, source_id bigint, source_name text, bucket_start timestamptz, bucket_end timestamptz,
                metric text, attribution text, quantity numeric, unit text, cost_usd numeric, attributed_by text,
                collected_at timestamptz)
 LANGUAGE c STABLE
@@ -779,7 +798,7 @@ COMMENT ON FUNCTION llm_usage.source_usage(text, timestamptz, timestamptz) IS
 
 CREATE OR REPLACE FUNCTION llm_usage._source_usage_impl(tenant_id text DEFAULT NULL, from_ts timestamptz DEFAULT NULL,
                                                         to_ts timestamptz DEFAULT NULL)
-RETURNS TABLE (tenant_id text, source_id bigint, source_name text, bucket_start timestamptz, bucket_end timestamptz,
+RETURNS TABLE (tenant text, source_id bigint, source_name text, bucket_start timestamptz, bucket_end timestamptz,
                metric text, attribution text, quantity numeric, unit text, cost_usd numeric, attributed_by text,
                collected_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
