@@ -286,6 +286,9 @@ SELECT count(*) FROM llm_usage.focus_export('2026-01-01 00:00+00', '2100-01-01 0
 SELECT length(llm_usage.usage_report_html('atk_beta', '7d'));
 SELECT length(llm_usage.usage_report_html(NULL, '30d'));
 SELECT length(llm_usage.usage_report_html('atk_acme', '30d'));
+SELECT count(*) FROM llm_usage.source_usage('atk_beta', '2026-01-01 00:00+00', '2100-01-01 00:00+00');
+SELECT count(*) FROM llm_usage.source_usage(NULL, NULL, NULL);
+SELECT count(*) FROM llm_usage.source_usage('atk_acme');
 SELECT llm_usage._focus_check('2026-01-01 00:00+00', '2026-02-01 00:00+00', 'all');
 SELECT llm_usage._focus_provider_name('openai');
 SELECT llm_usage._html('<b>x</b>');
