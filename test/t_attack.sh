@@ -249,6 +249,11 @@ SELECT count(*) FROM llm_usage.quota_counters;
 SELECT count(*) FROM llm_usage.provider_keys;
 SELECT count(*) FROM llm_usage.reconciliation;
 SELECT count(*) FROM llm_usage.model_prices;
+SELECT llm_usage.track_response_usage('atk_acme', 'openai', 'gpt-4o', '{"prompt_tokens": 10, "completion_tokens": 5}');
+SELECT llm_usage.track_response_usage('atk_acme', 'anthropic', 'claude-sonnet-4-5', '{"input_tokens": 1, "output_tokens": 1, "cache_read_input_tokens": 5, "service_tier": "standard"}');
+SELECT llm_usage.track_response_usage('atk_beta', 'openai', 'gpt-4o', '{"prompt_tokens": 1}');
+SELECT * FROM llm_usage.price_reconciliation('2026-01-01', '2026-12-31', 'atk_acme');
+SELECT * FROM llm_usage.price_reconciliation(NULL, NULL, 'atk_beta');
 SQL
 )
 reader=$(sqlfile reader_calls <<'SQL'
@@ -308,6 +313,9 @@ SELECT count(*) FROM llm_usage.collector_runs;
 SELECT count(*) FROM llm_usage.quota_counters;
 SELECT count(*) FROM llm_usage.provider_keys;
 SELECT count(*) FROM llm_usage.reconciliation;
+SELECT * FROM llm_usage.price_reconciliation('2026-01-01', '2026-12-31');
+SELECT * FROM llm_usage.price_reconciliation(NULL, NULL, 'atk_acme');
+SELECT count(*) FROM llm_usage.rollup_status;
 SQL
 )
 # every function either role may execute is called above

@@ -243,7 +243,9 @@ COMMENT ON FUNCTION llm_usage._acknowledge_alert_impl(bigint) IS
 /*
  * check_alerts(): evaluate every rule once and raise what is due.  Windows:
  * quota_exceeded and unpriced_usage look at what happened since the last
- * check; quota_near at the current periods; high_latency and
+ * check, up to a watermark that never passes a transaction that may still
+ * commit (so a late commit is seen by the next check); quota_near at the
+ * current periods; high_latency and
  * high_error_rate at the last hour of calls; cost_anomaly at yesterday
  * (daily roll-ups) and today so far (raw calls), each against the average of
  * the 7 days before it.  Concurrent calls are serialised.
@@ -263,6 +265,8 @@ AS $$
 DECLARE
     v_now   timestamptz := clock_timestamp();
     v_since timestamptz;
+    v_pend  timestamptz;
+    v_next  record;
     n       integer := 0;
     k       integer;
     r       record;
@@ -270,7 +274,10 @@ BEGIN
     PERFORM llm_usage._require_admin('check_alerts');
     INSERT INTO llm_usage.alert_state (name, checked_at) VALUES ('check_alerts', v_now - interval '1 hour')
     ON CONFLICT DO NOTHING;
-    SELECT checked_at INTO v_since FROM llm_usage.alert_state WHERE name = 'check_alerts' FOR UPDATE;
+    SELECT checked_at, pending_at INTO v_since, v_pend FROM llm_usage.alert_state WHERE name = 'check_alerts' FOR UPDATE;
+    -- what happened since the last check is read up to a watermark that
+    -- never passes a transaction that may still commit (_next_watermark)
+    v_next := llm_usage._next_watermark(v_since, v_pend);
 
     -- quota_exceeded: denials since the last check, one per quota type and
     -- period, from the extension's own records only (never from events an
@@ -283,7 +290,7 @@ BEGIN
                   CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.details->'denied') = 'array'
                                                                THEN a.details->'denied' ELSE '[]' END) d
                   WHERE a.origin = 'llm_usage' AND a.event_type = 'quota' AND a.action = 'quota_exceeded'
-                    AND a.created_at >= v_since AND a.created_at < v_now
+                    AND a.created_at >= v_since AND a.created_at < v_next.watermark
                     AND jsonb_typeof(d) = 'object'
                     AND d->>'quota_type' IN (SELECT q.quota_type FROM llm_usage.quota_types q)
                     AND d->>'period' IN ('minute', 'hour', 'day', 'month')
@@ -379,16 +386,16 @@ BEGIN
                             CASE WHEN d.day = (v_now AT TIME ZONE t.timezone)::date
                                  THEN (SELECT coalesce(sum(e.cost_usd), 0) FROM llm_usage.usage_events e
                                         WHERE e.tenant_id = t.tenant_id
-                                          AND e.occurred_at >= d.day::timestamp AT TIME ZONE t.timezone
+                                          AND e.occurred_at >= llm_usage._local_day_start(d.day, t.timezone)
                                           AND e.occurred_at < v_now)
                                  ELSE (SELECT coalesce(sum(m.estimated_cost_usd), 0) FROM llm_usage.tenant_usage_metrics m
                                         WHERE m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-                                          AND m.period_start = d.day::timestamp AT TIME ZONE t.timezone) END AS cost,
+                                          AND m.period_start = llm_usage._local_day_start(d.day, t.timezone)) END AS cost,
                             (SELECT avg(coalesce(m.estimated_cost_usd, 0))
                                FROM generate_series(d.day - 7, d.day - 1, interval '1 day') g(day)
                                LEFT JOIN llm_usage.tenant_usage_metrics m
                                  ON m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-                                AND m.period_start = g.day::timestamp AT TIME ZONE t.timezone) AS trailing_avg
+                                AND m.period_start = llm_usage._local_day_start(g.day::date, t.timezone)) AS trailing_avg
                        FROM llm_usage.tenants t
                       CROSS JOIN LATERAL (VALUES ((v_now AT TIME ZONE t.timezone)::date - 1),
                                                  ((v_now AT TIME ZONE t.timezone)::date)) d(day))
@@ -416,7 +423,7 @@ BEGIN
         FOR r IN SELECT e.tenant_id, e.model, count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens
                    FROM llm_usage.usage_events e
                   WHERE e.cost_usd IS NULL AND e.model IS NOT NULL
-                    AND e.recorded_at >= v_since AND e.recorded_at < v_now
+                    AND e.recorded_at >= v_since AND e.recorded_at < v_next.watermark
                   GROUP BY 1, 2
                   ORDER BY 1, 2
         LOOP
@@ -432,7 +439,45 @@ BEGIN
         n := n + llm_usage._maintenance_failed('check_alerts/unpriced_usage', SQLSTATE, SQLERRM);
     END;
 
-    UPDATE llm_usage.alert_state SET checked_at = v_now WHERE name = 'check_alerts';
+    -- price_mismatch: UTC days of provider data collected since the last
+    -- check, each model's provider-reported cost against its usage priced
+    -- with the product's prices (price_reconciliation())
+    BEGIN
+        k := 0;
+        FOR r IN WITH touched AS (
+                     SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day
+                       FROM llm_usage.provider_costs c
+                      WHERE c.collected_at >= v_since AND c.collected_at < v_next.watermark
+                     UNION
+                     SELECT u.tenant_id, u.provider, (u.bucket_start AT TIME ZONE 'UTC')::date
+                       FROM llm_usage.provider_usage u
+                      WHERE u.collected_at >= v_since AND u.collected_at < v_next.watermark)
+                 SELECT x.*, (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).threshold AS threshold
+                   FROM touched t
+                  CROSS JOIN LATERAL llm_usage._price_reconciliation_rows(t.day, t.day, ARRAY[t.tenant_id]) x
+                  WHERE x.provider = t.provider AND x.model IS NOT NULL
+                    AND x.estimated_usd IS NOT NULL AND x.reported_usd IS NOT NULL
+                    AND (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).enabled
+                    AND ((x.reported_usd = 0 AND x.estimated_usd > 0)
+                         OR abs(x.difference_pct) > (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).threshold)
+                  ORDER BY x.tenant_id, x.provider, x.day, x.model
+        LOOP
+            k := k + (llm_usage._raise_alert(r.tenant_id, 'price_mismatch', (llm_usage._alert_rule(r.tenant_id, 'price_mismatch')).severity,
+                          format('tenant %s: %s reported %s USD for %s on %s, its usage at llm_usage''s prices costs %s USD (%s %%, threshold %s %%)',
+                                 r.tenant_id, r.provider, r.reported_usd, r.model, r.day, round(r.estimated_usd, 6),
+                                 coalesce(r.difference_pct::text, 'n/a'), r.threshold),
+                          jsonb_build_object('provider', r.provider, 'day', r.day, 'model', r.model,
+                                             'reported_usd', r.reported_usd, 'estimated_usd', r.estimated_usd,
+                                             'difference_usd', r.difference_usd, 'difference_pct', r.difference_pct,
+                                             'threshold_pct', r.threshold),
+                          format('%s/%s/%s', r.provider, r.day, r.model)) IS NOT NULL)::integer;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/price_mismatch', SQLSTATE, SQLERRM);
+    END;
+
+    UPDATE llm_usage.alert_state SET checked_at = v_next.watermark, pending_at = v_next.pending WHERE name = 'check_alerts';
     RETURN n;
 END
 $$;

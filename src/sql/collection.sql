@@ -413,10 +413,10 @@ BEGIN
         INSERT INTO llm_usage.provider_usage AS u
             (tenant_id, attributed_by, key_id, run_id, provider, endpoint, bucket_start, bucket_end, model,
              project_id, workspace_id, provider_api_key_id, service_tier, batch, input_tokens,
-             cached_input_tokens, cache_write_tokens, output_tokens, requests)
+             cached_input_tokens, cache_write_tokens, output_tokens, requests, cache_write_1h_tokens)
         SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'anthropic', 'messages', g.bs, g.be, g.model,
                NULL, g.workspace_id, g.api_key_id, g.service_tier, NULL,
-               g.uncached + g.cache_read + g.cache_write, g.cache_read, g.cache_write, g.output, 0
+               g.uncached + g.cache_read + g.cache_write, g.cache_read, g.cache_write, g.output, 0, g.cache_write_1h
           FROM (SELECT to_timestamp((b->>'start')::bigint) AS bs, to_timestamp((b->>'end')::bigint) AS be,
                        x->>'model' AS model, x->>'workspace_id' AS workspace_id, x->>'api_key_id' AS api_key_id,
                        x->>'service_tier' AS service_tier,
@@ -424,6 +424,7 @@ BEGIN
                        coalesce((x->>'cache_read_input_tokens')::bigint, 0) AS cache_read,
                        coalesce((x->>'cache_creation.ephemeral_5m_input_tokens')::bigint, 0)
                          + coalesce((x->>'cache_creation.ephemeral_1h_input_tokens')::bigint, 0) AS cache_write,
+                       coalesce((x->>'cache_creation.ephemeral_1h_input_tokens')::bigint, 0) AS cache_write_1h,
                        coalesce((x->>'output_tokens')::bigint, 0) AS output
                   FROM jsonb_array_elements(p_page->'data') b
                  CROSS JOIN LATERAL jsonb_array_elements(b->'results') x) g
@@ -432,6 +433,7 @@ BEGIN
            SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
                bucket_end = EXCLUDED.bucket_end, input_tokens = EXCLUDED.input_tokens,
                cached_input_tokens = EXCLUDED.cached_input_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,
+               cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,
                output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now()
          WHERE u.run_id IS DISTINCT FROM EXCLUDED.run_id;
     ELSIF p_endpoint = 'costs' AND r.provider IN ('openai', 'anthropic') THEN
@@ -505,3 +507,112 @@ SELECT tenant_id, provider, day,
  WHERE llm_usage._can_access(tenant_id);
 COMMENT ON VIEW llm_usage.reconciliation IS
 'Per tenant, provider and UTC day: cost tracked with track_usage() against cost the provider reported (NULL until collected), the difference in USD (reported minus tracked) and in percent of reported.';
+
+/*
+ * Price reconciliation: the provider's collected usage priced with the
+ * product's own price table, against what the provider says it cost, per
+ * tenant, provider, UTC day and model -- a stale or wrong price shows as a
+ * difference.  Usage rows are daily totals, so whether a request passed a
+ * long-context threshold is unknown: they are priced at the normal band's
+ * rates (heavy long-context use shows as a difference).  The tier comes
+ * from the row: batch, or the provider's service_tier (OpenAI default,
+ * Anthropic standard, priority_on_demand as priority, flex_discount as
+ * flex).  A cost row belongs to a model by its model (Anthropic), else by
+ * the part of its line item before the first comma (OpenAI "gpt-4o,
+ * input"); other line items (tools, images) have no model.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._usage_tier(p_service_tier text, p_batch boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_batch OR p_service_tier = 'batch' THEN 'batch'
+                WHEN p_service_tier IN ('flex', 'flex_discount') THEN 'flex'
+                WHEN p_service_tier IN ('priority', 'priority_on_demand') THEN 'priority'
+                ELSE 'standard' END
+$$;
+COMMENT ON FUNCTION llm_usage._usage_tier(text, boolean) IS
+'Internal: the service tier a collected usage row is priced in (batch, flex, priority, else standard).';
+
+CREATE OR REPLACE FUNCTION llm_usage._price_reconciliation_rows(p_from date, p_to date, p_tenants text[])
+RETURNS TABLE (tenant_id text, provider text, day date, model text, requests bigint, input_tokens bigint,
+               output_tokens bigint, estimated_usd numeric, reported_usd numeric, difference_usd numeric,
+               difference_pct numeric, unpriced_rows bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH used AS (
+        SELECT u.tenant_id, u.provider, (u.bucket_start AT TIME ZONE 'UTC')::date AS day, u.model,
+               sum(u.requests)::bigint AS requests, sum(u.input_tokens)::bigint AS input_tokens,
+               sum(u.output_tokens)::bigint AS output_tokens,
+               sum(llm_usage._cost(p, u.input_tokens, u.output_tokens, u.cached_input_tokens,
+                                   u.cache_write_tokens - u.cache_write_1h_tokens, u.cache_write_1h_tokens,
+                                   llm_usage._usage_tier(u.service_tier, u.batch), false)) AS estimated_usd,
+               count(*) FILTER (WHERE p.price_id IS NULL) AS unpriced_rows
+          FROM llm_usage.provider_usage u
+         CROSS JOIN LATERAL llm_usage._price_at(u.model, u.bucket_start) p
+         WHERE u.bucket_start >= p_from::timestamp AT TIME ZONE 'UTC'
+           AND u.bucket_start < (p_to + 1)::timestamp AT TIME ZONE 'UTC'
+           AND (p_tenants IS NULL OR u.tenant_id = ANY (p_tenants))
+         GROUP BY 1, 2, 3, 4),
+    reported AS (
+        SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day,
+               coalesce(c.model, CASE WHEN c.line_item ~ '^[^,]+, ' THEN split_part(c.line_item, ',', 1) END) AS model,
+               sum(c.amount_usd) AS reported_usd
+          FROM llm_usage.provider_costs c
+         WHERE c.bucket_start >= p_from::timestamp AT TIME ZONE 'UTC'
+           AND c.bucket_start < (p_to + 1)::timestamp AT TIME ZONE 'UTC'
+           AND (p_tenants IS NULL OR c.tenant_id = ANY (p_tenants))
+         GROUP BY 1, 2, 3, 4)
+    SELECT tenant_id, provider, day, model, requests, input_tokens, output_tokens,
+           estimated_usd, reported_usd, reported_usd - estimated_usd,
+           round(100 * (reported_usd - estimated_usd) / nullif(reported_usd, 0), 2),
+           coalesce(unpriced_rows, 0)
+      FROM used FULL JOIN reported USING (tenant_id, provider, day, model)
+     ORDER BY tenant_id, provider, day, model
+$$;
+COMMENT ON FUNCTION llm_usage._price_reconciliation_rows(date, date, text[]) IS
+'Internal: collected usage priced with the product''s prices against provider-reported cost, per tenant, provider, UTC day and model, for UTC days [p_from, p_to] and the given tenants (NULL: all).';
+
+CREATE OR REPLACE FUNCTION llm_usage.price_reconciliation(from_day date DEFAULT NULL, to_day date DEFAULT NULL,
+                                                          tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant text, provider text, day date, model text, requests bigint, input_tokens bigint,
+               output_tokens bigint, estimated_usd numeric, reported_usd numeric, difference_usd numeric,
+               difference_pct numeric, unpriced_rows bigint)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.price_reconciliation(date, date, text) IS
+'Per tenant, provider, UTC day and model in [from_day, to_day] (default: the last 30 days): the usage the provider reported, priced with llm_usage''s own prices (estimated_usd; normal band, the row''s service tier), against the cost the provider reported (reported_usd), the difference (reported minus estimated) in USD and percent of reported, and how many usage rows had no price.  A stale or wrong price shows as a difference; the price_mismatch alert fires above a set share.  NULL tenant_id: every tenant the caller may see.';
+
+CREATE OR REPLACE FUNCTION llm_usage._price_reconciliation_impl(from_day date DEFAULT NULL, to_day date DEFAULT NULL,
+                                                                tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant text, provider text, day date, model text, requests bigint, input_tokens bigint,
+               output_tokens bigint, estimated_usd numeric, reported_usd numeric, difference_usd numeric,
+               difference_pct numeric, unpriced_rows bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_to      date := coalesce($2, (now() AT TIME ZONE 'UTC')::date);
+    v_from    date := coalesce($1, v_to - 29);
+    v_tenants text[];
+BEGIN
+    IF v_from > v_to THEN
+        RAISE EXCEPTION 'from_day (%) is after to_day (%)', to_char(v_from, 'YYYY-MM-DD'), to_char(v_to, 'YYYY-MM-DD')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_to - v_from > 3660 THEN
+        RAISE EXCEPTION 'at most 3660 days at a time, got %', v_to - v_from + 1
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $3 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($3)).tenant_id];
+    ELSIF NOT llm_usage._is_admin() THEN
+        v_tenants := coalesce(llm_usage._my_tenants(), '{}');
+    END IF;
+    RETURN QUERY SELECT * FROM llm_usage._price_reconciliation_rows(v_from, v_to, v_tenants);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._price_reconciliation_impl(date, date, text) IS
+'Internal: the body of llm_usage.price_reconciliation(), run as the owner by its entry point, which records the caller (src/caller.c).';

@@ -30,7 +30,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.build_info(),
     llm_usage.quota_status(text),
     llm_usage.today_usage(text),
-    llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint),
+    llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint, bigint, text),
     llm_usage.credit_balance(text),
     llm_usage._quota_counters(text)
     TO llm_usage_app, llm_usage_reader;
@@ -38,12 +38,13 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     llm_usage.enforce_quota(text, text, numeric),
     llm_usage.enforce_quotas(text, jsonb),
-    llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
+    llm_usage.track_response_usage(text, text, text, jsonb, text, integer, integer, text, jsonb, text, timestamptz, text),
     llm_usage.audit(text, text, text, text, jsonb),
     llm_usage.deduct_credits(text, numeric, text, text),
     -- what the C enforce_quota and track_usage call as the calling role
     llm_usage._enforce_quota_sql(text, text, numeric),
-    llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
     llm_usage._quota_configs(),
     llm_usage._quota_table_counters(text)
     TO llm_usage_app;
@@ -54,6 +55,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer),
     llm_usage.usage_overview(text, text),
     llm_usage.cost_summary(text),
+    llm_usage.price_reconciliation(date, date, text),
     llm_usage.unpriced_models(),
     llm_usage.audit_trail(text, integer),
     llm_usage.failed_operations(text, integer),
@@ -91,7 +93,10 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.revoke_tenant_access(regrole, text),
     llm_usage.set_custom_quota(text, text, numeric, text),
     llm_usage.clear_custom_quota(text, text, text),
-    llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz),
+    llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz, numeric, bigint, numeric, numeric,
+                              numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric,
+                              numeric, numeric, numeric, numeric, numeric),
+    llm_usage.import_price_map(jsonb, timestamptz, text[]),
     llm_usage.aggregate_usage_metrics(text, timestamptz),
     llm_usage.grant_credits(text, numeric, text, text),
     llm_usage.add_provider_key(text, text, text, text, boolean),
@@ -110,6 +115,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.collect_source_now(bigint, date, date),
     llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
     llm_usage.check_alerts(),
+    llm_usage.admin_summary(timestamptz, timestamptz, integer),
     llm_usage.save_quota_counters(),
     -- counter corrections through the quota_counters view
     llm_usage._shm_usable(text),
@@ -129,7 +135,7 @@ REVOKE ALL ON TABLE
     llm_usage.provider_key_store, llm_usage.provider_keys, llm_usage.collector_runs,
     llm_usage.provider_attributions, llm_usage.reconciliation, llm_usage.audit_events,
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rules,
-    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks,
+    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks, llm_usage.rollup_status,
     llm_usage.usage_source_store, llm_usage.usage_sources, llm_usage.usage_source_attributions,
     llm_usage.custom_usage
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
@@ -147,7 +153,7 @@ GRANT SELECT ON llm_usage.tenants, llm_usage.tenant_quota_overrides, llm_usage.q
                 llm_usage.credit_ledger, llm_usage.provider_keys, llm_usage.reconciliation,
                 llm_usage.custom_usage, llm_usage.usage_sources
     TO llm_usage_app, llm_usage_reader;
-GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts TO llm_usage_reader;
+GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts, llm_usage.rollup_status TO llm_usage_reader;
 
 -- Admins may also read and fix data directly, in tables only, with their
 -- own rights.  Not: the audit log (written by the extension and by
@@ -165,7 +171,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     TO llm_usage_admin;
 GRANT SELECT ON llm_usage.audit_events, llm_usage.provider_keys, llm_usage.collector_runs,
                 llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks,
-                llm_usage.usage_sources
+                llm_usage.rollup_status, llm_usage.usage_sources
     TO llm_usage_admin;
 -- counter corrections: the view is not auto-updatable, its INSTEAD OF
 -- trigger runs with the admin's own rights
