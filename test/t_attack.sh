@@ -577,6 +577,24 @@ check "[P2] ... (delete)" grep -q 'cannot be changed or deleted' <<<"$out"
 check "[P2] prices are unchanged" test "$(sq -c "SELECT md5(string_agg(v::text, '|' ORDER BY price_id)) FROM llm_usage.model_price_versions v")" == "$before"
 out=$(asrole atk_alice "$ADB" "SELECT llm_usage.set_model_price('openai', 'atk-model', 1, 2)")
 check "[P3] set_model_price() still works for an admin ($out)" grep -qE '^[0-9]+$' <<<"$out"
+# a role with no llm_usage rights holds the advisory lock set_model_price()
+# once took, and a reader holds the table in ACCESS SHARE mode: neither may
+# block a price change (F10)
+as_user "$PGBIN/psql" -X -q -d "$ADB" -U atk_nobody \
+    -c "SELECT pg_advisory_lock(hashtext('llm_usage.model_price'), hashtext('atk-model'))" -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
+locker1=$!
+as_user "$PGBIN/psql" -X -q -d "$ADB" -U atk_rita \
+    -c "BEGIN" -c "LOCK TABLE llm_usage.model_price_versions IN ACCESS SHARE MODE" -c "SELECT pg_sleep(30)" >/dev/null 2>&1 &
+locker2=$!
+sleep 1
+out=$(asrole atk_alice "$ADB" "SET statement_timeout = '5s'; SELECT llm_usage.set_model_price('openai', 'atk-model', 2, 3, valid_from => pg_catalog.now() + interval '1 day') > 0")
+# end both sessions (their backends would sleep on without a client, holding
+# the watermark of check_alerts behind their transactions)
+sq -o /dev/null -c "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity
+                     WHERE usename IN ('atk_nobody', 'atk_rita') AND query LIKE '%pg_sleep%'"
+wait "$locker1" "$locker2" 2>/dev/null
+check "[L1] a role holding llm_usage's old advisory lock, or a reader holding the price table, does not block set_model_price() ($out)" \
+    grep -q '^t$' <<<"$out"
 
 check "[S3] no shadow ran during the attacks [X] to [P]" no_new_hits "$h1"
 check "[S3] no attacking role is a superuser" no_superuser

@@ -342,8 +342,10 @@ COMMENT ON FUNCTION llm_usage._price_dimensions(llm_usage.model_price_versions) 
 
 /*
  * _add_price_version(row): the one way a price version is added, for
- * set_model_price() and import_price_map().  Takes the model's advisory
- * lock; refuses a version that would rewrite history or change the
+ * set_model_price() and import_price_map().  Serialises price changes
+ * with a lock on model_price_versions that only its owner can take (an
+ * advisory lock could be held forever by any role that can connect);
+ * refuses a version that would rewrite history or change the
  * model's provider; inserts; prices the model's unpriced calls that the
  * new version covers.  Returns the stored row.
  */
@@ -360,7 +362,7 @@ DECLARE
     v_priced bigint;
     v_lost   text[];
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('llm_usage.model_price'), hashtext(p_new.model));
+    LOCK TABLE llm_usage.model_price_versions IN SHARE ROW EXCLUSIVE MODE;
     SELECT * INTO v_first FROM llm_usage.model_price_versions v WHERE v.model = p_new.model ORDER BY v.valid_from LIMIT 1;
     SELECT * INTO v_last FROM llm_usage.model_price_versions v WHERE v.model = p_new.model ORDER BY v.valid_from DESC LIMIT 1;
 
