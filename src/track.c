@@ -14,8 +14,14 @@
  *
  * Whether the calling role may track for a tenant comes from the tenant
  * directory of session_cache.c.  The price cache holds every row of
- * llm_usage.model_price_versions; session_cache.c drops it whenever prices,
- * plans, quotas, tenants or access change (a commit-time invalidation).
+ * llm_usage.model_price_versions; it is read again when the prices'
+ * generation (session_cache_prices_gen()) moved: a price change committed
+ * by anyone, or made by this backend.
+ *
+ * Every statement runs with search_path pinned to pg_catalog, pg_temp and
+ * names every object, function and sequence with its schema, so that the
+ * caller cannot redirect what runs as the owner (a shadowing nextval(text)
+ * in the caller's schema, say).
  *
  *-------------------------------------------------------------------------
  */
@@ -73,6 +79,7 @@ static SPIPlanPtr request_plan = NULL;
 static SPIPlanPtr insert_with_id_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static Oid	owner_oid = InvalidOid;
+static uint64 prices_gen = 0;	/* session_cache_prices_gen() when the prices were read */
 static Datum per_token = (Datum) 0;	/* 0.000001: rates are per million tokens */
 
 static const char *const event_types[] = {
@@ -102,7 +109,8 @@ rate(HeapTuple tup, TupleDesc desc, int col)
 
 /*
  * load_prices
- *		Load every price version into the cache with one query.  Expects a
+ *		Load every price version into the cache with one query, under a
+ *		snapshot taken after the prices' generation was read.  Expects a
  *		transaction; reads pending invalidations (SPI) and resets the cache
  *		before filling it.
  */
@@ -111,17 +119,21 @@ load_prices(void)
 {
 	HASHCTL		info;
 	MemoryContext old;
+	uint64		gen;
+	int			level;
 
 	if (price_ctx == NULL)
 		price_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage price cache", ALLOCSET_SMALL_SIZES);
 	session_cache_register(reset_prices);
+	gen = session_cache_prices_gen();
+	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (prices_plan == NULL)
 		prices_plan = session_cache_keep_plan("SELECT model, valid_from, price_id, provider, input_usd_per_mtok, output_usd_per_mtok, "
 											  "cached_input_usd_per_mtok, cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, "
 											  "output_above_200k_usd_per_mtok FROM llm_usage.model_price_versions "
 											  "ORDER BY model, valid_from DESC", 0, NULL);
-	if (SPI_execute_plan(prices_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(prices_plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading llm_usage.model_price_versions failed");
 
 	reset_prices();
@@ -167,6 +179,8 @@ load_prices(void)
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();
+	session_cache_unpin_search_path(level);
+	prices_gen = gen;
 }
 
 /* the version valid at "at", or NULL */
@@ -176,7 +190,7 @@ price_at(const char *model, TimestampTz at)
 	char		key[MODEL_MAX + 1];
 	ModelPrices *mp;
 
-	if (price_cache == NULL)
+	if (price_cache == NULL || prices_gen != session_cache_prices_gen())
 		load_prices();
 	memset(key, 0, sizeof(key));
 	strlcpy(key, model, sizeof(key));
@@ -285,6 +299,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	char		nulls[17];
 	Oid			save_userid;
 	int			save_sec;
+	int			level;
 	bool		written = false;
 
 	/* arguments: 0 tenant 1 event_type 2 model 3 input 4 output 5 cached 6 latency 7 status 8 result 9 metadata 10 request_id 11 occurred_at 12 cache_write */
@@ -361,9 +376,10 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	nulls[14] = PG_ARGISNULL(10) ? 'n' : ' ';
 	values[15] = TimestampTzGetDatum(at);
 
-	/* write as the function's owner, as SECURITY DEFINER would */
+	/* write as the function's owner, with search_path pinned, as SECURITY DEFINER SET search_path would */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(function_owner(fcinfo->flinfo->fn_oid), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (insert_plan == NULL)
 	{
@@ -378,7 +394,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 		insert_with_id_plan = session_cache_keep_plan(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
 															   cols), 17, types);
 		request_plan = session_cache_keep_plan("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
-											   "VALUES ($1, $2, nextval('llm_usage.usage_events_id_seq'), $3) "
+											   "VALUES ($1, $2, pg_catalog.nextval('llm_usage.usage_events_id_seq'::pg_catalog.regclass), $3) "
 											   "ON CONFLICT DO NOTHING RETURNING event_id", 3,
 											   (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
 	}
@@ -410,6 +426,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 		/* else: a repeated request; the SQL path returns the first event */
 	}
 	SPI_finish();
+	session_cache_unpin_search_path(level);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	return written;
 }
@@ -424,12 +441,14 @@ track_sql(FunctionCallInfo fcinfo)
 	TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
 	bool		isnull;
 	int64		id;
+	int			level;
 
 	for (int i = 0; i < 13; i++)
 	{
 		argnulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
+	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (fallback_plan == NULL)
 		fallback_plan = session_cache_keep_plan("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -438,6 +457,7 @@ track_sql(FunctionCallInfo fcinfo)
 		elog(ERROR, "llm_usage._track_usage_sql returned no row");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	session_cache_unpin_search_path(level);
 	return id;
 }
 

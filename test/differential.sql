@@ -562,9 +562,16 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
-/* counters, quota_status and denial audit of one tenant: what enforce_quota(s) wrote */
+/*
+ * counters, quota_status and denial audit of one tenant: what enforce_quota(s)
+ * wrote.  Denials are aggregated (pending in shared memory for the C side,
+ * in quota_denials_pending for the table twin) until written: both are
+ * written first, and the times of the first and last denial (each side's
+ * own clock) are left out of the comparison.
+ */
 CREATE FUNCTION difftest.quota_state(p_tenant text) RETURNS TABLE (what text, j jsonb)
 LANGUAGE sql AS $$
+    SELECT llm_usage._write_quota_denials(p_tenant, false);
     SELECT 'counters', coalesce(jsonb_agg(jsonb_build_object('type', c.quota_type, 'period', c.period,
                                                              'period_start', c.period_start, 'used', c.used)
                                           ORDER BY c.quota_type, c.period), '[]')
@@ -573,7 +580,10 @@ LANGUAGE sql AS $$
     SELECT 'quota_status', coalesce(jsonb_agg(to_jsonb(q) ORDER BY q.quota_type, q.period), '[]')
       FROM llm_usage.quota_status(p_tenant) q
     UNION ALL
-    SELECT 'audit', coalesce(jsonb_agg(jsonb_build_object('result', e.result, 'role', e.role_name, 'details', e.details)
+    SELECT 'audit', coalesce(jsonb_agg(jsonb_build_object('result', e.result, 'role', e.role_name, 'origin', e.origin,
+                                                          'details', e.details - 'first_at' - 'last_at',
+                                                          'times_ordered', (e.details->>'first_at')::timestamptz
+                                                                           <= (e.details->>'last_at')::timestamptz)
                                        ORDER BY e.audit_id), '[]')
       FROM llm_usage.audit_events e WHERE e.tenant_id = p_tenant AND e.action = 'quota_exceeded'
 $$;
