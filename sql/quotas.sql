@@ -100,6 +100,22 @@ SELECT details - 'first_at' - 'last_at' #- '{denied,0,period_start}' AS details,
        (details->>'first_at')::timestamptz <= (details->>'last_at')::timestamptz AS times_ordered
   FROM llm_usage.audit_events WHERE action = 'quota_exceeded' AND tenant_id = 'q3';
 SELECT llm_usage.flush_quota_denials() AS nothing_pending;
+-- a flush rolled back (to a savepoint, or the whole transaction) gives the
+-- denials back: the next flush writes them, once
+SELECT allowed FROM llm_usage.enforce_quota('q3', 'tokens', 1001);
+SELECT allowed FROM llm_usage.enforce_quota('q3', 'tokens', 2000);
+BEGIN;
+SELECT llm_usage.flush_quota_denials() AS written_then_rolled_back;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT llm_usage.flush_quota_denials() AS written_then_rolled_back_to_savepoint;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT llm_usage.flush_quota_denials() BETWEEN 1 AND 2 AS written;
+SELECT count(*) BETWEEN 2 AND 3 AS events, sum((details->>'denied_calls')::integer) AS denied_calls,
+       max(details->'denied'->0->>'requested') AS last_requested
+  FROM llm_usage.audit_events WHERE action = 'quota_exceeded' AND tenant_id = 'q3';
 SET llm_usage.audit_quota_denials = off;
 SELECT allowed FROM llm_usage.enforce_quota('q2', 'tokens', 5000);
 RESET llm_usage.audit_quota_denials;

@@ -387,15 +387,28 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
  * build_config
  *		A tenant's limits from its directory entry: the quotas in force in
  *		slot order, limits in millionths.  The limits' numerics are copied
- *		into one chunk of cache_ctx (the previous chunk is freed).  Reads
- *		no catalog.
+ *		into one chunk of cache_ctx (the previous chunk is freed); the
+ *		current periods already computed are kept if the time zone is the
+ *		same.  Reads no catalog.
  */
 static void
 build_config(TenantConfig *cfg, const SessionTenant *st)
 {
 	Size		size = 0;
 	char	   *p;
+	bool		same_zone = cfg->version != 0 && strcmp(cfg->timezone, st->timezone) == 0;
+	TimestampTz starts[QUOTA_SLOTS];
+	TimestampTz ends[QUOTA_SLOTS];
 
+	/* the periods computed so far stay right if the zone did not change */
+	memset(starts, 0, sizeof(starts));
+	memset(ends, 0, sizeof(ends));
+	if (same_zone)
+		for (int i = 0; i < cfg->nlimits; i++)
+		{
+			starts[cfg->limits[i].slot] = cfg->limits[i].start;
+			ends[cfg->limits[i].slot] = cfg->limits[i].end;
+		}
 	strlcpy(cfg->timezone, st->timezone, sizeof(cfg->timezone));
 	for (int i = 0; i < st->nquotas; i++)
 		if (!st->quotas[i].unlimited)
@@ -427,7 +440,8 @@ build_config(TenantConfig *cfg, const SessionTenant *st)
 			p += MAXALIGN(len);
 			l->limit_u = limit_to_micro(l->limit);
 		}
-		l->start = l->end = 0;
+		l->start = starts[l->slot];
+		l->end = ends[l->slot];
 	}
 	/* in slot order: quota type, then minute < hour < day < month */
 	for (int i = 1; i < cfg->nlimits; i++)
@@ -451,7 +465,6 @@ static TenantConfig *
 cached_config(const char *tenant)
 {
 	const SessionTenant *st;
-	char		key[QUOTA_TENANT_MAX + 1];
 	TenantConfig *cfg;
 	bool		found;
 
@@ -473,9 +486,7 @@ cached_config(const char *tenant)
 		config_cache = hash_create("llm_usage tenant quota config", 256, &info,
 								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	memset(key, 0, sizeof(key));
-	strlcpy(key, tenant, sizeof(key));
-	cfg = hash_search(config_cache, key, HASH_ENTER, &found);
+	cfg = hash_search(config_cache, tenant, HASH_ENTER, &found);	/* string keys */
 	if (!found)
 	{
 		cfg->chunk = NULL;
@@ -1507,12 +1518,12 @@ scan_entry(void *arg, QuotaEntry *e, uint64 incarnation)
 }
 
 /*
- * llm_usage._shm_reclaim() RETURNS integer
+ * llm_usage._shm_reclaim(idle interval DEFAULT '10 minutes') RETURNS integer
  *		Give back the shared entries nobody can use any more: of databases
  *		that no longer exist, of this database's dropped (or re-created)
  *		extensions, and of this database's tenants that no longer exist
- *		(unused for ten minutes, so that a tenant created by a transaction
- *		still open is not taken for gone).  Returns how many.  Commit-time
+ *		(unused for idle, so that a tenant created by a transaction still
+ *		open is not taken for gone).  Returns how many.  Commit-time
  *		reclaiming catches these as they happen; this is the sweep behind
  *		it (the worker's maintenance).  The extension's owner and superusers
  *		only.
@@ -1531,7 +1542,18 @@ llm_usage_shm_reclaim(PG_FUNCTION_ARGS)
 	s.dbs = palloc(sizeof(Oid) * Max(llm_usage_quota_max_tenants, 1));
 	s.tenants = palloc(sizeof(char *) * Max(llm_usage_quota_max_tenants, 1));
 	s.relid = session_cache_tenants_relid();
-	s.idle_before = GetCurrentTimestamp() - 10 * USECS_PER_MINUTE;
+	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
+	{
+		Interval   *idle = PG_GETARG_INTERVAL_P(0);
+
+		if (idle->month != 0 || idle->day < 0 || idle->time < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("idle must be a non-negative interval of days, hours, minutes or seconds")));
+		s.idle_before = GetCurrentTimestamp() - idle->day * USECS_PER_DAY - idle->time;
+	}
+	else
+		s.idle_before = GetCurrentTimestamp() - 10 * USECS_PER_MINUTE;
 	quota_foreach(InvalidOid, InvalidOid, scan_entry, &s);
 
 	memset(&rs, 0, sizeof(rs));

@@ -57,6 +57,7 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/proc.h"
@@ -120,6 +121,12 @@ static uint64 next_version = 0;
 static uint64 local_price_changes = 0;
 static LocalTransactionId standby_lxid = InvalidLocalTransactionId;
 static SPIPlanPtr directory_plan = NULL;
+
+/* what this backend read, for _session_cache_stats() */
+static int64 stat_directory_loads = 0;
+static int64 stat_tenant_reads = 0;
+static int64 stat_plan_loads = 0;
+static int64 stat_resets = 0;
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr plans_plan = NULL;
 
@@ -150,6 +157,7 @@ reset_all(void)
 	for (int i = 0; i < nresets; i++)
 		resets[i] ();
 	stale = false;
+	stat_resets++;
 }
 
 static void
@@ -498,6 +506,7 @@ load_directory(Oid caller)
 												 "FROM llm_usage._quota_configs(NULL::pg_catalog.text, $1)",
 												 1, (Oid[]) {INT4OID});
 	run_latest(directory_plan, &arg, "llm_usage._quota_configs()");
+	stat_directory_loads++;
 	memset(&info, 0, sizeof(info));
 	info.keysize = SESSION_TENANT_MAX + 1;
 	info.entrysize = sizeof(SessionTenant);
@@ -551,6 +560,7 @@ refresh_tenant(const char *tenant)
 											  "FROM llm_usage._quota_configs($1, 1)", 1, (Oid[]) {TEXTOID});
 	args[0] = CStringGetTextDatum(key);
 	run_latest(tenant_plan, args, "llm_usage._quota_configs()");
+	stat_tenant_reads++;
 	t = hash_search(directory, key, HASH_FIND, NULL);
 	if (t != NULL)
 	{
@@ -581,6 +591,7 @@ load_plans(void)
 		plans_plan = session_cache_keep_plan("SELECT plan, quota_types, periods, limits FROM llm_usage._plan_quotas()",
 											 0, NULL);
 	run_latest(plans_plan, NULL, "llm_usage._plan_quotas()");
+	stat_plan_loads++;
 	memset(&info, 0, sizeof(info));
 	info.keysize = PLAN_MAX;
 	info.entrysize = sizeof(PlanEntry);
@@ -663,7 +674,6 @@ merge_quotas(SessionTenant *t)
 const SessionTenant *
 session_cache_tenant(const char *tenant)
 {
-	char		key[SESSION_TENANT_MAX + 1];
 	SessionTenant *t;
 	Oid			caller;
 
@@ -677,11 +687,10 @@ session_cache_tenant(const char *tenant)
 		load_directory(caller);
 	if (plans == NULL || (gens != NULL && pg_atomic_read_u64(&gens->plans) != plans_gen))
 		load_plans();
-	memset(key, 0, sizeof(key));
-	strlcpy(key, tenant, sizeof(key));
-	t = hash_search(directory, key, HASH_FIND, NULL);
+	/* string keys: no padding needed to look up */
+	t = hash_search(directory, tenant, HASH_FIND, NULL);
 	if (t == NULL || (gens != NULL && pg_atomic_read_u64(&gens->tenant[t->gen_slot]) != t->gen))
-		t = refresh_tenant(key);
+		t = refresh_tenant(tenant);
 	if (t != NULL && t->plans_epoch != plans_epoch)
 		merge_quotas(t);
 	return t;
@@ -863,4 +872,30 @@ session_cache_shmem_startup(void)
 			pg_atomic_init_u64(&gens->tenant[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+PG_FUNCTION_INFO_V1(llm_usage_session_cache_stats);
+
+/*
+ * llm_usage._session_cache_stats() RETURNS TABLE (directory_loads bigint,
+ *		tenant_reads bigint, plan_loads bigint, resets bigint, tenants bigint)
+ *		What this backend read into its caches since it started: full
+ *		directory loads, single tenants read, plan loads, full resets, and
+ *		the tenants cached now.  For tests and diagnosis.
+ */
+Datum
+llm_usage_session_cache_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum(stat_directory_loads);
+	values[1] = Int64GetDatum(stat_tenant_reads);
+	values[2] = Int64GetDatum(stat_plan_loads);
+	values[3] = Int64GetDatum(stat_resets);
+	values[4] = Int64GetDatum(directory != NULL ? hash_get_num_entries(directory) : 0);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
