@@ -205,26 +205,38 @@ COMMENT ON FUNCTION llm_usage._audit_quota_denial(text, llm_usage._quota_check[]
 /* _check_quota_args(types, amounts): what _consume_table and _shm_consume rely on */
 CREATE OR REPLACE FUNCTION llm_usage._check_quota_args(p_types text[], p_amounts numeric[])
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_dup text;
 BEGIN
-    IF cardinality(p_types) IS DISTINCT FROM cardinality(p_amounts) THEN
+    IF coalesce(cardinality(p_types), 0) <> coalesce(cardinality(p_amounts), 0) THEN
         RAISE EXCEPTION 'quota_types and amounts differ in length'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT x INTO v_dup FROM unnest(p_types) x GROUP BY x HAVING count(*) > 1 ORDER BY x LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'quota type "%" is given more than once', v_dup
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give each quota type once, with the sum of its amounts.';
-    END IF;
+    -- in order, as _shm_consume checks them
+    FOR i IN 1..coalesce(cardinality(p_types), 0) LOOP
+        IF p_types[i] IS NULL THEN
+            RAISE EXCEPTION 'quota_type must not be NULL'
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM llm_usage.quota_types q WHERE q.quota_type = p_types[i]) THEN
+            RAISE EXCEPTION 'unknown quota type "%"', p_types[i]
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p_types[i] = ANY (p_types[1:i - 1]) THEN
+            RAISE EXCEPTION 'quota type "%" is given more than once', p_types[i]
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Give each quota type once, with the sum of its amounts.';
+        END IF;
+        IF p_amounts[i] IS NULL THEN
+            RAISE EXCEPTION 'amount for "%" must not be NULL', p_types[i]
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION llm_usage._check_quota_args(text[], numeric[]) IS
-'Internal: raise 22023 unless there are as many amounts as quota types and no quota type is given twice.';
+'Internal: raise 22004/22023 unless there are as many amounts as quota types, each type known, not NULL and given once, each amount not NULL (what _shm_consume checks, in the same order).';
 
 CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[])
 RETURNS SETOF llm_usage._quota_check
