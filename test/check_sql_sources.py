@@ -10,7 +10,8 @@ Run by test/run-all.sh after `make` (it reads the generated scripts).  Checks:
   * the re-runnable area files hold only re-runnable statements (CREATE OR
     REPLACE, COMMENT, GRANT/REVOKE, DO) and no table, type or data change;
   * the generated update script is the delta followed by every area file.
-Prints what it checked; exits 1 on the first kind of failure found.
+  * no file of the tree holds a merge-conflict marker.
+Prints what it checked; exits 1 if any check failed.
 """
 import hashlib
 import os
@@ -158,5 +159,21 @@ expect = ['src/sql/updates/%s--%s.sql' % (last, ver)] + ['src/sql/' + a for a in
 check(parts == expect, 'update script llm_usage--%s--%s.sql = delta + %d area files' % (last, ver, len(areas)))
 missing = sorted(set(f for f in sources if os.sep not in f) - set(areas))
 check(not missing, 'every area file is in SQL_SOURCES%s' % ''.join('\n        not listed: ' + m for m in missing))
+
+# 6. no merge-conflict markers anywhere in the tree
+marked = []
+for dirpath, dirnames, filenames in os.walk(ROOT):
+    dirnames[:] = [d for d in dirnames if d not in ('.git', 'results', 'tmp_check', 'log')]
+    for f in filenames:
+        path = os.path.join(dirpath, f)
+        try:
+            with open(path, encoding='utf-8') as fh:
+                for n, line in enumerate(fh, 1):
+                    if re.match(r'^(<{7} |>{7} |={7}$)', line):
+                        marked.append('%s:%d' % (os.path.relpath(path, ROOT), n))
+                        break
+        except (UnicodeDecodeError, OSError):
+            pass
+check(not marked, 'no merge-conflict markers in the tree%s' % ''.join('\n        ' + m for m in marked))
 
 sys.exit(1 if failures else 0)

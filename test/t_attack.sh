@@ -22,9 +22,10 @@
 # tries ALTER ROLE ... SUPERUSER: a shadow that ran anywhere, as anyone, is
 # a failure, and so is any role that became a superuser.
 #
-# Two checks guard code that other changes fix: [W1] (the worker's own
-# session search_path, src/worker.c/collector.c) and the warm-cache case of
-# [I2] (quota.c's per-role cache keyed by the outer user).
+# Some checks guard code that other changes fix: [W1] (the worker's own
+# session search_path, src/worker.c and src/collector.c) and [S1]/[S2] (the
+# C track_usage preparing its SPI statements as the owner under the
+# caller's search_path, src/track.c); they fail until those land.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/worker_lib.sh"
@@ -34,8 +35,8 @@ A="$WORK/attack.$$"
 mkdir -p "$A"
 chown "$TEST_USER" "$A"
 failed=0
-ok() { echo "ok      $*"; }
-bad() { echo "FAILED  $*"; failed=$((failed + 1)); }
+ok() { echo "  pass  $*"; }
+bad() { echo "  FAIL  $*"; failed=$((failed + 1)); }
 check() {       # check NAME COMMAND...: ok when COMMAND succeeds
     local name=$1; shift
     if "$@"; then ok "$name"; else bad "$name"; fi
@@ -283,6 +284,25 @@ SELECT llm_usage.credit_balance('atk_beta');
 SELECT * FROM llm_usage._quota_counters('atk_beta');
 SELECT * FROM llm_usage.build_info();
 SELECT llm_usage._caller(), llm_usage._is_admin(), llm_usage._my_tenants(), llm_usage._can_access('atk_acme');
+SELECT count(*) FROM llm_usage.focus_export('2026-01-01 00:00+00', '2100-01-01 00:00+00', 'all');
+SELECT count(*) FROM llm_usage.focus_export('2026-01-01 00:00+00', '2100-01-01 00:00+00', 'tracked');
+SELECT length(llm_usage.usage_report_html('atk_beta', '7d'));
+SELECT length(llm_usage.usage_report_html(NULL, '30d'));
+SELECT length(llm_usage.usage_report_html('atk_acme', '30d'));
+SELECT llm_usage._focus_check('2026-01-01 00:00+00', '2026-02-01 00:00+00', 'all');
+SELECT llm_usage._focus_provider_name('openai');
+SELECT llm_usage._html('<b>x</b>');
+SELECT llm_usage._report_fit('a label', 40, 12);
+SELECT llm_usage._report_charw('W');
+SELECT llm_usage._report_num(1234.5, 'usd');
+SELECT llm_usage._report_step(17);
+SELECT llm_usage._report_tick(5, 'usd', 1);
+SELECT length(llm_usage._report_columns('c', 'usd', ARRAY['k1'], ARRAY['K1'], ARRAY['s1'], ARRAY['#123456'], ARRAY[1.5], 'title', 400, 200, 10, 'note'));
+SELECT length(llm_usage._report_hbars('h', ARRAY['k1'], ARRAY['K1'], ARRAY[1.5], ARRAY[0.5], ARRAY['usd'], ARRAY['#123456'], 400, 'title'));
+SELECT length(llm_usage._report_legend(ARRAY['s1'], ARRAY['#123456']));
+SELECT length(llm_usage._report_chart_pair('c', 'usd', ARRAY['k1'], ARRAY['K1'], ARRAY['s1'], ARRAY['#123456'], ARRAY[1.5], 'title', 10, 'note', true));
+SELECT length(llm_usage._report_hbars_pair('h', ARRAY['k1'], ARRAY['K1'], ARRAY[1.5], ARRAY[0.5], ARRAY['usd'], ARRAY['#123456'], 'title'));
+SELECT length(llm_usage._report_css());
 SELECT count(*) FROM llm_usage.alerts;
 SELECT count(*) FROM llm_usage.collector_runs;
 SELECT count(*) FROM llm_usage.quota_counters;
