@@ -22,10 +22,11 @@
 # tries ALTER ROLE ... SUPERUSER: a shadow that ran anywhere, as anyone, is
 # a failure, and so is any role that became a superuser.
 #
-# Some checks guard code that other changes fix: [W1] (the worker's own
-# session search_path, src/worker.c and src/collector.c) and [S1]/[S2] (the
-# C track_usage preparing its SPI statements as the owner under the
-# caller's search_path, src/track.c); they fail until those land.
+# One check guards code that another change fixes: [W1] (the worker's own
+# session search_path, src/worker.c and src/collector.c); it fails until
+# that lands.  [S1]/[S2] (the C track_usage's SPI as the owner) and [I2]
+# (the session caches keyed by the caller) guard src/track.c,
+# src/session_cache.c and src/quota.c.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/worker_lib.sh"
