@@ -772,17 +772,20 @@ llm_usage_quota_saver_main(Datum main_arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
+	/* the file holds what was loaded at start: the first save is an interval away */
 	while (!ShutdownRequestPending)
 	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 llm_usage_quota_save_interval, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (ShutdownRequestPending)
+			break;
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		(void) quota_save_if_changed();
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 llm_usage_quota_save_interval, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
 	}
 	(void) quota_save_if_changed();
 	proc_exit(0);

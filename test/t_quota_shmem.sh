@@ -47,6 +47,7 @@ q() { local db=$1; shift; psql_q -At -d "$db" -c "$*"; }
 status() { q "$A" "SELECT entries FROM llm_usage._shm_status()"; }
 
 q "$A" "CREATE EXTENSION llm_usage" >/dev/null
+q "$A" "SELECT llm_usage._shm_reclaim()" >/dev/null     # what earlier suites left of dropped databases
 before=$(status)
 M=$(( before + 25 > 100 ? before + 25 : 100 ))
 psql_q -d postgres -o /dev/null -c "ALTER SYSTEM SET llm_usage.quota_max_tenants = $M"
