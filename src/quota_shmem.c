@@ -773,6 +773,7 @@ llm_usage_quota_saver_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	/* the file holds what was loaded at start: the first save is an interval away */
+	ResetLatch(MyLatch);
 	while (!ShutdownRequestPending)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -36,7 +36,7 @@ wait_ready() {
 }
 cleanup() {
     psql_q -d postgres -o /dev/null -c "ALTER SYSTEM RESET llm_usage.quota_max_tenants" \
-        -c "ALTER SYSTEM RESET llm_usage.quota_save_interval" 2>/dev/null || true
+        -c "ALTER SYSTEM RESET llm_usage.quota_save_interval" -c "ALTER SYSTEM RESET llm_usage.enabled" 2>/dev/null || true
     restart 2>/dev/null || true
     for d in $A $B $C; do psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $d" 2>/dev/null || true; done
 }
@@ -50,7 +50,9 @@ q "$A" "CREATE EXTENSION llm_usage" >/dev/null
 q "$A" "SELECT llm_usage._shm_reclaim()" >/dev/null     # what earlier suites left of dropped databases
 before=$(status)
 M=$(( before + 25 > 100 ? before + 25 : 100 ))
-psql_q -d postgres -o /dev/null -c "ALTER SYSTEM SET llm_usage.quota_max_tenants = $M"
+# the worker's maintenance sweeps too: off while this runs, so that what is
+# swept here is what this test left to sweep
+psql_q -d postgres -o /dev/null -c "ALTER SYSTEM SET llm_usage.quota_max_tenants = $M" -c "ALTER SYSTEM SET llm_usage.enabled = off"
 restart
 wait_ready
 in_use=$(status)
@@ -128,6 +130,7 @@ psql_q -d postgres -o /dev/null -c "ALTER SYSTEM SET llm_usage.quota_save_interv
 restart          # a clean restart saves the file with C's entries
 wait_ready
 saved=$(status)
+f0=$(date -r "$FILE" +%s%N)
 psql_q -d postgres -o /dev/null -c "DROP DATABASE $C"
 dropped=$(status)
 as_user "$PGBIN/psql" -X -q -d "$A" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
@@ -138,6 +141,7 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 [[ -n $victim ]] || fail "no backend to kill"
+[[ $(date -r "$FILE" +%s%N) == "$f0" ]] || fail "the saver wrote the file within its 60 s interval: the test cannot go on"
 kill -9 "$victim"
 wait || true
 sleep 1
