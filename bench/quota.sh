@@ -12,6 +12,7 @@
 #                spent: every call denied
 #   hot          enforce_quota of one tenant, every call admitted
 #   spread       enforce_quota over 1,000 tenants, admitted
+#   tenk         enforce_quota over 10,000 tenants, nothing changing
 #   churn        enforce_quota over 10,000 tenants while another session
 #                commits a plan change every second: update_tenant() moves
 #                a tenant to another plan
@@ -85,6 +86,7 @@ cat >"$B/churn.sql" <<'SQL'
 SELECT * FROM llm_usage.enforce_quota('c' || :t, 'api_calls', 1);
 SQL
 cp "$B/churn.sql" "$B/churn_plan.sql"
+cp "$B/churn.sql" "$B/tenk.sql"
 chown "$TEST_USER" "$B"/*.sql
 
 changer() {     # changer KIND: one plan change committed every second until killed
@@ -94,7 +96,7 @@ changer() {     # changer KIND: one plan change committed every second until kil
         if [[ $1 == churn ]]; then
             q -o /dev/null -c "SELECT llm_usage.update_tenant('c$(( (i * 7919) % 10000 + 1 ))', CASE WHEN $i % 2 = 0 THEN 'bench' ELSE 'bench2' END)"
         else
-            q -o /dev/null -c "SELECT llm_usage.set_plan_quota('bench', 'tokens', 1000000000000 + $i, 'month')"
+            q -o /dev/null -c "SELECT llm_usage.set_plan_quota('bench', 'tokens', 100000000000 + $i, 'month')"
         fi
         echo x >>"$B/changes.$1"
         sleep 1
@@ -123,7 +125,7 @@ done
 # the flood tenant's first 10 calls are admitted, every later one denied
 denied_calls=-10
 
-SCENARIOS="select1 denied hot spread churn churn_plan"
+SCENARIOS="select1 denied hot spread tenk churn churn_plan"
 declare -A runs
 for r in $(seq 1 "$ROUNDS"); do
     for s in $SCENARIOS; do
@@ -159,6 +161,7 @@ changes_plan=$(wc -l <"$B/changes.churn_plan" 2>/dev/null || echo 0)
 r_denied=$(ratio "${med[denied]}" "${med[select1]}")
 r_hot=$(ratio "${med[hot]}" "${med[select1]}")
 r_spread=$(ratio "${med[spread]}" "${med[select1]}")
+r_tenk=$(ratio "${med[tenk]}" "${med[select1]}")
 r_churn=$(ratio "${med[churn]}" "${med[select1]}")
 r_churn_plan=$(ratio "${med[churn_plan]}" "${med[select1]}")
 
@@ -173,6 +176,7 @@ medians (and range) of $ROUNDS interleaved runs of ${SECS} s
 | enforce_quota, one tenant, every call denied | ${med[denied]} (${spr[denied]}) | $r_denied | >= 0.8 | $(pass "$r_denied >= 0.8") |
 | enforce_quota, one hot tenant admitted | ${med[hot]} (${spr[hot]}) | $r_hot | >= 0.8 | $(pass "$r_hot >= 0.8") |
 | enforce_quota, 1,000 tenants | ${med[spread]} (${spr[spread]}) | $r_spread | >= 0.8 | $(pass "$r_spread >= 0.8") |
+| enforce_quota, 10,000 tenants, nothing changed | ${med[tenk]} (${spr[tenk]}) | $r_tenk | | |
 | enforce_quota, 10,000 tenants, a tenant's plan changed every second ($changes_tenant changes) | ${med[churn]} (${spr[churn]}) | $r_churn | >= 0.7 | $(pass "$r_churn >= 0.7") |
 | enforce_quota, 10,000 tenants, their plan's quotas changed every second ($changes_plan changes) | ${med[churn_plan]} (${spr[churn_plan]}) | $r_churn_plan | >= 0.7 | $(pass "$r_churn_plan >= 0.7") |
 

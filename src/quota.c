@@ -96,10 +96,10 @@ typedef struct TenantConfig
 {
 	char		tenant[QUOTA_TENANT_MAX + 1];	/* hash key */
 	uint64		version;		/* of the directory entry it was built from */
-	char		timezone[TZ_STRLEN_MAX + 1];
+	const char *timezone;		/* in chunk */
 	int			nlimits;
-	CachedLimit limits[QUOTA_SLOTS];	/* ordered by slot */
-	char	   *chunk;			/* the limits' numerics */
+	CachedLimit *limits;		/* [nlimits] in chunk, ordered by slot */
+	char	   *chunk;			/* limits, their numerics, the time zone: one allocation */
 	bool		has_shared;		/* shared is an entry looked up or taken */
 	QuotaRef	shared;
 	bool		no_room;		/* llm_usage.quota_max_tenants reached when last tried */
@@ -394,9 +394,10 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
 static void
 build_config(TenantConfig *cfg, const SessionTenant *st)
 {
-	Size		size = 0;
+	Size		size;
+	char	   *chunk;
 	char	   *p;
-	bool		same_zone = cfg->version != 0 && strcmp(cfg->timezone, st->timezone) == 0;
+	bool		same_zone = cfg->chunk != NULL && strcmp(cfg->timezone, st->timezone) == 0;
 	TimestampTz starts[QUOTA_SLOTS];
 	TimestampTz ends[QUOTA_SLOTS];
 
@@ -409,13 +410,20 @@ build_config(TenantConfig *cfg, const SessionTenant *st)
 			starts[cfg->limits[i].slot] = cfg->limits[i].start;
 			ends[cfg->limits[i].slot] = cfg->limits[i].end;
 		}
-	strlcpy(cfg->timezone, st->timezone, sizeof(cfg->timezone));
+	size = MAXALIGN(sizeof(CachedLimit) * Min(Max(st->nquotas, 1), QUOTA_SLOTS)) +
+		MAXALIGN(strlen(st->timezone) + 1);
 	for (int i = 0; i < st->nquotas; i++)
 		if (!st->quotas[i].unlimited)
 			size += MAXALIGN(VARSIZE_ANY(DatumGetPointer(st->quotas[i].limit)));
+	chunk = MemoryContextAlloc(cache_ctx, size);
 	if (cfg->chunk != NULL)
 		pfree(cfg->chunk);
-	cfg->chunk = p = MemoryContextAlloc(cache_ctx, Max(size, 1));
+	cfg->chunk = chunk;
+	cfg->limits = (CachedLimit *) chunk;
+	p = chunk + MAXALIGN(sizeof(CachedLimit) * Min(Max(st->nquotas, 1), QUOTA_SLOTS));
+	strcpy(p, st->timezone);
+	cfg->timezone = p;
+	p += MAXALIGN(strlen(st->timezone) + 1);
 	cfg->nlimits = 0;
 	for (int i = 0; i < st->nquotas; i++)
 	{
@@ -424,7 +432,7 @@ build_config(TenantConfig *cfg, const SessionTenant *st)
 		int			per = period_index(q->period);
 		CachedLimit *l;
 
-		if (t < 0 || per < 0 || cfg->nlimits >= QUOTA_SLOTS)
+		if (t < 0 || per < 0 || cfg->nlimits >= Min(st->nquotas, QUOTA_SLOTS))
 			continue;
 		l = &cfg->limits[cfg->nlimits++];
 		l->slot = t * QUOTA_NPERIODS + per;
