@@ -50,6 +50,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -258,6 +259,45 @@ limit_to_micro(Datum limit)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
 }
 
+/*
+ * limit_to_micro, remembered: the same few limits (a plan's) are converted
+ * for every tenant on the plan each time the plans are read again, so the
+ * last conversion of each is kept in a small direct-mapped table keyed by
+ * the numeric's bytes.
+ */
+#define LIMIT_MEMO_SIZE		64
+#define LIMIT_MEMO_BYTES	32
+
+typedef struct LimitMemo
+{
+	Size		len;			/* 0: empty */
+	char		bytes[LIMIT_MEMO_BYTES];
+	int64		limit_u;
+} LimitMemo;
+
+static LimitMemo limit_memo[LIMIT_MEMO_SIZE];
+
+static int64
+limit_to_micro_memo(Datum limit)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(limit);
+	Size		len;
+	LimitMemo  *m;
+
+	if (VARATT_IS_EXTENDED(raw) && !VARATT_IS_SHORT(raw))
+		return limit_to_micro(limit);
+	len = VARSIZE_ANY(raw);
+	if (len > LIMIT_MEMO_BYTES)
+		return limit_to_micro(limit);
+	m = &limit_memo[hash_bytes((const unsigned char *) raw, (int) len) % LIMIT_MEMO_SIZE];
+	if (m->len == len && memcmp(m->bytes, raw, len) == 0)
+		return m->limit_u;
+	m->limit_u = limit_to_micro(limit);
+	memcpy(m->bytes, raw, len);
+	m->len = len;
+	return m->limit_u;
+}
+
 static Datum
 micro_to_numeric(int64 v)
 {
@@ -446,7 +486,7 @@ build_config(TenantConfig *cfg, const SessionTenant *st)
 			memcpy(p, DatumGetPointer(q->limit), len);
 			l->limit = PointerGetDatum(p);
 			p += MAXALIGN(len);
-			l->limit_u = limit_to_micro(l->limit);
+			l->limit_u = limit_to_micro_memo(l->limit);
 		}
 		l->start = starts[l->slot];
 		l->end = ends[l->slot];

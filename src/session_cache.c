@@ -98,6 +98,8 @@ typedef struct PlanEntry
 	char		plan[PLAN_MAX];	/* hash key */
 	int			nquotas;
 	SessionQuota *quotas;		/* in plans_ctx */
+	uint64		content;		/* hash of its quotas as read */
+	uint64		version;		/* kept across reads while content is the same */
 } PlanEntry;
 
 static ConfigGens *gens = NULL;
@@ -117,6 +119,7 @@ static HTAB *plans = NULL;
 static MemoryContext plans_ctx = NULL;
 static uint64 plans_gen = 0;	/* gens->plans when the plans were read */
 static uint64 plans_epoch = 0;	/* bumped whenever the plans are read */
+static uint64 next_plan_version = 0;
 static uint64 next_version = 0;
 static uint64 local_price_changes = 0;
 static LocalTransactionId standby_lxid = InvalidLocalTransactionId;
@@ -127,6 +130,7 @@ static int64 stat_directory_loads = 0;
 static int64 stat_tenant_reads = 0;
 static int64 stat_plan_loads = 0;
 static int64 stat_resets = 0;
+static int64 stat_merges = 0;
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr plans_plan = NULL;
 
@@ -463,6 +467,7 @@ directory_add(HeapTuple tup, TupleDesc desc, uint64 gen)
 	t->nquotas = 0;
 	t->quotas = NULL;
 	t->plans_epoch = 0;			/* merged on first use */
+	t->plan_version = 0;
 	t->gen_slot = (gens != NULL) ? gen_slot(key) : 0;
 	t->gen = gen;
 	t->version = ++next_version;
@@ -575,14 +580,42 @@ refresh_tenant(const char *tenant)
 	return t;
 }
 
-/* read every plan's quotas (_plan_quotas()) */
+/*
+ * load_plans
+ *		Read every plan's quotas (_plan_quotas()).  A plan whose quotas are
+ *		what they were keeps its version, so that the tenants on it need
+ *		not be merged again (a change to one plan re-merges its tenants
+ *		only).
+ */
 static void
 load_plans(void)
 {
 	HASHCTL		info;
 	uint64		g = (gens != NULL) ? pg_atomic_read_u64(&gens->plans) : 0;
 	int			level;
+	int			nold = 0;
+	struct
+	{
+		char		plan[PLAN_MAX];
+		uint64		content;
+		uint64		version;
+	}		   *old = NULL;
 
+	if (plans != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		PlanEntry  *p;
+
+		old = palloc(sizeof(*old) * Max(hash_get_num_entries(plans), 1));
+		hash_seq_init(&seq, plans);
+		while ((p = hash_seq_search(&seq)) != NULL)
+		{
+			memcpy(old[nold].plan, p->plan, PLAN_MAX);
+			old[nold].content = p->content;
+			old[nold].version = p->version;
+			nold++;
+		}
+	}
 	plans = NULL;
 	MemoryContextReset(plans_ctx);
 	level = session_cache_pin_search_path();
@@ -616,6 +649,21 @@ load_plans(void)
 		p = hash_search(plans, key, HASH_ENTER, NULL);
 		p->nquotas = n;
 		p->quotas = pack_quotas(plans_ctx, n, q, 0, NULL);
+		p->content = 0;
+		for (int c = 2; c <= 4; c++)
+		{
+			bool		isnull;
+			struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(SPI_getbinval(tup, SPI_tuptable->tupdesc, c, &isnull)));
+
+			p->content = hash_combine64(p->content,
+										hash_bytes_extended((const unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), c));
+		}
+		p->version = 0;
+		for (int o = 0; o < nold; o++)
+			if (strcmp(old[o].plan, key) == 0 && old[o].content == p->content)
+				p->version = old[o].version;
+		if (p->version == 0)
+			p->version = ++next_plan_version;
 	}
 	SPI_finish();
 	session_cache_unpin_search_path(level);
@@ -634,8 +682,15 @@ merge_quotas(SessionTenant *t)
 {
 	PlanEntry  *p = hash_search(plans, t->plan, HASH_FIND, NULL);
 	int			nplan = p ? p->nquotas : 0;
-	SessionQuota *all = palloc(sizeof(SessionQuota) * Max(nplan + t->noverrides, 1));
+	SessionQuota *all;
 	int			n = 0;
+
+	t->plans_epoch = plans_epoch;
+	if (t->merged != NULL && t->plan_version == (p ? p->version : 0))
+		return;					/* its plan did not change */
+	t->plan_version = p ? p->version : 0;
+	stat_merges++;
+	all = palloc(sizeof(SessionQuota) * Max(nplan + t->noverrides, 1));
 
 	for (int i = 0; i < nplan; i++)
 	{
@@ -655,7 +710,6 @@ merge_quotas(SessionTenant *t)
 	t->merged = pack_quotas(directory_ctx, n, all, 0, NULL);
 	t->quotas = t->merged;
 	t->nquotas = n;
-	t->plans_epoch = plans_epoch;
 	t->version = ++next_version;
 	pfree(all);
 }
@@ -878,17 +932,19 @@ PG_FUNCTION_INFO_V1(llm_usage_session_cache_stats);
 
 /*
  * llm_usage._session_cache_stats() RETURNS TABLE (directory_loads bigint,
- *		tenant_reads bigint, plan_loads bigint, resets bigint, tenants bigint)
+ *		tenant_reads bigint, plan_loads bigint, resets bigint, tenants bigint,
+ *		merges bigint)
  *		What this backend read into its caches since it started: full
- *		directory loads, single tenants read, plan loads, full resets, and
- *		the tenants cached now.  For tests and diagnosis.
+ *		directory loads, single tenants read, plan loads, full resets, the
+ *		tenants cached now, and the tenants whose quotas were merged from
+ *		their plan and overrides.  For tests and diagnosis.
  */
 Datum
 llm_usage_session_cache_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -897,5 +953,6 @@ llm_usage_session_cache_stats(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(stat_plan_loads);
 	values[3] = Int64GetDatum(stat_resets);
 	values[4] = Int64GetDatum(directory != NULL ? hash_get_num_entries(directory) : 0);
+	values[5] = Int64GetDatum(stat_merges);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

@@ -49,7 +49,8 @@ typedef struct SessionTenant
 	int			noverrides;
 	const SessionQuota *overrides;
 	SessionQuota *merged;		/* quotas, when built: one chunk */
-	uint64		plans_epoch;	/* plans it was merged with */
+	uint64		plans_epoch;	/* plans read when it was last checked */
+	uint64		plan_version;	/* version of its plan it was merged with */
 	int			gen_slot;
 	uint64		gen;			/* its generation when read */
 } SessionTenant;

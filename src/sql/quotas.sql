@@ -363,11 +363,12 @@ COMMENT ON FUNCTION llm_usage._shm_reclaim(interval) IS
 'Internal (worker): gives back the shared quota entries of dropped databases, of this database''s dropped extensions and of its deleted tenants (unused for p_idle); returns how many.';
 
 CREATE OR REPLACE FUNCTION llm_usage._session_cache_stats(OUT directory_loads bigint, OUT tenant_reads bigint,
-                                                          OUT plan_loads bigint, OUT resets bigint, OUT tenants bigint)
+                                                          OUT plan_loads bigint, OUT resets bigint, OUT tenants bigint,
+                                                          OUT merges bigint)
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_session_cache_stats';
 COMMENT ON FUNCTION llm_usage._session_cache_stats() IS
-'Internal: what this session read into its configuration caches since it started (full directory loads, single tenants, plan loads, full resets) and the tenants it caches now; for tests and diagnosis.';
+'Internal: what this session read into its configuration caches since it started (full directory loads, single tenants, plan loads, full resets), the tenants it caches now, and how many times a tenant''s quotas were merged from its plan and overrides; for tests and diagnosis.';
 
 CREATE OR REPLACE FUNCTION llm_usage._shm_status(OUT entries integer, OUT max_entries integer, OUT this_database integer)
 LANGUAGE c VOLATILE
