@@ -14,9 +14,9 @@ EXTENSION   = llm_usage
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))llm_usage.control)
 LAST_RELEASE = 1.2
 MODULE_big  = llm_usage
-OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/quota.o src/track.o src/crypto.o \
+OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/period.o src/quota.o src/cost.o src/track.o src/crypto.o \
               src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
-              src/cron.o src/collector.o src/worker.o src/smtp.o src/delivery.o
+              src/cron.o src/secret.o src/worker_tx.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLLM_USAGE_VERSION='"$(EXTVERSION)"'
@@ -30,9 +30,9 @@ SHLIB_LINK  = -lcurl -lssl -lcrypto
 #                 by every update script
 #   post_install: install-only steps that need the functions
 #   updates:      per-version deltas (ALTER TABLE, data migration, DROP)
-SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, roles.sql tenants.sql quotas.sql tracking.sql \
+SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, schema.sql roles.sql tenants.sql quotas.sql tracking.sql \
                      rollups.sql collection.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
-SQL_SOURCES      = $(addprefix src/sql/, common.sql access.sql tenants.sql quotas.sql tracking.sql \
+SQL_SOURCES      = $(addprefix src/sql/, common.sql access.sql tenants.sql periods.sql quotas.sql tracking.sql \
                      rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql \
                      maintenance.sql focus.sql report.sql privileges.sql)
 SQL_POST_INSTALL = $(addprefix src/sql/post_install/, partitions.sql config_dump.sql)
@@ -45,8 +45,8 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 # pg_regress suites; inputs in sql/, expected outputs in expected/.
 # `make installcheck` runs them against a running server set up as README
 # says (Tests), in database llm_usage_regress (UTF8; the server's locale).
-REGRESS     = setup tenants quotas quota_periods tracking rollups queries \
-              audit credits security keys alerts focus_report rollup_random upgrade
+REGRESS     = setup tenants quotas quota_periods tracking prices rollups queries dashboards \
+              audit credits security keys schedule alerts focus_report rollup_random upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config

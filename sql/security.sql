@@ -39,11 +39,14 @@ SELECT try($$SELECT * FROM llm_usage.enforce_quotas('sec_b', '{"tokens": 1}')$$)
 SELECT try($$SELECT llm_usage.audit('sec_b', 'usage', 'x')$$);
 SELECT try($$SELECT llm_usage.deduct_credits('sec_b', 1, 'x')$$);
 SELECT try($$SELECT * FROM llm_usage.enforce_quota('no_such_tenant', 'api_calls')$$);
--- row-level security on direct reads
-SELECT tenant_id, request_id FROM llm_usage.usage_events ORDER BY request_id;
-SELECT tenant_id FROM llm_usage.tenants;
+-- no direct reads of tenant tables (row-level security alone would leave
+-- EXPLAIN ANALYZE counting other tenants' rows): functions and the views
+-- over them only
+SELECT try($$SELECT tenant_id, request_id FROM llm_usage.usage_events$$);
+SELECT try($$SELECT tenant_id FROM llm_usage.tenants$$);
+SELECT try($$SELECT tenant_id FROM llm_usage.tenant_usage_metrics$$);
+SELECT try($$SELECT tenant_id FROM llm_usage.credit_balances$$);
 SELECT DISTINCT tenant_id FROM llm_usage.quota_counters;
-SELECT DISTINCT tenant_id FROM llm_usage.tenant_usage_metrics;
 -- admin functions and direct writes are refused
 SELECT try($$SELECT llm_usage.create_tenant('evil')$$);
 SELECT try($$SELECT llm_usage.set_custom_quota('sec_a', 'api_calls', 1000000)$$);
@@ -67,6 +70,9 @@ SELECT try($$SELECT * FROM llm_usage.enforce_quota('sec_b', 'api_calls')$$);
 RESET ROLE;
 
 -- reader: roll-ups and dashboards of its tenant only
+INSERT INTO llm_usage.alerts (tenant_id, kind, message, subject)
+VALUES ('sec_a', 'cost_anomaly', 'regress alert of sec_a', 'regress'),
+       ('sec_b', 'cost_anomaly', 'regress alert of sec_b', 'regress');
 SET ROLE regress_reader_a;
 SELECT tenant_id, api_calls_total FROM llm_usage.tenant_usage('sec_a', now() - interval '2 days', now() + interval '1 day');
 SELECT tenant_id FROM llm_usage.top_consumers('tokens');
@@ -74,7 +80,12 @@ SELECT tenant FROM llm_usage.cost_summary();
 SELECT model FROM llm_usage.unpriced_models();
 SELECT o->>'tenant_id' FROM llm_usage.usage_overview('sec_a', '7d') o;
 SELECT count(*) > 0 AS has_trail FROM llm_usage.audit_trail('sec_a');
-SELECT DISTINCT tenant_id FROM llm_usage.tenant_usage_metrics;
+SELECT try($$SELECT DISTINCT tenant_id FROM llm_usage.tenant_usage_metrics$$);
+SELECT try($$SELECT count(*) FROM llm_usage.alerts$$);
+SELECT tenant, message FROM llm_usage.alerts_for() WHERE subject = 'regress';
+SELECT count(*) AS runs FROM llm_usage.collector_runs_for('sec_a');
+SELECT try($$SELECT * FROM llm_usage.alerts_for('sec_b')$$);
+SELECT try($$SELECT * FROM llm_usage.collector_runs_for('sec_b')$$);
 SELECT try($$SELECT * FROM llm_usage.tenant_usage('sec_b', now() - interval '2 days', now())$$);
 SELECT try($$SELECT llm_usage.usage_overview('sec_b')$$);
 SELECT try($$SELECT * FROM llm_usage.cost_summary('sec_b')$$);
@@ -84,6 +95,8 @@ SELECT try($$SELECT llm_usage.audit_report('sec_b', now() - interval '1 day', no
 SELECT try($$SELECT * FROM llm_usage.enforce_quota('sec_a', 'api_calls')$$);
 SELECT try($$SELECT llm_usage.track_usage('sec_a', 'chat')$$);
 RESET ROLE;
+
+DELETE FROM llm_usage.alerts WHERE subject = 'regress';
 
 -- a role with no llm_usage role at all gets nothing
 SET ROLE regress_outsider;
@@ -109,7 +122,7 @@ SELECT llm_usage.revoke_tenant_access('regress_app_a', 'sec_a');
 SELECT llm_usage.revoke_tenant_access('regress_app_a', 'sec_a');
 SET ROLE regress_app_a;
 SELECT try($$SELECT * FROM llm_usage.enforce_quota('sec_a', 'api_calls')$$);
-SELECT count(*) AS visible_events FROM llm_usage.usage_events;
+SELECT count(*) AS visible_counters FROM llm_usage.quota_counters;
 RESET ROLE;
 SELECT try($$SELECT llm_usage.grant_tenant_access(NULL, 'sec_a')$$);
 SELECT try($$SELECT llm_usage.grant_tenant_access('regress_app_a', 'nobody')$$);
@@ -138,7 +151,7 @@ CREATE FUNCTION regress_wrap.status(t text) RETURNS bigint LANGUAGE sql SECURITY
 CREATE FUNCTION regress_wrap.who() RETURNS text LANGUAGE sql SECURITY DEFINER
     AS $$ SELECT llm_usage._caller()::regrole::text $$;
 CREATE FUNCTION regress_wrap.events() RETURNS bigint LANGUAGE sql SECURITY DEFINER
-    AS $$ SELECT count(*) FROM llm_usage.usage_events $$;
+    AS $$ SELECT count(*) FROM llm_usage.quota_counters $$;
 RESET ROLE;
 SELECT try($$SELECT regress_wrap.status('sec_a')$$) AS superuser_through_wrapper;
 SELECT regress_wrap.who() AS caller_in_wrapper, regress_wrap.events() AS events_in_wrapper;

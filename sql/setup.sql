@@ -88,6 +88,16 @@ SELECT c.relname AS writable_view, r.rolname, priv
  WHERE c.relnamespace = 'llm_usage'::regnamespace AND c.relkind = 'v' AND has_table_privilege(r.rolname, c.oid, priv)
  ORDER BY 1, 2, 3;
 
+-- app and reader roles read no relation that holds tenant data but the
+-- three views over functions (whose bodies keep to the caller's tenants)
+SELECT c.relname AS tenant_relation_readable, r.rolname
+  FROM pg_class c
+ CROSS JOIN (VALUES ('llm_usage_app'), ('llm_usage_reader')) r(rolname)
+ WHERE c.relnamespace = 'llm_usage'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')
+   AND has_table_privilege(r.rolname, c.oid, 'SELECT')
+ ORDER BY 1, 2;
+
 -- PUBLIC may execute nothing of the extension's
 SELECT p.proname AS public_executable
   FROM pg_proc p

@@ -61,7 +61,13 @@ SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) AS rollups
                 UNION ALL SELECT * FROM llm_usage.tenant_usage('u2', '2026-01-01', '2027-01-01', 'monthly')) x) r \gset before_
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS audit
   FROM (SELECT * FROM llm_usage.audit_trail('u1', 30) UNION ALL SELECT * FROM llm_usage.audit_trail('u2', 30)) x \gset before_
-SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS prices FROM llm_usage.model_prices x \gset before_
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS prices
+  FROM (SELECT price_id, provider, model, mode, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok,
+               cache_write_usd_per_mtok, cache_write_1h_usd_per_mtok, batch_input_usd_per_mtok, batch_output_usd_per_mtok,
+               input_above_200k_usd_per_mtok, output_above_200k_usd_per_mtok, deprecation_date, valid_from, is_shipped,
+               source, created_by, created_at
+          FROM llm_usage.model_price_versions) x \gset before_
+SELECT max(price_id) AS max_price_id FROM llm_usage.model_price_versions \gset before_
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS tables
   FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p
         UNION ALL SELECT q::text FROM llm_usage.plan_quotas q UNION ALL SELECT o::text FROM llm_usage.tenant_quota_overrides o
@@ -73,11 +79,19 @@ SELECT extversion = default_version AS updated_to_default
   FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname WHERE extname = 'llm_usage';
 
 -- the same readings after the update
+-- (1.3 added cache_write_1h_tokens and service_tier at the end: 0 and standard before)
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_events' AS events_same
-  FROM (SELECT * FROM llm_usage.tenant_events('u1', '2026-01-01', '2027-01-01')
-        UNION ALL SELECT * FROM llm_usage.tenant_events('u2', '2026-01-01', '2027-01-01')) x;
+  FROM (SELECT tenant_id, event_id, event_type, model, provider, input_tokens, output_tokens, cached_input_tokens,
+               cache_write_tokens, total_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata,
+               request_id, occurred_at, recorded_at
+          FROM (SELECT * FROM llm_usage.tenant_events('u1', '2026-01-01', '2027-01-01')
+                UNION ALL SELECT * FROM llm_usage.tenant_events('u2', '2026-01-01', '2027-01-01')) e) x;
+SELECT DISTINCT cache_write_1h_tokens, service_tier FROM llm_usage.usage_events;
+-- (1.3 added the tenant's plan at the end)
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_quotas' AS quotas_same
-  FROM (SELECT * FROM llm_usage.quota_status('u1') UNION ALL SELECT * FROM llm_usage.quota_status('u2')) x;
+  FROM (SELECT quota_type, period, quota_limit, used, remaining, percentage, resets_at, source
+          FROM (SELECT * FROM llm_usage.quota_status('u1') UNION ALL SELECT * FROM llm_usage.quota_status('u2')) q) x;
+SELECT DISTINCT plan FROM llm_usage.quota_status('u1');
 SELECT llm_usage.aggregate_usage_metrics('daily') AS daily_rows_recomputed,
        llm_usage.aggregate_usage_metrics('monthly') AS monthly_rows_recomputed;
 SELECT md5(string_agg(r::text, '|' ORDER BY r::text)) = :'before_rollups' AS rollups_same
@@ -93,7 +107,26 @@ SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_audit' AS audit
         SELECT tenant_id, audit_id, event_type, action, result, actor, role_name, details, created_at
           FROM llm_usage.audit_trail('u2', 30)) x;
 SELECT DISTINCT origin FROM llm_usage.audit_trail('u1', 30);
-SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_prices' AS prices_same FROM llm_usage.model_prices x;
+-- (1.3: the 200k rates are the long-context rates, their threshold stored;
+-- shipped models whose 1.3 seed has more dimensions got a shipped version
+-- valid from the update, so costs computed before keep their price)
+SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_prices' AS prices_same
+  FROM (SELECT price_id, provider, model, mode, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok,
+               cache_write_usd_per_mtok, cache_write_1h_usd_per_mtok, batch_input_usd_per_mtok, batch_output_usd_per_mtok,
+               input_long_context_usd_per_mtok, output_long_context_usd_per_mtok, deprecation_date, valid_from, is_shipped,
+               source, created_by, created_at
+          FROM llm_usage.model_price_versions WHERE price_id <= :before_max_price_id) x;
+SELECT long_context_threshold, count(*) AS versions
+  FROM llm_usage.model_price_versions
+ WHERE price_id <= :before_max_price_id AND input_long_context_usd_per_mtok IS NOT NULL
+ GROUP BY 1;
+SELECT count(*) AS shipped_versions_added, count(*) FILTER (WHERE long_context_threshold = 272000) AS with_272k,
+       count(*) FILTER (WHERE flex_input_usd_per_mtok IS NOT NULL) AS with_flex,
+       count(*) FILTER (WHERE valid_from > now() - interval '1 minute') AS valid_from_the_update
+  FROM llm_usage.model_price_versions WHERE price_id > :before_max_price_id AND is_shipped;
+SELECT llm_usage.calculate_cost('claude-sonnet-4-5', 1234567, 234567, 34567) AS sonnet_long_context,
+       llm_usage.calculate_cost('gpt-4o', 1000, 100, 0, now(), 0, 0, 'batch') AS gpt_4o_batch,
+       llm_usage.calculate_cost('gpt-5.4', 290000, 9000, 60000) AS gpt_5_4_above_272k;
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_tables' AS tables_same
   FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p
         UNION ALL SELECT q::text FROM llm_usage.plan_quotas q UNION ALL SELECT o::text FROM llm_usage.tenant_quota_overrides o

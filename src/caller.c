@@ -37,8 +37,27 @@
  * reading a table, the C fast paths (SECURITY INVOKER) -- the caller is
  * simply the current user.
  *
- * Backend-local state only; no locks.  Bodies never run in parallel
- * workers (entry points and _caller() are PARALLEL RESTRICTED or UNSAFE).
+ * The body runs with no input collation (InvalidOid), whatever collation
+ * the caller's expression carried: a caller could otherwise hand a body
+ * its own nondeterministic collation ('Gamma' COLLATE a case-insensitive
+ * ICU collation), under which the body's "tenant_id = p_tenant" would
+ * match another tenant.  With none, each parameter of a body has the
+ * collation of its declared type -- the database's default for text,
+ * which PostgreSQL requires to be deterministic -- exactly as for a call
+ * with no collatable argument; a body that needed the caller's collation
+ * would fail loudly ("could not determine which collation to use") rather
+ * than compare under the wrong one.
+ *
+ * Backend-local state only; no locks.  The stack lives in the backend that
+ * entered the API: an entry point or _caller() evaluated in a parallel
+ * worker would see an empty stack there, so both are PARALLEL RESTRICTED
+ * (or UNSAFE) and so is every wrapper the extension declares.  A wrapper
+ * that a user declares PARALLEL SAFE around them is a lie PostgreSQL
+ * does not check: it can run an entry point, and so a body, in a worker,
+ * where the caller is the worker's current user -- PostgreSQL gives the
+ * worker the leader's, so outside a body the same role with the same
+ * tenant rights.  (Inside a body the leader's current user is the owner;
+ * bodies evaluate no function of a user's, so no such wrapper runs there.)
  *
  *-------------------------------------------------------------------------
  */
@@ -144,15 +163,17 @@ body_of(Oid fn_oid)
  * llm_usage_entry
  *		The C entry point of an API function (see the file header): record
  *		the caller, run the body with the arguments and result context of
- *		this call, and forget the caller again on every way out.  The body
- *		is looked up once per call site (fn_extra).  Set-returning bodies
- *		work in either mode, as under fmgr_security_definer.
+ *		this call but no input collation, and forget the caller again on
+ *		every way out.  The body is looked up once per call site
+ *		(fn_extra).  Set-returning bodies work in either mode, as under
+ *		fmgr_security_definer.
  */
 Datum
 llm_usage_entry(PG_FUNCTION_ARGS)
 {
 	EntryCache *cache = (EntryCache *) fcinfo->flinfo->fn_extra;
 	FmgrInfo   *save_flinfo;
+	Oid			save_collation;
 	Oid			caller;
 	Datum		result;
 
@@ -173,14 +194,18 @@ llm_usage_entry(PG_FUNCTION_ARGS)
 	caller_stack[caller_depth++] = caller;
 
 	save_flinfo = fcinfo->flinfo;
+	save_collation = fcinfo->fncollation;
 	PG_TRY();
 	{
 		fcinfo->flinfo = &cache->body;
+		/* never the caller's collation (see the file header) */
+		fcinfo->fncollation = InvalidOid;
 		result = FunctionCallInvoke(fcinfo);
 	}
 	PG_FINALLY();
 	{
 		fcinfo->flinfo = save_flinfo;
+		fcinfo->fncollation = save_collation;
 		caller_depth--;
 	}
 	PG_END_TRY();

@@ -2,24 +2,33 @@
  *
  * collector.c
  *	  One collection run: one provider key, one window.  The only file that
- *	  ties the providers, HTTP, crypto and SPI together.
+ *	  ties the providers, HTTP, crypto and SPI together.  Also the key probe
+ *	  of add_provider_key(..., validate => true).
  *
  * A run goes through three steps, and no transaction is open while the
  * network is used:
  *
  *	1. claim (short transaction): llm_usage._claim_next_run() marks the
  *	   oldest queued run "running" and hands over the key's ciphertext;
- *	2. fetch (no transaction): decrypt the key into run memory, fetch every
- *	   page of every endpoint, parse each with jsonb; zero the key;
- *	3. write (one transaction): llm_usage._ingest_page() upserts the rows
+ *	2. fetch (no transaction): decrypt the key into registered secret
+ *	   memory, fetch every page of every endpoint; each page is checked and
+ *	   reduced to its rows at once (provider.c) and its body freed; the key
+ *	   and the headers carrying it are wiped on every path;
+ *	3. write (one transaction): llm_usage._ingest_rows() upserts the rows
  *	   of every page on their natural keys, llm_usage._finish_run() records
  *	   the run; commit.  All rows of the run, or none.
  *
+ * A run fails, writing nothing, when a page is implausible, when a bucket
+ * or a row comes twice (within a page or across pages), when a cursor comes
+ * back, or past llm_usage.max_pages pages or MAX_RUN_BYTES of kept rows.
  * Any error in 2 or 3 is caught: the write transaction (if open) is rolled
  * back and the run is recorded as failed in a new transaction, which also
  * raises a collection_failed alert.  A crash leaves the run "running"; the
  * worker marks such runs failed when it starts, and the next run of the
  * window writes everything once, because writes are upserts.
+ *
+ * Postmaster death: the HTTP loop, every page and every transaction start
+ * and commit check for it and end the process without committing.
  *
  * Memory: everything of a run lives in its own context, deleted at the end.
  *
@@ -36,12 +45,15 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
 
-#define MAX_PAGES_PER_ENDPOINT 500
+/* the most a run keeps in memory (rows and their keys) before it fails */
+#define MAX_RUN_BYTES ((Size) 256 * 1024 * 1024)
+
+/* a key probe is one attempt of at most this long (and never longer than http_timeout_ms) */
+#define PROBE_TIMEOUT_MS 5000
 
 typedef struct Run
 {
@@ -56,32 +68,14 @@ typedef struct Run
 	char	   *aad;
 	int			pages;
 	int			attempts;
+	Size		kept_bytes;
 	char	   *where;			/* what the run was doing, for its error */
-	List	   *page_endpoints;	/* char * per page */
-	List	   *page_bodies;	/* Jsonb * per page */
+	List	   *page_endpoints; /* char * per page */
+	List	   *page_rows;		/* Jsonb * per page: the kept rows */
+	List	   *keys;			/* char *: natural keys of every bucket and row */
 } Run;
 
 PG_FUNCTION_INFO_V1(llm_usage_probe_key);
-
-static void
-begin_tx(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-static void
-commit_tx(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
 
 static Datum
 copy_col(int col, bool *isnull, Oid typid)
@@ -99,8 +93,8 @@ claim(Run *run, MemoryContext ctx)
 {
 	bool		isnull;
 	bool		found;
+	MemoryContext caller = worker_tx_begin("llm_usage: claiming a collection run");
 
-	begin_tx("llm_usage: claiming a collection run");
 	if (SPI_execute("SELECT run_id, key_id, provider, window_from, window_to, key_ciphertext,"
 					" wrapped_dek, master_key_version, aad FROM llm_usage._claim_next_run()",
 					false, 1) != SPI_OK_SELECT)
@@ -121,7 +115,7 @@ claim(Run *run, MemoryContext ctx)
 		run->aad = TextDatumGetCString(copy_col(9, &isnull, TEXTOID));
 		MemoryContextSwitchTo(old);
 	}
-	commit_tx();
+	worker_tx_commit(caller);
 	return found;
 }
 
@@ -140,13 +134,34 @@ make_request(const char *url, char **headers)
 	return req;
 }
 
-/* step 2: every page of every endpoint, parsed, into run->page_* */
+/*
+ * the key's authentication headers, registered as secrets; the plaintext key
+ * is wiped before this returns, whatever happens
+ */
+static char **
+auth_headers_for(const Provider *p, char *key)
+{
+	char	  **headers = NULL;
+
+	secret_register_string(key);
+	PG_TRY();
+	{
+		headers = provider_auth_headers(p, key);
+	}
+	PG_FINALLY();
+	{
+		secret_release(key);
+	}
+	PG_END_TRY();
+	return headers;
+}
+
+/* step 2: every page of every endpoint, checked and reduced, into run->page_* */
 static void
 fetch(Run *run)
 {
 	const Provider *p = provider_lookup(run->provider);
-	char	   *key;
-	char	  **headers;
+	char	  **volatile headers = NULL;
 	pg_time_t	from = timestamptz_to_time_t(run->window_from);
 	pg_time_t	to = timestamptz_to_time_t(run->window_to);
 
@@ -156,26 +171,32 @@ fetch(Run *run)
 				 errmsg("provider \"%s\" has no usage API adapter", run->provider)));
 
 	run->where = "decrypting the key";
-	key = llm_usage_decrypt_provider_key(run->ciphertext, run->wrapped_dek, run->master_version, run->aad);
-	headers = p->auth_headers(key);
-	explicit_bzero(key, strlen(key));
-
 	PG_TRY();
 	{
+		headers = auth_headers_for(p, llm_usage_decrypt_provider_key(run->ciphertext, run->wrapped_dek,
+																	 run->master_version, run->aad));
 		for (int e = 0; e < p->nendpoints; e++)
 		{
 			const ProviderEndpoint *ep = &p->endpoints[e];
 			char	   *cursor = NULL;
-			int			n;
+			List	   *cursors = NIL;
 
-			for (n = 0; n < MAX_PAGES_PER_ENDPOINT; n++)
+			for (int n = 1;; n++)
 			{
-				HttpRequest req = make_request(provider_page_url(p, ep, from, to, cursor), headers);
+				HttpRequest req;
 				HttpResult	res;
-				bool		has_more;
-				Jsonb	   *page;
+				ProviderPage page;
+				ListCell   *lc;
 
-				run->where = psprintf("%s %s page %d", run->provider, ep->name, n + 1);
+				llm_usage_exit_if_orphaned();
+				CHECK_FOR_INTERRUPTS();
+				if (run->pages >= llm_usage_max_pages)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("the run needs more than %d pages (llm_usage.max_pages)", llm_usage_max_pages)));
+
+				req = make_request(provider_page_url(p, ep, from, to, cursor), headers);
+				run->where = psprintf("%s %s page %d", run->provider, ep->name, n);
 				pgstat_report_activity(STATE_RUNNING,
 									   psprintf("llm_usage: run " INT64_FORMAT ", %s", run->run_id, run->where));
 				http_fetch(&req, &res);
@@ -184,17 +205,36 @@ fetch(Run *run)
 					ereport(ERROR,
 							(errcode(ERRCODE_CONNECTION_FAILURE),
 							 errmsg("%s", res.error)));
-				page = provider_parse_page(res.body->data, &has_more, &cursor);
+				provider_parse_page(p, ep, res.body, res.body_len, run->window_from, run->window_to, &page);
+				pfree(res.body);
+				pfree((char *) req.url);
+
 				run->pages++;
 				run->page_endpoints = lappend(run->page_endpoints, (char *) ep->name);
-				run->page_bodies = lappend(run->page_bodies, page);
-				if (!has_more)
+				run->page_rows = lappend(run->page_rows, page.rows);
+				run->kept_bytes += VARSIZE(page.rows);
+				foreach(lc, page.keys)
+					run->kept_bytes += strlen((char *) lfirst(lc)) + 1 + sizeof(ListCell);
+				run->keys = list_concat(run->keys, page.keys);
+				list_free(page.keys);
+				if (run->kept_bytes > MAX_RUN_BYTES)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("the run's rows take more than %zu MB of memory", MAX_RUN_BYTES / (1024 * 1024)),
+							 errhint("Collect a shorter window with llm_usage.collect_now(key_id, from_date, to_date).")));
+				if (!page.has_more)
 					break;
+				foreach(lc, cursors)
+				{
+					if (strcmp((char *) lfirst(lc), page.next_page) == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_JSON_TEXT),
+								 errmsg("malformed provider response (%s): \"next_page\" repeats an earlier cursor; pagination would never end",
+										ep->name)));
+				}
+				cursors = lappend(cursors, page.next_page);
+				cursor = page.next_page;
 			}
-			if (n == MAX_PAGES_PER_ENDPOINT)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("%s %s: more than %d pages", run->provider, ep->name, MAX_PAGES_PER_ENDPOINT)));
 		}
 	}
 	PG_FINALLY();
@@ -202,6 +242,47 @@ fetch(Run *run)
 		provider_free_headers(headers);
 	}
 	PG_END_TRY();
+}
+
+static int
+cmp_keys(const ListCell *a, const ListCell *b)
+{
+	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+/* no bucket and no row may come twice within a run */
+static void
+check_duplicates(Run *run)
+{
+	ListCell   *lc;
+	const char *prev = NULL;
+
+	run->where = "checking the pages";
+	list_sort(run->keys, cmp_keys);
+	foreach(lc, run->keys)
+	{
+		const char *k = (const char *) lfirst(lc);
+
+		if (prev != NULL && strcmp(prev, k) == 0)
+		{
+			char	   *endpoint = pstrdup(k + 2);
+			char	   *sep = strchr(endpoint, '\x1f');
+			pg_time_t	start;
+
+			if (sep == NULL)
+				elog(ERROR, "malformed natural key");
+			*sep = '\0';
+			start = (pg_time_t) strtoll(sep + 1, NULL, 10);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_JSON_TEXT),
+					 errmsg("malformed provider response (%s): the %s starting %s comes twice in the run",
+							endpoint, k[0] == 'B' ? "bucket" : "same row of the bucket",
+							timestamptz_to_str(time_t_to_timestamptz(start)))));
+		}
+		prev = k;
+	}
+	list_free_deep(run->keys);
+	run->keys = NIL;
 }
 
 /* step 3: write every page and the run's success in one transaction */
@@ -212,10 +293,11 @@ store(Run *run)
 	ListCell   *lc2;
 	int64		rows = 0;
 	Oid			argtypes[3] = {INT8OID, TEXTOID, JSONBOID};
+	MemoryContext caller;
 
 	run->where = "writing the rows";
-	begin_tx(psprintf("llm_usage: writing run " INT64_FORMAT, run->run_id));
-	forboth(lc1, run->page_endpoints, lc2, run->page_bodies)
+	caller = worker_tx_begin(psprintf("llm_usage: writing run " INT64_FORMAT, run->run_id));
+	forboth(lc1, run->page_endpoints, lc2, run->page_rows)
 	{
 		Datum		args[3];
 		bool		isnull;
@@ -223,9 +305,9 @@ store(Run *run)
 		args[0] = Int64GetDatum(run->run_id);
 		args[1] = CStringGetTextDatum((char *) lfirst(lc1));
 		args[2] = JsonbPGetDatum((Jsonb *) lfirst(lc2));
-		if (SPI_execute_with_args("SELECT llm_usage._ingest_page($1, $2, $3)",
+		if (SPI_execute_with_args("SELECT llm_usage._ingest_rows($1, $2, $3)",
 								  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "llm_usage._ingest_page() failed");
+			elog(ERROR, "llm_usage._ingest_rows() failed");
 		rows += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	{
@@ -240,7 +322,7 @@ store(Run *run)
 								  4, ftypes, fargs, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "llm_usage._finish_run() failed");
 	}
-	commit_tx();
+	worker_tx_commit(caller);
 	ereport(LOG,
 			(errmsg("llm_usage: run " INT64_FORMAT " (key " INT64_FORMAT ", %s) succeeded: %d pages, " INT64_FORMAT " rows, %d requests",
 					run->run_id, run->key_id, run->provider, run->pages, rows, run->attempts)));
@@ -251,11 +333,12 @@ record_failure(Run *run, const char *message)
 {
 	Oid			argtypes[4] = {INT8OID, INT4OID, INT4OID, TEXTOID};
 	Datum		args[4];
+	MemoryContext caller;
 
 	ereport(LOG,
 			(errmsg("llm_usage: run " INT64_FORMAT " (key " INT64_FORMAT ", %s) failed: %s",
 					run->run_id, run->key_id, run->provider, message)));
-	begin_tx(psprintf("llm_usage: recording failed run " INT64_FORMAT, run->run_id));
+	caller = worker_tx_begin(psprintf("llm_usage: recording failed run " INT64_FORMAT, run->run_id));
 	args[0] = Int64GetDatum(run->run_id);
 	args[1] = Int32GetDatum(run->pages);
 	args[2] = Int32GetDatum(run->attempts);
@@ -263,7 +346,7 @@ record_failure(Run *run, const char *message)
 	if (SPI_execute_with_args("SELECT llm_usage._finish_run($1, 'failed', $2, 0, $3, $4)",
 							  4, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "llm_usage._finish_run() failed");
-	commit_tx();
+	worker_tx_commit(caller);
 }
 
 /*
@@ -275,15 +358,14 @@ record_failure(Run *run, const char *message)
 bool
 collector_run_next(void)
 {
-	MemoryContext runctx = AllocSetContextCreate(TopMemoryContext, "llm_usage run",
-												 ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(runctx);
-	Run		   *run = palloc0(sizeof(Run));
-	char	   *failure = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext runctx = AllocSetContextCreate(caller, "llm_usage run", ALLOCSET_DEFAULT_SIZES);
+	Run		   *run = MemoryContextAllocZero(runctx, sizeof(Run));
+	char	   *volatile failure = NULL;
 
+	/* on an escaping error runctx goes with the caller's (per-cycle) context */
 	if (!claim(run, runctx))
 	{
-		MemoryContextSwitchTo(old);
 		MemoryContextDelete(runctx);
 		return false;
 	}
@@ -292,6 +374,7 @@ collector_run_next(void)
 	{
 		MemoryContextSwitchTo(runctx);
 		fetch(run);
+		check_duplicates(run);
 		store(run);
 	}
 	PG_CATCH();
@@ -301,35 +384,41 @@ collector_run_next(void)
 		MemoryContextSwitchTo(runctx);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortOutOfAnyTransaction();
+		worker_tx_abort(runctx);
 		failure = run->where ? psprintf("%s: %s", run->where, edata->message) : pstrdup(edata->message);
 	}
 	PG_END_TRY();
 
-	if (failure != NULL)
+	if (secret_live_count() != 0)
 	{
-		MemoryContextSwitchTo(runctx);
-		record_failure(run, failure);
+		/* a bug: say so, and wipe them while their memory is still there */
+		elog(WARNING, "llm_usage: %d secret(s) of run " INT64_FORMAT " were not released",
+			 secret_live_count(), run->run_id);
+		secret_release_all();
 	}
-	MemoryContextSwitchTo(old);
+	if (failure != NULL)
+		record_failure(run, failure);
+	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(runctx);
 	return true;
 }
 
 /*
  * llm_usage._probe_key(provider text, api_key text) RETURNS void
- *		One cheap authenticated request with a key before it is stored;
- *		raises 28000 when the provider refuses it and 08000 when it cannot
- *		be checked.  Runs in the caller's transaction (add_provider_key).
+ *		One cheap authenticated request with a key before it is stored:
+ *		one attempt, at most PROBE_TIMEOUT_MS, cancellable (statement_timeout,
+ *		pg_cancel_backend) within a fraction of a second; raises 28000 when
+ *		the provider refuses the key and 08000 when it cannot be checked.
+ *		Runs in the caller's transaction (add_provider_key); the key's copies
+ *		are wiped and the connection closed on every path.
  */
 Datum
 llm_usage_probe_key(PG_FUNCTION_ARGS)
 {
 	char	   *provider = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	const Provider *p = provider_lookup(provider);
 	pg_time_t	now = (pg_time_t) time(NULL);
-	char	  **headers;
+	char	  **volatile headers = NULL;
 	HttpRequest req;
 	HttpResult	res;
 
@@ -337,11 +426,14 @@ llm_usage_probe_key(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("keys of provider \"%s\" cannot be validated", provider)));
-	headers = p->auth_headers(key);
-	explicit_bzero(key, strlen(key));
-	req = make_request(provider_page_url(p, p->probe, now - now % 86400 - 86400, now - now % 86400, NULL), headers);
 	PG_TRY();
 	{
+		headers = auth_headers_for(p, text_to_cstring(PG_GETARG_TEXT_PP(1)));
+		req = make_request(provider_page_url(p, p->probe, now - now % 86400 - 86400, now - now % 86400, NULL),
+						   headers);
+		req.max_retries = 0;
+		req.timeout_ms = Min(PROBE_TIMEOUT_MS, llm_usage_http_timeout_ms);
+		req.max_body = Min(req.max_body, (size_t) 1024 * 1024);
 		http_fetch(&req, &res);
 	}
 	PG_FINALLY();
@@ -359,6 +451,6 @@ llm_usage_probe_key(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_EXCEPTION),
 				 errmsg("could not validate the key with %s: %s", provider, res.error),
-				 errhint("Add the key with validate => false to store it without checking.")));
+				 errhint("Add the key with validate => false to store it without checking; the worker's first run will show whether it works.")));
 	PG_RETURN_VOID();
 }

@@ -41,6 +41,9 @@ int			llm_usage_http_timeout_ms = 30000;
 int			llm_usage_max_retries = 3;
 int			llm_usage_http_max_response_kb = 16384;
 int			llm_usage_aggregate_interval = 300;
+int			llm_usage_max_pages = 1000;
+int			llm_usage_alert_delivery_attempts = 10;
+int			llm_usage_alert_retry_delay = 30;
 
 static int	llm_usage_alert_throttle = 3600;
 static int	llm_usage_event_retention = 13;
@@ -59,8 +62,8 @@ check_schedule(char **newval, void **extra, GucSource source)
 
 	if (!cron_parse(*newval, &spec, &error))
 	{
-		GUC_check_errdetail("%s", error);
-		GUC_check_errhint("Use five cron fields: minute hour day-of-month month day-of-week, e.g. \"0 9 * * *\".");
+		GUC_check_errdetail("%s.", error);
+		GUC_check_errhint("Use five cron fields: minute hour day-of-month month day-of-week, e.g. \"0 9 * * *\", or @daily, @hourly, @weekly, @monthly, @yearly.");
 		return false;
 	}
 	return true;
@@ -196,8 +199,14 @@ define_settings(void)
 	DefineCustomIntVariable("llm_usage.http_max_response_kb",
 							"Largest provider response body accepted; a larger one fails the run.",
 							NULL,
-							&llm_usage_http_max_response_kb, 16384, 16, 1048576,
+							&llm_usage_http_max_response_kb, 16384, 16, LLM_USAGE_MAX_RESPONSE_KB,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.max_pages",
+							"Most pages one collection run may fetch (over all its endpoints); more fails the run.",
+							"A provider that keeps saying has_more, or repeats a cursor, cannot keep a run going.",
+							&llm_usage_max_pages, 1000, 1, 100000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("llm_usage.aggregate_interval",
 							"How often the worker rolls up usage and checks alerts.",
@@ -242,6 +251,18 @@ define_settings(void)
 							   "Readable by superusers only: the URL may carry the account's password.",
 							   &llm_usage_alert_smtp_url, "",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY, check_smtp_url, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.alert_delivery_attempts",
+							"Attempts to deliver an alert by webhook or e-mail before it is recorded as failed.",
+							"Attempts after the first wait llm_usage.alert_retry_delay, doubling each time, in later worker cycles.",
+							&llm_usage_alert_delivery_attempts, 10, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.alert_retry_delay",
+							"Wait before the second attempt to deliver an alert; it doubles with each further attempt, up to an hour.",
+							NULL,
+							&llm_usage_alert_retry_delay, 30, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llm_usage.alert_email_from",
 							   "Sender address of alert e-mails.",

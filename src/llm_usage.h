@@ -13,6 +13,7 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "pgtime.h"
 #include "utils/jsonb.h"
 
@@ -30,7 +31,12 @@ extern char *llm_usage_anthropic_base_url;
 extern int	llm_usage_http_timeout_ms;
 extern int	llm_usage_max_retries;
 extern int	llm_usage_http_max_response_kb;
+/* the response cap, so that a body and its terminating NUL stay below MaxAllocSize */
+#define LLM_USAGE_MAX_RESPONSE_KB 262144
 extern int	llm_usage_aggregate_interval;
+extern int	llm_usage_max_pages;
+extern int	llm_usage_alert_delivery_attempts;
+extern int	llm_usage_alert_retry_delay;
 
 /* who is calling (caller.c): the role tenant checks are made for */
 extern Oid	llm_usage_caller_id(void);
@@ -47,28 +53,46 @@ extern void llm_usage_check_master_key_file(void);
 extern char *llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek,
 											int master_version, const char *aad);
 
+/* secrets in process memory (secret.c) */
+extern void secret_register(void *ptr, size_t len);
+extern void secret_register_string(char *s);
+extern void secret_release(void *ptr);
+extern void secret_release_all(void);
+extern int	secret_live_count(void);
+
+/* the worker's short transactions; exit on postmaster death (worker_tx.c) */
+extern void llm_usage_exit_if_orphaned(void);
+extern MemoryContext worker_tx_begin(const char *activity);
+extern void worker_tx_commit(MemoryContext caller);
+extern void worker_tx_abort(MemoryContext caller);
+
 /* HTTP (http.c) */
 typedef struct HttpRequest
 {
 	const char *url;
 	const char *const *headers; /* "Name: value", NULL-terminated */
-	int			timeout_ms;
+	int			timeout_ms;		/* of one attempt */
 	int			max_retries;
-	size_t		max_body;
+	size_t		max_body;		/* below MaxAllocSize */
 	const char *post_body;		/* NULL: GET; else POST this body */
 	bool		expect_json;	/* a 2xx answer must be application/json */
 } HttpRequest;
 
 typedef struct HttpResult
 {
-	bool		ok;				/* a 2xx JSON response is in body */
+	bool		ok;				/* a 2xx (JSON) response is in body */
 	long		status;			/* HTTP status of the last attempt, 0 if none */
 	int			attempts;		/* requests sent */
-	StringInfo	body;
+	char	   *body;			/* when ok: NUL-terminated, body_len bytes */
+	size_t		body_len;
 	char		error[256];		/* why not ok; never contains request headers */
 } HttpResult;
 
+extern void llm_usage_curl_init(void);
 extern void http_fetch(const HttpRequest *req, HttpResult *res);
+#ifdef LIBCURL_VERSION_NUM
+extern CURLcode llm_usage_curl_perform(CURLM *m, CURL *h);
+#endif
 
 /* mail (smtp.c) */
 extern bool smtp_send(const char *url, const char *from, const char *to_list,
@@ -83,15 +107,35 @@ extern char *llm_usage_alert_webhook_secret;
 extern char *llm_usage_alert_smtp_url;
 extern char *llm_usage_alert_email_from;
 extern char *llm_usage_alert_email_to;
-extern int	delivery_run(void);
+extern TimestampTz delivery_run(TimestampTz deadline, bool *more);
 
 /* providers (provider_openai.c, provider_anthropic.c, provider.c) */
+typedef enum ProviderFieldKind
+{
+	PF_COUNT,					/* whole number, 0 <= n <= 10^15 (tokens, requests) */
+	PF_TEXT,					/* string or null, <= 512 bytes, no control
+								 * characters: a grouping dimension */
+	PF_BOOL,					/* boolean or null: a grouping dimension */
+	PF_USD,						/* number (or decimal string), |n| <= 10^12 */
+	PF_CENTS,					/* decimal string, |n| <= 10^14 */
+	PF_CURRENCY					/* string that must say USD (checked, not kept) */
+} ProviderFieldKind;
+
+typedef struct ProviderField
+{
+	const char *path;			/* "key" or "object.key" */
+	ProviderFieldKind kind;
+	bool		required;		/* absent or null fails the page */
+} ProviderField;
+
 typedef struct ProviderEndpoint
 {
 	const char *name;			/* stored in provider_usage.endpoint or "costs" */
 	const char *path;			/* appended to the base URL */
 	const char *const *params;	/* fixed query parameters, already encoded */
 	int			page_limit;		/* buckets per page */
+	const ProviderField *fields;	/* what a result row may hold */
+	int			nfields;
 } ProviderEndpoint;
 
 typedef struct Provider
@@ -100,15 +144,32 @@ typedef struct Provider
 	const ProviderEndpoint *endpoints;
 	int			nendpoints;
 	const ProviderEndpoint *probe;	/* cheap authenticated request */
+	const char *bucket_start;	/* bucket keys */
+	const char *bucket_end;
+	bool		rfc3339_buckets;	/* else Unix seconds */
 	const char *(*base_url) (void);
 	char	   *(*window_params) (pg_time_t from, pg_time_t to);
 	char	  **(*auth_headers) (const char *api_key);
 } Provider;
 
+/* what one page brought, checked and reduced (provider_parse_page) */
+typedef struct ProviderPage
+{
+	Jsonb	   *rows;			/* {"data": [{"start", "end", "results": [...]}]} */
+	bool		has_more;
+	char	   *next_page;		/* NULL at the end */
+	List	   *keys;			/* char *: natural keys of its buckets and rows */
+	int			nrows;
+} ProviderPage;
+
 extern const Provider *provider_lookup(const char *name);
 extern char *provider_page_url(const Provider *p, const ProviderEndpoint *ep,
 							   pg_time_t from, pg_time_t to, const char *cursor);
-extern Jsonb *provider_parse_page(const char *body, bool *has_more, char **next_page);
+extern void provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
+								const char *body, size_t len,
+								TimestampTz window_from, TimestampTz window_to,
+								ProviderPage *out);
+extern char **provider_auth_headers(const Provider *p, const char *api_key);
 extern void provider_free_headers(char **headers);
 extern const Provider llm_usage_provider_openai;
 extern const Provider llm_usage_provider_anthropic;

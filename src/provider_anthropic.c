@@ -23,11 +23,42 @@ static const char *const costs_params[] = {
 };
 static const char *const probe_params[] = {NULL};
 
-static const ProviderEndpoint anthropic_endpoints[] = {
-	{"messages", "/v1/organizations/usage_report/messages", messages_params, 7},
-	{"costs", "/v1/organizations/cost_report", costs_params, 7},
+/*
+ * What a result row may hold (provider.c checks and keeps these; anything
+ * else is ignored).  The dimensions (text) are exactly the natural key of
+ * the row in provider_usage / provider_costs.  Cost amounts are decimal
+ * strings in cents.
+ */
+static const ProviderField messages_fields[] = {
+	{"uncached_input_tokens", PF_COUNT, true},
+	{"cache_read_input_tokens", PF_COUNT, true},
+	{"cache_creation.ephemeral_5m_input_tokens", PF_COUNT, false},
+	{"cache_creation.ephemeral_1h_input_tokens", PF_COUNT, false},
+	{"output_tokens", PF_COUNT, true},
+	{"model", PF_TEXT, false},
+	{"workspace_id", PF_TEXT, false},
+	{"api_key_id", PF_TEXT, false},
+	{"service_tier", PF_TEXT, false},
 };
-static const ProviderEndpoint anthropic_probe = {"costs", "/v1/organizations/cost_report", probe_params, 1};
+static const ProviderField costs_fields[] = {
+	{"amount", PF_CENTS, true},
+	{"currency", PF_CURRENCY, false},
+	{"description", PF_TEXT, false},
+	{"model", PF_TEXT, false},
+	{"workspace_id", PF_TEXT, false},
+	{"token_type", PF_TEXT, false},
+	{"service_tier", PF_TEXT, false},
+	{"context_window", PF_TEXT, false},
+};
+
+static const ProviderEndpoint anthropic_endpoints[] = {
+	{"messages", "/v1/organizations/usage_report/messages", messages_params, 7,
+	messages_fields, lengthof(messages_fields)},
+	{"costs", "/v1/organizations/cost_report", costs_params, 7,
+	costs_fields, lengthof(costs_fields)},
+};
+static const ProviderEndpoint anthropic_probe = {"costs", "/v1/organizations/cost_report", probe_params, 1,
+costs_fields, lengthof(costs_fields)};
 
 static const char *
 anthropic_base_url(void)
@@ -69,5 +100,6 @@ anthropic_auth(const char *api_key)
 
 const Provider llm_usage_provider_anthropic = {
 	"anthropic", anthropic_endpoints, lengthof(anthropic_endpoints), &anthropic_probe,
+	"starting_at", "ending_at", true,
 	anthropic_base_url, anthropic_window, anthropic_auth
 };

@@ -26,12 +26,48 @@ static const char *const costs_params[] = {
 };
 static const char *const probe_params[] = {"bucket_width=1d", NULL};
 
-static const ProviderEndpoint openai_endpoints[] = {
-	{"completions", "/v1/organization/usage/completions", completions_params, 7},
-	{"embeddings", "/v1/organization/usage/embeddings", embeddings_params, 7},
-	{"costs", "/v1/organization/costs", costs_params, 7},
+/*
+ * What a result row may hold (provider.c checks and keeps these; anything
+ * else is ignored).  The dimensions (text, boolean) are exactly the natural
+ * key of the row in provider_usage / provider_costs.
+ */
+static const ProviderField completions_fields[] = {
+	{"input_tokens", PF_COUNT, true},
+	{"input_cached_tokens", PF_COUNT, false},
+	{"input_cache_write_tokens", PF_COUNT, false},
+	{"output_tokens", PF_COUNT, true},
+	{"num_model_requests", PF_COUNT, true},
+	{"model", PF_TEXT, false},
+	{"project_id", PF_TEXT, false},
+	{"api_key_id", PF_TEXT, false},
+	{"service_tier", PF_TEXT, false},
+	{"batch", PF_BOOL, false},
 };
-static const ProviderEndpoint openai_probe = {"costs", "/v1/organization/costs", probe_params, 1};
+static const ProviderField embeddings_fields[] = {
+	{"input_tokens", PF_COUNT, true},
+	{"num_model_requests", PF_COUNT, true},
+	{"model", PF_TEXT, false},
+	{"project_id", PF_TEXT, false},
+	{"api_key_id", PF_TEXT, false},
+};
+static const ProviderField costs_fields[] = {
+	{"amount.value", PF_USD, true},
+	{"amount.currency", PF_CURRENCY, false},
+	{"line_item", PF_TEXT, false},
+	{"project_id", PF_TEXT, false},
+	{"api_key_id", PF_TEXT, false},
+};
+
+static const ProviderEndpoint openai_endpoints[] = {
+	{"completions", "/v1/organization/usage/completions", completions_params, 7,
+	completions_fields, lengthof(completions_fields)},
+	{"embeddings", "/v1/organization/usage/embeddings", embeddings_params, 7,
+	embeddings_fields, lengthof(embeddings_fields)},
+	{"costs", "/v1/organization/costs", costs_params, 7,
+	costs_fields, lengthof(costs_fields)},
+};
+static const ProviderEndpoint openai_probe = {"costs", "/v1/organization/costs", probe_params, 1,
+costs_fields, lengthof(costs_fields)};
 
 static const char *
 openai_base_url(void)
@@ -56,5 +92,6 @@ openai_auth(const char *api_key)
 
 const Provider llm_usage_provider_openai = {
 	"openai", openai_endpoints, lengthof(openai_endpoints), &openai_probe,
+	"start_time", "end_time", false,
 	openai_base_url, openai_window, openai_auth
 };

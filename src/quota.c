@@ -69,6 +69,7 @@
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
+#include "period.h"
 #include "quota.h"
 #include "session_cache.h"
 
@@ -309,36 +310,13 @@ micro_to_numeric(int64 v)
 /*
  * period_bounds
  *		Start and end of the period containing now in zone tz, as
- *		_period_bounds() computes them.
+ *		_period_bounds() computes them (period.c).
  */
 static void
 period_bounds(int period, TimestampTz now, const char *tz, TimestampTz *start, TimestampTz *end)
 {
-	Datum		tzd = CStringGetTextDatum(tz);
-	TimestampTz s;
-
-	s = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_trunc_zone,
-												CStringGetTextDatum(period_names[period]),
-												TimestampTzGetDatum(now), tzd));
-	*start = s;
-	if (period == 0)
-		*end = s + USECS_PER_MINUTE;
-	else if (period == 1)
-		*end = s + USECS_PER_HOUR;
-	else
-	{
-		Interval	one;
-		Datum		local;
-
-		memset(&one, 0, sizeof(one));
-		if (period == 2)
-			one.day = 1;
-		else
-			one.month = 1;
-		local = DirectFunctionCall2(timestamptz_zone, tzd, TimestampTzGetDatum(s));
-		local = DirectFunctionCall2(timestamp_pl_interval, local, PointerGetDatum(&one));
-		*end = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, tzd, local));
-	}
+	StaticAssertStmt(QUOTA_NPERIODS == 4 && PERIOD_MONTH == 3, "quota periods are minute, hour, day, month");
+	period_bounds_in_zone((PeriodUnit) period, now, tz, start, end);
 }
 
 static void

@@ -13,10 +13,7 @@
  * occurred_at more than 28 days back (retention checks) or ahead.
  *
  * Whether the calling role may track for a tenant comes from the tenant
- * directory of session_cache.c.  The price cache holds every row of
- * llm_usage.model_price_versions; it is read again when the prices'
- * generation (session_cache_prices_gen()) moved: a price change committed
- * by anyone, or made by this backend.
+ * directory of session_cache.c; the price and the cost from cost.c.
  *
  * Every statement runs with search_path pinned to pg_catalog, pg_temp and
  * names every object, function and sequence with its schema, so that the
@@ -45,42 +42,18 @@
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
+#include "cost.h"
 #include "session_cache.h"
 
 #define MODEL_MAX		200
+#define NARGS			15
 #define MAX_TOKENS		INT64CONST(1000000000)
 
-/* one price version; rates are numeric Datums in price_ctx, 0 when NULL */
-typedef struct PriceVersion
-{
-	TimestampTz valid_from;
-	int64		price_id;
-	char	   *provider;
-	Datum		input;
-	Datum		output;
-	Datum		cached;			/* or 0: the input rate */
-	Datum		cache_write;	/* or 0: the input rate */
-	Datum		input_200k;		/* or 0: none */
-	Datum		output_200k;
-} PriceVersion;
-
-typedef struct ModelPrices
-{
-	char		model[MODEL_MAX + 1];
-	int			n;
-	PriceVersion *versions;		/* newest valid_from first */
-} ModelPrices;
-
-static HTAB *price_cache = NULL;
-static MemoryContext price_ctx = NULL;
-static SPIPlanPtr prices_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr request_plan = NULL;
 static SPIPlanPtr insert_with_id_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static Oid	owner_oid = InvalidOid;
-static uint64 prices_gen = 0;	/* session_cache_prices_gen() when the prices were read */
-static Datum per_token = (Datum) 0;	/* 0.000001: rates are per million tokens */
 
 static const char *const event_types[] = {
 	"chat", "completion", "embedding", "image", "audio", "moderation", "tool", "other", NULL
@@ -88,150 +61,6 @@ static const char *const event_types[] = {
 static const char *const results[] = {"success", "failure", "rate_limited", NULL};
 
 PG_FUNCTION_INFO_V1(llm_usage_track_usage);
-
-/* drop the price cache (session_cache.c calls it when the configuration changes) */
-static void
-reset_prices(void)
-{
-	price_cache = NULL;
-	if (price_ctx != NULL)
-		MemoryContextReset(price_ctx);
-}
-
-static Datum
-rate(HeapTuple tup, TupleDesc desc, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? (Datum) 0 : datumCopy(d, false, -1);
-}
-
-/*
- * load_prices
- *		Load every price version into the cache with one query, under a
- *		snapshot taken after the prices' generation was read.  Expects a
- *		transaction; reads pending invalidations (SPI) and resets the cache
- *		before filling it.
- */
-static void
-load_prices(void)
-{
-	HASHCTL		info;
-	MemoryContext old;
-	uint64		gen;
-	int			level;
-
-	if (price_ctx == NULL)
-		price_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage price cache", ALLOCSET_SMALL_SIZES);
-	session_cache_register(reset_prices);
-	gen = session_cache_prices_gen();
-	level = session_cache_pin_search_path();
-	SPI_connect();
-	if (prices_plan == NULL)
-		prices_plan = session_cache_keep_plan("SELECT model, valid_from, price_id, provider, input_usd_per_mtok, output_usd_per_mtok, "
-											  "cached_input_usd_per_mtok, cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, "
-											  "output_above_200k_usd_per_mtok FROM llm_usage.model_price_versions "
-											  "ORDER BY model, valid_from DESC", 0, NULL);
-	if (SPI_execute_snapshot(prices_plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading llm_usage.model_price_versions failed");
-
-	reset_prices();
-	memset(&info, 0, sizeof(info));
-	info.keysize = MODEL_MAX + 1;
-	info.entrysize = sizeof(ModelPrices);
-	info.hcxt = price_ctx;
-	price_cache = hash_create("llm_usage price cache", 256, &info, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	old = MemoryContextSwitchTo(price_ctx);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *model = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		char		key[MODEL_MAX + 1];
-		ModelPrices *mp;
-		bool		found;
-		PriceVersion *v;
-
-		if (strlen(model) > MODEL_MAX)
-			continue;
-		memset(key, 0, sizeof(key));
-		strlcpy(key, model, sizeof(key));
-		mp = hash_search(price_cache, key, HASH_ENTER, &found);
-		if (!found)
-		{
-			mp->n = 0;
-			mp->versions = palloc(sizeof(PriceVersion) * 4);
-		}
-		else if ((mp->n & (mp->n - 1)) == 0 && mp->n >= 4)
-			mp->versions = repalloc(mp->versions, sizeof(PriceVersion) * mp->n * 2);
-		v = &mp->versions[mp->n++];
-		v->valid_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-		v->price_id = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		v->provider = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
-		v->input = rate(tup, desc, 5);
-		v->output = rate(tup, desc, 6);
-		v->cached = rate(tup, desc, 7);
-		v->cache_write = rate(tup, desc, 8);
-		v->input_200k = rate(tup, desc, 9);
-		v->output_200k = rate(tup, desc, 10);
-	}
-	MemoryContextSwitchTo(old);
-	SPI_finish();
-	session_cache_unpin_search_path(level);
-	prices_gen = gen;
-}
-
-/* the version valid at "at", or NULL */
-static PriceVersion *
-price_at(const char *model, TimestampTz at)
-{
-	char		key[MODEL_MAX + 1];
-	ModelPrices *mp;
-
-	if (price_cache == NULL || prices_gen != session_cache_prices_gen())
-		load_prices();
-	memset(key, 0, sizeof(key));
-	strlcpy(key, model, sizeof(key));
-	mp = hash_search(price_cache, key, HASH_FIND, NULL);
-	if (mp == NULL)
-		return NULL;
-	for (int i = 0; i < mp->n; i++)
-		if (mp->versions[i].valid_from <= at)
-			return &mp->versions[i];
-	return NULL;
-}
-
-static Datum
-times(int64 tokens, Datum rate_usd)
-{
-	return DirectFunctionCall2(numeric_mul, NumericGetDatum(int64_to_numeric(tokens)), rate_usd);
-}
-
-/* the cost _cost() computes, exactly (numeric throughout) */
-static Datum
-cost_of(PriceVersion *p, int64 in, int64 out, int64 cached, int64 cw)
-{
-	Datum		in_rate = (in > 200000 && p->input_200k) ? p->input_200k : p->input;
-	Datum		out_rate = (in > 200000 && p->output_200k) ? p->output_200k : p->output;
-	Datum		sum;
-
-	sum = times(in - cached - cw, in_rate);
-	sum = DirectFunctionCall2(numeric_add, sum, times(cached, p->cached ? p->cached : p->input));
-	sum = DirectFunctionCall2(numeric_add, sum, times(cw, p->cache_write ? p->cache_write : p->input));
-	sum = DirectFunctionCall2(numeric_add, sum, times(out, out_rate));
-	if (per_token == (Datum) 0)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		per_token = DirectFunctionCall3(numeric_in, CStringGetDatum("0.000001"),
-										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-		MemoryContextSwitchTo(old);
-	}
-	sum = DirectFunctionCall2(numeric_mul, sum, per_token);
-	return DirectFunctionCall1(numeric_trim_scale, sum);
-}
 
 static bool
 in_list(const char *s, const char *const *list)
@@ -290,29 +119,45 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	char	   *result;
 	TimestampTz at;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	int64		in,
-				out,
-				cached,
-				cw;
-	PriceVersion *p = NULL;
-	Datum		values[17];
-	char		nulls[17];
+	CostTokens	tok;
+	CostTier	tier = COST_NTIERS;
+	CostPrice  *p = NULL;
+	Datum		values[19];
+	char		nulls[19];
 	Oid			save_userid;
 	int			save_sec;
 	int			level;
 	bool		written = false;
 
-	/* arguments: 0 tenant 1 event_type 2 model 3 input 4 output 5 cached 6 latency 7 status 8 result 9 metadata 10 request_id 11 occurred_at 12 cache_write */
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(8) || PG_ARGISNULL(9) || PG_ARGISNULL(11))
+	/*
+	 * arguments: 0 tenant 1 event_type 2 model 3 input 4 output 5 cached
+	 * 6 latency 7 status 8 result 9 metadata 10 request_id 11 occurred_at
+	 * 12 cache_write 13 cache_write_1h 14 service_tier
+	 */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(8) || PG_ARGISNULL(9) || PG_ARGISNULL(11) ||
+		PG_ARGISNULL(14))
 		return false;
-	if (!count_ok(fcinfo, 3) || !count_ok(fcinfo, 4) || !count_ok(fcinfo, 5) || !count_ok(fcinfo, 12))
+	if (!count_ok(fcinfo, 3) || !count_ok(fcinfo, 4) || !count_ok(fcinfo, 5) || !count_ok(fcinfo, 12) ||
+		!count_ok(fcinfo, 13))
 		return false;
-	in = PG_GETARG_INT64(3);
-	out = PG_GETARG_INT64(4);
-	cached = PG_GETARG_INT64(5);
-	cw = PG_GETARG_INT64(12);
-	if (cached + cw > in)
+	tok.input = PG_GETARG_INT64(3);
+	tok.output = PG_GETARG_INT64(4);
+	tok.cached = PG_GETARG_INT64(5);
+	tok.write_5m = PG_GETARG_INT64(12);
+	tok.write_1h = PG_GETARG_INT64(13);
+	if (tok.cached + tok.write_5m + tok.write_1h > tok.input)
 		return false;
+	{
+		char	   *t = text_to_cstring(PG_GETARG_TEXT_PP(14));
+
+		for (int i = 0; i < COST_NTIERS; i++)
+			if (strcmp(t, cost_tier_names[i]) == 0)
+				tier = (CostTier) i;
+		if (strcmp(t, "default") == 0)
+			tier = COST_TIER_STANDARD;
+		if (tier == COST_NTIERS)
+			return false;
+	}
 	if (!PG_ARGISNULL(6) && (PG_GETARG_INT32(6) < 0 || PG_GETARG_INT32(6) > 86400000))
 		return false;
 	if (!PG_ARGISNULL(7) && (PG_GETARG_INT32(7) < 100 || PG_GETARG_INT32(7) > 599))
@@ -348,9 +193,9 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 		return false;			/* empty, too long, unknown or not the caller's */
 
 	if (model != NULL)
-		p = price_at(model, at);
+		p = cost_price_at(model, at);
 
-	/* $1 tenant ... as in insert_plan; $17 event_id */
+	/* $1 tenant ... as in insert_plan; $17 event_id, $18 cache_write_1h, $19 service_tier */
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
@@ -358,11 +203,11 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
 	values[3] = p ? CStringGetTextDatum(p->provider) : (Datum) 0;
 	nulls[3] = p ? ' ' : 'n';
-	values[4] = Int64GetDatum(in);
-	values[5] = Int64GetDatum(out);
-	values[6] = Int64GetDatum(cached);
-	values[7] = Int64GetDatum(cw);
-	values[8] = p ? cost_of(p, in, out, cached, cw) : (Datum) 0;
+	values[4] = Int64GetDatum(tok.input);
+	values[5] = Int64GetDatum(tok.output);
+	values[6] = Int64GetDatum(tok.cached);
+	values[7] = Int64GetDatum(tok.write_5m);
+	values[8] = p ? cost_of(p, &tok, tier) : (Datum) 0;
 	nulls[8] = p ? ' ' : 'n';
 	values[9] = p ? Int64GetDatum(p->price_id) : (Datum) 0;
 	nulls[9] = p ? ' ' : 'n';
@@ -375,6 +220,9 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	values[14] = PG_GETARG_DATUM(10);
 	nulls[14] = PG_ARGISNULL(10) ? 'n' : ' ';
 	values[15] = TimestampTzGetDatum(at);
+	values[16] = (Datum) 0;		/* the event id, set below */
+	values[17] = Int64GetDatum(tok.write_1h);
+	values[18] = CStringGetTextDatum(cost_tier_names[tier]);
 
 	/* write as the function's owner, with search_path pinned, as SECURITY DEFINER SET search_path would */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
@@ -383,16 +231,17 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	SPI_connect();
 	if (insert_plan == NULL)
 	{
-		Oid			types[17] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
-		NUMERICOID, INT8OID, INT4OID, INT4OID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+		Oid			types[19] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID,
+			NUMERICOID, INT8OID, INT4OID, INT4OID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
+		INT8OID, TEXTOID};
 		const char *cols = "INSERT INTO llm_usage.usage_events (tenant_id, event_type, model, provider, input_tokens, "
 			"output_tokens, cached_input_tokens, cache_write_tokens, cost_usd, price_id, latency_ms, "
-			"status_code, result, metadata, request_id, occurred_at";
+			"status_code, result, metadata, request_id, occurred_at, cache_write_1h_tokens, service_tier";
 
-		insert_plan = session_cache_keep_plan(psprintf("%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
-													   "RETURNING event_id", cols), 16, types);
-		insert_with_id_plan = session_cache_keep_plan(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-															   cols), 17, types);
+		insert_plan = session_cache_keep_plan(psprintf("%s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $19) "
+													   "RETURNING event_id", cols), 19, types);
+		insert_with_id_plan = session_cache_keep_plan(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $19, $17)",
+															   cols), 19, types);
 		request_plan = session_cache_keep_plan("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
 											   "VALUES ($1, $2, pg_catalog.nextval('llm_usage.usage_events_id_seq'::pg_catalog.regclass), $3) "
 											   "ON CONFLICT DO NOTHING RETURNING event_id", 3,
@@ -435,15 +284,15 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 static int64
 track_sql(FunctionCallInfo fcinfo)
 {
-	Datum		args[13];
-	char		argnulls[13];
-	Oid			types[13] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT4OID, INT4OID,
-	TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+	Datum		args[NARGS];
+	char		argnulls[NARGS];
+	Oid			types[NARGS] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT4OID, INT4OID,
+	TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, TEXTOID};
 	bool		isnull;
 	int64		id;
 	int			level;
 
-	for (int i = 0; i < 13; i++)
+	for (int i = 0; i < NARGS; i++)
 	{
 		argnulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
@@ -451,8 +300,8 @@ track_sql(FunctionCallInfo fcinfo)
 	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (fallback_plan == NULL)
-		fallback_plan = session_cache_keep_plan("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-												13, types);
+		fallback_plan = session_cache_keep_plan("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+												NARGS, types);
 	if (SPI_execute_plan(fallback_plan, args, argnulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "llm_usage._track_usage_sql returned no row");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

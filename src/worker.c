@@ -2,22 +2,45 @@
  *
  * worker.c
  *	  The llm_usage collector: a background worker that wakes on
- *	  llm_usage.collect_schedule (read in llm_usage.timezone) and whenever
- *	  collect_now() sets its latch, and carries out the queued runs one by
- *	  one, each isolated from the others.
+ *	  llm_usage.collect_schedule (read in llm_usage.timezone), whenever
+ *	  collect_now() sets its latch, when an alert delivery is due again and
+ *	  every llm_usage.aggregate_interval for maintenance.
+ *
+ * A cycle does, each step isolated from the others (an error is logged and
+ * the next step runs):
+ *	1. queue the scheduled runs when the schedule has fired;
+ *	2. carry out one queued run (collector.c);
+ *	3. one pass of alert deliveries, bounded in time (delivery.c);
+ *	4. maintenance when due (roll-ups, alerts, partitions, retention).
+ * While runs are queued or deliveries are due, the next cycle follows at
+ * once, so collection and delivery take turns and neither starves the
+ * other or maintenance.
  *
  * Signals: SIGTERM is PostgreSQL's die() (the worker exits at the next
  * CHECK_FOR_INTERRUPTS, also between retries and inside a transfer);
- * SIGHUP reloads the settings and recomputes the schedule.  A crash makes
- * the postmaster restart the worker after 5 seconds; on start it marks the
- * runs a crash left "running" as failed.  Memory is one context per cycle,
- * reset every time round.
+ * SIGHUP reloads the settings and recomputes the schedule.  When the
+ * postmaster dies the worker exits within a fraction of a second wherever
+ * it is (waits on the network included) and commits nothing further
+ * (worker_tx.c, http.c).  A crash makes the postmaster restart the worker
+ * after 5 seconds; on start it marks the runs a crash left "running" as
+ * failed.
+ *
+ * The worker's session is a superuser's, in a database whose owner may
+ * not be: before any SQL it pins search_path to pg_catalog, pg_temp (over
+ * any ALTER DATABASE ... SET search_path), and all its SQL (here,
+ * collector.c, delivery.c) names functions, types and operators with
+ * their schema.
+ *
+ * Memory: one context per cycle, reset every time round; transaction
+ * commits return to it (worker_tx.c).  The cumulative statistics are
+ * reported after each transaction and before each sleep, so autovacuum
+ * sees what the worker writes.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -30,41 +53,34 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "llm_usage.h"
 
-#define MAX_RUNS_PER_CYCLE 1000
 #define IDLE_WAKE_MS 60000
 
-/* run one SQL statement in its own transaction; returns the first column of the first row */
-static bool
+/*
+ * run one statement in its own transaction; *result gets the first column
+ * of the first row as a boolean (false when NULL or no row)
+ */
+static void
 run_sql(const char *sql, const char *activity, bool *result)
 {
-	bool		found = false;
+	MemoryContext caller = worker_tx_begin(activity);
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
 	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "llm_usage worker: \"%s\" failed", sql);
-	if (SPI_processed > 0 && result != NULL)
+	if (result != NULL)
 	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		bool		isnull = true;
+		Datum		d = (Datum) 0;
 
+		if (SPI_processed > 0)
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		*result = !isnull && DatumGetBool(d);
-		found = true;
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return found;
+	worker_tx_commit(caller);
 }
 
 static bool
@@ -72,8 +88,20 @@ extension_ready(void)
 {
 	bool		ready = false;
 
-	run_sql("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'llm_usage')",
+	run_sql("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension"
+			" WHERE extname OPERATOR(pg_catalog.=) 'llm_usage')",
 			"llm_usage: looking for the extension", &ready);
+	return ready;
+}
+
+/* does this version of the extension have what this library's collector writes with? */
+static bool
+collection_ready(void)
+{
+	bool		ready = false;
+
+	run_sql("SELECT pg_catalog.to_regprocedure('llm_usage._ingest_rows(bigint,text,jsonb)') IS NOT NULL",
+			"llm_usage: looking for the collection functions", &ready);
 	return ready;
 }
 
@@ -89,14 +117,25 @@ next_fire(TimestampTz after)
 	return cron_next(&spec, after, tz);
 }
 
-/*
- * one_cycle: queue scheduled runs when due, then carry out queued runs.
- * Errors that escape (claiming or recording a run) are logged and end the
- * cycle; the next cycle tries again.
- */
+/* log an error caught in a step, and roll back whatever it left open */
 static void
-one_cycle(TimestampTz *fire_at)
+step_failed(MemoryContext cycle_ctx)
 {
+	EmitErrorReport();
+	FlushErrorState();
+	worker_tx_abort(cycle_ctx);
+}
+
+/*
+ * collect: queue scheduled runs when due, then carry out one queued run.
+ * Returns whether a run was carried out (there may be more).
+ */
+static bool
+collect(TimestampTz *fire_at, bool *announced_update)
+{
+	MemoryContext cycle_ctx = CurrentMemoryContext;
+	volatile bool ran = false;
+
 	PG_TRY();
 	{
 		TimestampTz now = GetCurrentTimestamp();
@@ -104,29 +143,34 @@ one_cycle(TimestampTz *fire_at)
 		/* after DROP EXTENSION, idle until it is back */
 		if (extension_ready())
 		{
-			if (now >= *fire_at)
+			if (!collection_ready())
 			{
-				run_sql("SELECT llm_usage._queue_scheduled_runs() IS NOT NULL",
-						"llm_usage: queueing scheduled runs", NULL);
-				*fire_at = next_fire(now);
+				if (!*announced_update)
+					ereport(LOG,
+							(errmsg("llm_usage collector: the extension in database \"%s\" is older than this library; runs stay queued",
+									llm_usage_database),
+							 errhint("Run ALTER EXTENSION llm_usage UPDATE there.")));
+				*announced_update = true;
 			}
-			for (int i = 0; i < MAX_RUNS_PER_CYCLE; i++)
+			else
 			{
-				CHECK_FOR_INTERRUPTS();
-				if (ConfigReloadPending)
-					break;
-				if (!collector_run_next())
-					break;
+				*announced_update = false;
+				if (now >= *fire_at)
+				{
+					run_sql("SELECT llm_usage._queue_scheduled_runs() IS NOT NULL",
+							"llm_usage: queueing scheduled runs", NULL);
+					*fire_at = next_fire(now);
+				}
+				ran = collector_run_next();
 			}
 		}
 	}
 	PG_CATCH();
 	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
+		step_failed(cycle_ctx);
 	}
 	PG_END_TRY();
+	return ran;
 }
 
 /*
@@ -137,13 +181,14 @@ one_cycle(TimestampTz *fire_at)
 static void
 maintenance(void)
 {
-	bool		available = false;
-	char	   *failure = NULL;
-	MemoryContext ctx = CurrentMemoryContext;
+	MemoryContext cycle_ctx = CurrentMemoryContext;
+	char	   *volatile failure = NULL;
 
 	PG_TRY();
 	{
-		run_sql("SELECT to_regproc('llm_usage._maintenance') IS NOT NULL",
+		bool		available = false;
+
+		run_sql("SELECT pg_catalog.to_regproc('llm_usage._maintenance') IS NOT NULL",
 				"llm_usage: looking for maintenance", &available);
 		if (available)
 			run_sql("SELECT llm_usage._maintenance() IS NOT NULL",
@@ -153,10 +198,10 @@ maintenance(void)
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(ctx);
+		MemoryContextSwitchTo(cycle_ctx);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortOutOfAnyTransaction();
+		worker_tx_abort(cycle_ctx);
 		failure = edata->message;
 	}
 	PG_END_TRY();
@@ -166,45 +211,65 @@ maintenance(void)
 	ereport(LOG, (errmsg("llm_usage: maintenance failed: %s", failure)));
 	PG_TRY();
 	{
-		StringInfoData sql;
+		MemoryContext caller = worker_tx_begin("llm_usage: recording a maintenance failure");
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		args[2];
 
-		initStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT llm_usage._raise_alert('*', 'maintenance_failed', 'error', "
-						 "'roll-up or alert check failed: ' || %s, jsonb_build_object('error', %s::text), 'maintenance') IS NOT NULL",
-						 quote_literal_cstr(failure), quote_literal_cstr(failure));
-		run_sql(sql.data, "llm_usage: recording a maintenance failure", NULL);
+		args[0] = CStringGetTextDatum(psprintf("roll-up or alert check failed: %s", failure));
+		args[1] = CStringGetTextDatum(failure);
+		if (SPI_execute_with_args("SELECT llm_usage._raise_alert('*', 'maintenance_failed', 'error', $1,"
+								  " pg_catalog.jsonb_build_object('error', $2), 'maintenance') IS NOT NULL",
+								  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "recording a maintenance failure failed");
+		worker_tx_commit(caller);
 	}
 	PG_CATCH();
 	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
+		step_failed(cycle_ctx);
 	}
 	PG_END_TRY();
 }
 
-/* deliver pending alerts (extension 1.1 on); errors are logged, delivery retried next cycle */
-static void
-deliver(void)
+/*
+ * deliver: one bounded pass of alert deliveries (extension 1.3 on: retries
+ * across cycles).  Returns when a delivery is next due; *more when due
+ * deliveries were left for the next cycle.
+ */
+static TimestampTz
+deliver(bool *more)
 {
-	bool		available = false;
+	MemoryContext cycle_ctx = CurrentMemoryContext;
+	volatile TimestampTz next_due = DT_NOEND;
 
+	*more = false;
 	PG_TRY();
 	{
+		bool		available = false;
+
 		run_sql("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute"
-				" WHERE attrelid = to_regclass('llm_usage.alerts') AND attname = 'webhook_status')",
+				" WHERE attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('llm_usage.alerts')"
+				" AND attname OPERATOR(pg_catalog.=) 'webhook_next_at')",
 				"llm_usage: looking for alert delivery", &available);
 		if (available)
-			(void) delivery_run();
+			next_due = delivery_run(DT_NOEND, more);
 	}
 	PG_CATCH();
 	{
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
+		step_failed(cycle_ctx);
 	}
 	PG_END_TRY();
+	return next_due;
+}
+
+/* milliseconds from now until t, within [0, cap] */
+static long
+ms_until(TimestampTz now, TimestampTz t, long cap)
+{
+	if (t == DT_NOEND)
+		return cap;
+	if (t <= now)
+		return 0;
+	return (long) Min((TimestampTz) cap, (t - now) / 1000);
 }
 
 /*
@@ -218,16 +283,26 @@ llm_usage_worker_main(Datum main_arg)
 	TimestampTz fire_at;
 	TimestampTz maintain_at;
 	bool		announced_missing = false;
+	bool		announced_update = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(llm_usage_database, NULL, 0);
+
+	/*
+	 * A superuser session in a database someone else may own: no name of
+	 * theirs may be found before the system's, whatever the database's
+	 * search_path says.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
 	pgstat_report_appname("llm_usage collector");
 	llm_usage_shmem_publish_worker();
 
 	cycle_ctx = AllocSetContextCreate(TopMemoryContext, "llm_usage worker cycle", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cycle_ctx);
 
 	/* wait for the extension to exist in llm_usage.database */
 	for (;;)
@@ -240,6 +315,8 @@ llm_usage_worker_main(Datum main_arg)
 					(errmsg("llm_usage collector: extension llm_usage is not installed in database \"%s\"; waiting",
 							llm_usage_database)));
 		announced_missing = true;
+		MemoryContextReset(cycle_ctx);
+		(void) pgstat_report_stat(true);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -251,13 +328,17 @@ llm_usage_worker_main(Datum main_arg)
 					llm_usage_database, llm_usage_collect_schedule, llm_usage_timezone)));
 	fire_at = next_fire(GetCurrentTimestamp());
 	maintain_at = GetCurrentTimestamp();
+	MemoryContextReset(cycle_ctx);
 
 	for (;;)
 	{
-		long		timeout;
+		long		timeout = IDLE_WAKE_MS;
 		TimestampTz now;
+		TimestampTz next_delivery = DT_NOEND;
+		bool		busy = false;
 
 		CHECK_FOR_INTERRUPTS();
+		llm_usage_exit_if_orphaned();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -271,26 +352,31 @@ llm_usage_worker_main(Datum main_arg)
 
 		if (llm_usage_enabled)
 		{
-			MemoryContext old = MemoryContextSwitchTo(cycle_ctx);
+			bool		more_deliveries = false;
 
-			one_cycle(&fire_at);
-			deliver();
+			busy = collect(&fire_at, &announced_update);
+			next_delivery = deliver(&more_deliveries);
+			busy |= more_deliveries;
 			if (GetCurrentTimestamp() >= maintain_at)
 			{
 				maintenance();
 				maintain_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														  (int64) llm_usage_aggregate_interval * 1000);
 			}
-			MemoryContextSwitchTo(old);
+			MemoryContextSwitchTo(cycle_ctx);
 			MemoryContextReset(cycle_ctx);
 		}
+		(void) pgstat_report_stat(true);
 
 		now = GetCurrentTimestamp();
-		timeout = IDLE_WAKE_MS;
-		if (llm_usage_enabled && fire_at != DT_NOEND)
-			timeout = Max(0, Min(timeout, (long) ((fire_at - now) / 1000)));
-		if (llm_usage_enabled)
-			timeout = Max(0, Min(timeout, (long) ((maintain_at - now) / 1000)));
+		if (busy)
+			timeout = 0;
+		else if (llm_usage_enabled)
+		{
+			timeout = ms_until(now, fire_at, timeout);
+			timeout = ms_until(now, maintain_at, timeout);
+			timeout = ms_until(now, next_delivery, timeout);
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -12,11 +12,15 @@
 --   track_usage     C llm_usage.track_usage against llm_usage._track_usage_sql
 --                   (SQL checks, SQL _cost), on a pair of tenants;
 --   calculate_cost  SQL llm_usage.calculate_cost against the cost_usd the C
---                   track_usage writes (the C cost formula);
+--                   track_usage writes (the C cost formula, src/cost.c): every
+--                   price dimension, 1-hour cache writes, service tiers,
+--                   long-context thresholds of 50 to 300,000 tokens;
 --   period bounds   C period_bounds against SQL _period_bounds at instants
 --                   in coming years (DST changes, month ends): a counter set
 --                   in a future period is consumed there by both
 --                   _shm_consume and _consume_table, which report its bounds;
+--                   and the C computation itself (_period_bounds_c) at the
+--                   instant, its periods' first and last microsecond.
 --   consume args    _shm_consume against _consume_table called directly with
 --                   a fixed list of arrays: repeated, unknown and NULL types,
 --                   NULL amounts, lengths that differ, every type at once, a
@@ -183,20 +187,46 @@ INSERT INTO difftest.plans VALUES ('dt_small'), ('dt_frac'), ('dt_huge'), ('dt_n
 CREATE TABLE difftest.zones (tz text);
 INSERT INTO difftest.zones VALUES ('UTC'), ('Asia/Kolkata'), ('Asia/Kathmandu'), ('Australia/Lord_Howe'),
     ('America/New_York'), ('Europe/London'), ('Pacific/Chatham'), ('America/St_Johns'), ('Australia/Adelaide'),
-    ('Pacific/Kiritimati'), ('Pacific/Pago_Pago'), ('Asia/Tehran'), ('America/Sao_Paulo'), ('Europe/Berlin');
+    ('Pacific/Kiritimati'), ('Pacific/Pago_Pago'), ('Asia/Tehran'), ('America/Sao_Paulo'), ('Europe/Berlin'),
+    ('America/Havana'), ('America/Santiago'), ('Asia/Beirut'), ('Africa/Cairo');
 
--- prices: every combination of optional rates, odd rates, a price history and a first price to come
+-- prices: every combination of optional rates (standard, long-context,
+-- batch, flex, priority), odd rates whose derived rates need a division
+-- that does not terminate, a zero input rate, a price history and a first
+-- price to come
 INSERT INTO llm_usage.model_price_versions
     (provider, model, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok,
-     cache_write_usd_per_mtok, input_above_200k_usd_per_mtok, output_above_200k_usd_per_mtok, valid_from)
-VALUES ('difftest', 'dt-full', 3, 15, 0.3, 3.75, 6, 22.5, '-infinity'),
-       ('difftest', 'dt-nocache', 0.15, 0.6, NULL, NULL, NULL, NULL, '-infinity'),
-       ('difftest', 'dt-cachedonly', 1.1, 4.4, 0.275, NULL, NULL, NULL, '-infinity'),
-       ('difftest', 'dt-writeonly', 2, 8, NULL, 2.5, NULL, NULL, '-infinity'),
-       ('difftest', 'dt-200k-in', 1.25, 10, 0.125, NULL, 2.5, NULL, '-infinity'),
-       ('difftest', 'dt-200k-out', 1.25, 10, NULL, NULL, NULL, 15, '-infinity'),
-       ('difftest', 'dt-odd', 0.0000001, 123456.789012345, 0.00000003, 1000000000000, 0.333333333333, 7.0000001, '-infinity'),
-       ('difftest', 'dt-zero', 0, 0, 0, 0, 0, 0, '-infinity');
+     cache_write_usd_per_mtok, input_long_context_usd_per_mtok, output_long_context_usd_per_mtok,
+     long_context_threshold, valid_from)
+VALUES ('difftest', 'dt-full', 3, 15, 0.3, 3.75, 6, 22.5, 200000, '-infinity'),
+       ('difftest', 'dt-nocache', 0.15, 0.6, NULL, NULL, NULL, NULL, NULL, '-infinity'),
+       ('difftest', 'dt-cachedonly', 1.1, 4.4, 0.275, NULL, NULL, NULL, NULL, '-infinity'),
+       ('difftest', 'dt-writeonly', 2, 8, NULL, 2.5, NULL, NULL, NULL, '-infinity'),
+       ('difftest', 'dt-200k-in', 1.25, 10, 0.125, NULL, 2.5, NULL, 200000, '-infinity'),
+       ('difftest', 'dt-200k-out', 1.25, 10, NULL, NULL, NULL, 15, 200000, '-infinity'),
+       ('difftest', 'dt-odd', 0.0000001, 123456.789012345, 0.00000003, 1000000000000, 0.333333333333, 7.0000001, 200000, '-infinity'),
+       ('difftest', 'dt-zero', 0, 0, 0, 0, 0, 0, 200000, '-infinity');
+INSERT INTO llm_usage.model_price_versions
+    (provider, model, input_usd_per_mtok, output_usd_per_mtok, cached_input_usd_per_mtok, cache_write_usd_per_mtok,
+     cache_write_1h_usd_per_mtok, long_context_threshold, input_long_context_usd_per_mtok, output_long_context_usd_per_mtok,
+     cached_input_long_context_usd_per_mtok, cache_write_long_context_usd_per_mtok, cache_write_1h_long_context_usd_per_mtok,
+     batch_input_usd_per_mtok, batch_output_usd_per_mtok, batch_cached_input_usd_per_mtok, batch_cache_write_usd_per_mtok,
+     flex_input_usd_per_mtok, flex_output_usd_per_mtok, flex_cached_input_usd_per_mtok, flex_cache_write_usd_per_mtok,
+     priority_input_usd_per_mtok, priority_output_usd_per_mtok, priority_cached_input_usd_per_mtok,
+     priority_cache_write_usd_per_mtok, valid_from)
+VALUES ('difftest', 'dt-every', 3, 15, 0.3, 3.75, 6, 200000, 6, 22.5, 0.6, 7.5, 12, 1.5, 7.5, 0.15, 1.875,
+        1.5, 7.5, 0.15, 1.875, 6, 30, 0.6, 7.5, '-infinity'),
+       ('difftest', 'dt-272k', 2.5, 15, 0.25, NULL, NULL, 272000, 5, 22.5, 0.5, NULL, NULL, 1.25, 7.5, NULL, NULL,
+        1.25, 7.5, 0.13, NULL, 5, 30, 0.5, NULL, '-infinity'),
+       ('difftest', 'dt-thirds', 3, 7, 0.7, 1.1, 2.2, 1000, 7, 11, NULL, 2.9, NULL, 1, NULL, NULL, NULL,
+        NULL, 2, 0.1, NULL, 1.7, NULL, NULL, 0.3, '-infinity'),
+       ('difftest', 'dt-1h-only', 0.6, 2.2, NULL, NULL, 1.3, 50, NULL, 4.4, NULL, NULL, 2.6, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL, NULL, 0.9, NULL, NULL, NULL, '-infinity'),
+       ('difftest', 'dt-zero-in', 0, 2, 0.1, 0.3, 0.5, 100, 0.2, 3, NULL, NULL, NULL, 0.7, NULL, NULL, NULL,
+        0.3, 1, NULL, NULL, NULL, NULL, NULL, NULL, '-infinity'),
+       ('difftest', 'dt-odd-tiers', 0.0000007, 99999.999999, 0.00000003, 1000000000000, 0.1, 300000, 0.0000013, 7.0000001,
+        NULL, 3, NULL, 0.0000003, NULL, 0.00000001, NULL, 0.0000009, 123456.7, NULL, 999999999999, 0.0000011,
+        NULL, 0.333333333333, NULL, '-infinity');
 SELECT llm_usage.set_model_price('difftest', 'dt-history', 3, 4, 0.5, NULL, now() - interval '10 days');
 SELECT llm_usage.set_model_price('difftest', 'dt-history', 1, 2, NULL, NULL, now() - interval '20 days');
 SELECT llm_usage.set_model_price('difftest', 'dt-history', 5, 6, 1, 7, now() + interval '30 minutes');
@@ -207,6 +237,12 @@ INSERT INTO difftest.models
 SELECT model, 'fixture' FROM (SELECT DISTINCT model FROM llm_usage.model_price_versions WHERE provider = 'difftest') m;
 INSERT INTO difftest.models
 SELECT model, 'shipped' FROM (SELECT model FROM llm_usage.model_price_versions WHERE is_shipped ORDER BY model LIMIT 40) m;
+-- and every shipped model with rates beyond input, output and cache
+INSERT INTO difftest.models
+SELECT model, 'shipped' FROM llm_usage.model_price_versions
+ WHERE is_shipped AND model NOT IN (SELECT model FROM difftest.models WHERE model IS NOT NULL)
+   AND (long_context_threshold IS NOT NULL OR flex_input_usd_per_mtok IS NOT NULL
+        OR priority_input_usd_per_mtok IS NOT NULL OR cache_write_1h_usd_per_mtok IS NOT NULL);
 INSERT INTO difftest.models VALUES ('dt-unpriced', 'unpriced'), ('gpt-9-nonexistent', 'unpriced'),
     (repeat('m', 200), 'unpriced'), ('mod' || chr(232) || 'le', 'unpriced'), (NULL, 'null'),
     (repeat('m', 201), 'bad'), ('', 'bad'), (' spaced', 'bad'), ('tab' || chr(9) || 'model', 'bad');
@@ -220,9 +256,10 @@ CREATE TABLE difftest.eqs_in (seq integer, i integer, tenant_kind text, amounts 
 CREATE TABLE difftest.tr_in (seq integer, i integer, tenant_kind text, event_type text, model text,
     input_tokens bigint, output_tokens bigint, cached_input_tokens bigint, cache_write_tokens bigint,
     latency_ms integer, status_code integer, result text, metadata jsonb, request_id text,
-    at_kind text, at_rel interval, at_abs timestamptz);
+    at_kind text, at_rel interval, at_abs timestamptz, cache_write_1h_tokens bigint, service_tier text);
 CREATE TABLE difftest.cost_in (seq integer, i integer, model text, input_tokens bigint, output_tokens bigint,
-    cached_input_tokens bigint, cache_write_tokens bigint, at_kind text, at_rel interval, at_abs timestamptz);
+    cached_input_tokens bigint, cache_write_tokens bigint, at_kind text, at_rel interval, at_abs timestamptz,
+    cache_write_1h_tokens bigint, service_tier text);
 CREATE TABLE difftest.pb_in (seq integer, i integer, y_kind text, y_rel interval, y_local timestamp);
 CREATE TABLE difftest.dst_days (tz text, day date);
 
@@ -329,20 +366,32 @@ LANGUAGE sql STABLE AS $$
            END
 $$;
 
-/* cached and cache-write tokens for v_in input tokens: within it when clean, else anything */
-CREATE FUNCTION difftest.gen_split(p_in bigint, p_clean boolean, OUT cached bigint, OUT cache_write bigint)
+/* cached, 5-minute and 1-hour cache-write tokens for v_in input tokens: within it when clean, else anything */
+CREATE FUNCTION difftest.gen_split(p_in bigint, p_clean boolean, OUT cached bigint, OUT cache_write bigint,
+                                   OUT cache_write_1h bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF p_in IS NULL OR p_in <= 0 OR random() < 0.3 THEN
         cached := CASE WHEN p_clean THEN 0 ELSE difftest.pick(ARRAY[0, 0, 5, -1, NULL]::bigint[]) END;
         cache_write := CASE WHEN p_clean THEN 0 ELSE difftest.pick(ARRAY[0, 0, 3, -1, NULL, 1000000001]::bigint[]) END;
+        cache_write_1h := CASE WHEN p_clean THEN 0 ELSE difftest.pick(ARRAY[0, 0, 2, -1, NULL, 1000000001]::bigint[]) END;
         RETURN;
     END IF;
     cached := CASE WHEN random() < 0.3 THEN 0 ELSE (random() * p_in)::bigint END;
     cache_write := CASE WHEN random() < 0.4 THEN 0
                         WHEN NOT p_clean AND random() < 0.2 THEN p_in - cached + 1           -- one too many
                         ELSE (random() * (p_in - cached))::bigint END;
+    cache_write_1h := CASE WHEN random() < 0.4 OR p_in - cached - cache_write < 0 THEN 0
+                           WHEN NOT p_clean AND random() < 0.2 THEN p_in - cached - cache_write + 1
+                           ELSE (random() * (p_in - cached - cache_write))::bigint END;
 END
+$$;
+
+CREATE FUNCTION difftest.gen_tier(p_clean boolean) RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT CASE WHEN p_clean OR random() < 0.9
+                THEN difftest.pick(ARRAY['standard', 'standard', 'batch', 'flex', 'priority', 'default'])
+                ELSE difftest.pick(ARRAY[NULL, 'auto', 'Standard', '', 'scale', 'flex ']) END
 $$;
 
 CREATE FUNCTION difftest.gen_model(p_clean boolean) RETURNS text
@@ -458,7 +507,7 @@ BEGIN
                 CASE WHEN random() < 0.6 THEN NULL
                      WHEN v_clean OR random() < 0.7 THEN difftest.pick(ARRAY['r1', 'r2', 'r3', 'r4', repeat('r', 255), repeat(chr(233), 200)])
                      ELSE difftest.pick(ARRAY['', '   ', ' r1', repeat('r', 256), repeat(chr(233), 256)]) END,
-                v_at.at_kind, v_at.at_rel, v_at.at_abs);
+                v_at.at_kind, v_at.at_rel, v_at.at_abs, v_split.cache_write_1h, difftest.gen_tier(v_clean));
         END LOOP;
     END LOOP;
 
@@ -475,7 +524,7 @@ BEGIN
                 (SELECT model FROM difftest.models WHERE kind IN ('fixture', 'shipped', 'unpriced')
                     AND model ~ '^[!-~]{1,200}$' ORDER BY random() LIMIT 1),
                 v_in, difftest.gen_count(1000000000, v_clean), v_split.cached, v_split.cache_write,
-                v_at.at_kind, v_at.at_rel, v_at.at_abs);
+                v_at.at_kind, v_at.at_rel, v_at.at_abs, v_split.cache_write_1h, difftest.gen_tier(v_clean));
         END LOOP;
     END LOOP;
 
@@ -665,11 +714,13 @@ BEGIN
     IF p_sql THEN
         v_id := llm_usage._track_usage_sql(p_tenant, r.event_type, r.model, r.input_tokens, r.output_tokens,
                                            r.cached_input_tokens, r.latency_ms, r.status_code, r.result, r.metadata,
-                                           r.request_id, v_at, r.cache_write_tokens);
+                                           r.request_id, v_at, r.cache_write_tokens, r.cache_write_1h_tokens,
+                                           r.service_tier);
     ELSE
         v_id := llm_usage.track_usage(p_tenant, r.event_type, r.model, r.input_tokens, r.output_tokens,
                                       r.cached_input_tokens, r.latency_ms, r.status_code, r.result, r.metadata,
-                                      r.request_id, v_at, r.cache_write_tokens);
+                                      r.request_id, v_at, r.cache_write_tokens, r.cache_write_1h_tokens,
+                                      r.service_tier);
     END IF;
     RETURN jsonb_build_object('id', v_id);
 EXCEPTION WHEN OTHERS THEN
@@ -704,7 +755,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     a text := difftest.tenant_name('track_usage', p_seq, p_att);
     b text := difftest.twin(a);
-    f_sql regprocedure := 'llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint)';
+    f_sql regprocedure := 'llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text)';
     r difftest.tr_in;
     c jsonb;
     s jsonb;
@@ -737,7 +788,7 @@ CREATE FUNCTION difftest.cost_seq(p_seq integer, p_att integer) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     a text := difftest.tenant_name('calculate_cost', p_seq, p_att);
-    f_sql regprocedure := 'llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint)';
+    f_sql regprocedure := 'llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text)';
     r record;
     v_at timestamptz;
     v_id bigint;
@@ -752,7 +803,8 @@ BEGIN
         v_at := difftest.at_of(r.at_kind, r.at_rel, r.at_abs, r.i);
         BEGIN
             s := jsonb_build_object('cost', llm_usage.calculate_cost(r.model, r.input_tokens, r.output_tokens,
-                                                                     r.cached_input_tokens, v_at, r.cache_write_tokens));
+                                                                     r.cached_input_tokens, v_at, r.cache_write_tokens,
+                                                                     r.cache_write_1h_tokens, r.service_tier));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
             -- an unpriced call: calculate_cost refuses, track_usage keeps it with a NULL cost
@@ -763,7 +815,7 @@ BEGIN
         BEGIN
             v_id := llm_usage.track_usage(a, 'chat', r.model, r.input_tokens, r.output_tokens,
                                           r.cached_input_tokens, NULL, 200, 'success', '{}', NULL,
-                                          v_at, r.cache_write_tokens);
+                                          v_at, r.cache_write_tokens, r.cache_write_1h_tokens, r.service_tier);
             SELECT jsonb_build_object('cost', e.cost_usd) INTO STRICT c
               FROM llm_usage.usage_events e WHERE e.tenant_id = a AND e.event_id = v_id;
             v_path := CASE WHEN difftest.calls(f_sql) > n THEN 'sql' ELSE 'c' END;
@@ -807,6 +859,18 @@ BEGIN
           FROM llm_usage._shm_consume(a, ARRAY['tokens'], ARRAY[1::numeric]) k;
         SELECT jsonb_agg(to_jsonb(k) ORDER BY array_position(ARRAY['minute', 'hour', 'day', 'month'], k.period)) INTO s
           FROM llm_usage._consume_table(tb, ARRAY['tokens'], ARRAY[1::numeric]) k;
+        -- and the bounds at the instant itself, and at its period's start and a
+        -- microsecond before its end, C (src/period.c) against SQL
+        c := jsonb_build_object('consumed', c, 'bounds',
+                 (SELECT jsonb_agg(to_jsonb(llm_usage._period_bounds_c(u, w, v_tz)) ORDER BY o, u)
+                    FROM unnest(ARRAY['minute', 'hour', 'day', 'month']) u
+                   CROSS JOIN LATERAL (SELECT x.period_start, x.period_end FROM llm_usage._period_bounds(u, y, v_tz) x) b
+                   CROSS JOIN LATERAL unnest(ARRAY[y, b.period_start, b.period_end - interval '1 microsecond']) WITH ORDINALITY w(w, o)));
+        s := jsonb_build_object('consumed', s, 'bounds',
+                 (SELECT jsonb_agg(to_jsonb(llm_usage._period_bounds(u, w, v_tz)) ORDER BY o, u)
+                    FROM unnest(ARRAY['minute', 'hour', 'day', 'month']) u
+                   CROSS JOIN LATERAL (SELECT x.period_start, x.period_end FROM llm_usage._period_bounds(u, y, v_tz) x) b
+                   CROSS JOIN LATERAL unnest(ARRAY[y, b.period_start, b.period_end - interval '1 microsecond']) WITH ORDINALITY w(w, o)));
         INSERT INTO difftest.results VALUES ('period_bounds', p_seq, p_att, r.i,
             to_jsonb(r) || jsonb_build_object('at', y, 'tz', v_tz), c, s, 'c');
     END LOOP;

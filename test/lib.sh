@@ -74,6 +74,7 @@ unix_socket_directories = '$WORK'
 port = $PGPORT
 shared_preload_libraries = 'llm_usage'
 max_connections = 60
+max_prepared_transactions = 10
 fsync = off
 synchronous_commit = off
 full_page_writes = off

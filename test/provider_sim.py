@@ -27,9 +27,16 @@ Keys: OpenAI keys start with "sk-admin-", Anthropic keys with
     malformed      200 application/json with a truncated body
     wrong_type     200 text/html
     oversized      200 JSON with a 2 MB filler field
+    filler         200 JSON with a filler field of N (count) kB in every page
     partial        the last bucket of each response holds half its values
+    fuzz           a hostile provider: {"kind": K, "seed": S} picks one of the
+                   mutation kinds of FUZZ_KINDS below and, seeded, the endpoint,
+                   bucket, result and field it hits (the first page of that
+                   endpoint; some kinds hit every page or the HTTP exchange)
     none           back to normal
+  GET  /_sim/fuzz_kinds      every mutation kind: {"kind": [verdict, target]}
   GET  /_sim/requests        every request seen: method, path, query, auth ok, status
+  GET  /_sim/arrivals        every provider request as it arrived (also those still held)
   POST /_sim/reset           forget modes and the request log
   GET  /_sim/expected?key=K&from=YYYY-MM-DD&to=YYYY-MM-DD
                              exact totals the API serves for those days
@@ -39,7 +46,11 @@ its pid to PORTFILE.pid)
 Stops on SIGTERM, or by itself after --max-seconds (default 3600).
 """
 import base64
+import gzip
 import os
+import random
+import socket
+import struct
 import datetime as dt
 import hashlib
 import json
@@ -53,7 +64,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 DAY = 86400
 STATE_LOCK = threading.Lock()
 MODES = {}          # key -> {"mode":..., "count":..., "seconds":...}
-REQUESTS = []       # request log
+REQUESTS = []       # request log (written when a response is decided)
+ARRIVALS = []       # every provider request as it arrives: path, time
 
 OPENAI_GROUPS = {
     "completions": {"project_id", "user_id", "api_key_id", "model", "batch", "service_tier"},
@@ -279,11 +291,13 @@ class Handler(BaseHTTPRequestHandler):
                     MODES.pop(body["key"], None)
                 else:
                     MODES[body["key"]] = {"mode": body["mode"], "count": int(body.get("count", 0)),
-                                          "seconds": float(body.get("seconds", 1))}
+                                          "seconds": float(body.get("seconds", 1)),
+                                          "kind": body.get("kind"), "seed": int(body.get("seed", 0))}
                 return self.send(200, "{}")
             if path == "/_sim/reset":
                 MODES.clear()
                 REQUESTS.clear()
+                ARRIVALS.clear()
                 return self.send(200, "{}")
         self.send(404, '{"error": "unknown control path"}')
 
@@ -293,6 +307,14 @@ class Handler(BaseHTTPRequestHandler):
         if u.path == "/_sim/requests":
             with STATE_LOCK:
                 return self.send(200, json.dumps(REQUESTS))
+        if u.path == "/_sim/arrivals":
+            with STATE_LOCK:
+                return self.send(200, json.dumps(ARRIVALS))
+        if u.path.startswith("/v1/"):
+            with STATE_LOCK:
+                ARRIVALS.append({"path": u.path, "at": time.time()})
+        if u.path == "/_sim/fuzz_kinds":
+            return self.send(200, json.dumps(FUZZ_KINDS))
         if u.path == "/_sim/expected":
             f = dt.date.fromisoformat(q["from"][0])
             t = dt.date.fromisoformat(q["to"][0])
@@ -337,10 +359,12 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(seconds)
         return False
 
-    def finish_body(self, key, envelope):
+    def finish_body(self, key, envelope, provider=None, ep=None, page=None):
         with STATE_LOCK:
             m = MODES.get(key)
             mode = m["mode"] if m else None
+        if mode == "fuzz" and fuzz_target(provider, m["kind"], m["seed"]) == ep:
+            return Fuzz(self, provider, ep, m["kind"], m["seed"], page).serve(envelope)
         if mode == "malformed":
             text = json.dumps(envelope)
             return self.send(200, text[: len(text) // 2])
@@ -348,6 +372,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, "<html><body>maintenance</body></html>", ctype="text/html")
         if mode == "oversized":
             envelope["filler"] = "x" * (2 * 1024 * 1024)
+        if mode == "filler":
+            envelope["filler"] = "x" * (m["count"] * 1024)
         if mode == "partial" and envelope["data"]:
             envelope["data"][-1]["results"] = halve(envelope["data"][-1]["results"])
         self.send(200, json.dumps(envelope))
@@ -418,14 +444,16 @@ class Handler(BaseHTTPRequestHandler):
         if self.apply_mode(key, "openai"):
             self.log_request_seen(-1, True)
             return
-        pg = self.paginate(start, end, limit, q.get("page", [None])[0])
+        page = q.get("page", [None])[0]
+        pg = self.paginate(start, end, limit, None if page and page.startswith("fuzz") else page)
         if pg is None:
             return self.bad_request("openai", "invalid page cursor")
         days, more, cursor = pg
         data = [{"object": "bucket", "start_time": d, "end_time": d + DAY,
                  "results": GENERATORS[("openai", ep)](key, d // DAY)} for d in days]
         self.log_request_seen(200, True)
-        self.finish_body(key, {"object": "page", "data": data, "has_more": more, "next_page": cursor})
+        self.finish_body(key, {"object": "page", "data": data, "has_more": more, "next_page": cursor},
+                         "openai", ep, page)
 
     # -------------------------------------------------------- Anthropic
     def anthropic(self, rest, q):
@@ -456,14 +484,372 @@ class Handler(BaseHTTPRequestHandler):
         if self.apply_mode(key, "anthropic"):
             self.log_request_seen(-1, True)
             return
-        pg = self.paginate(start, end, limit, q.get("page", [None])[0])
+        page = q.get("page", [None])[0]
+        pg = self.paginate(start, end, limit, None if page and page.startswith("fuzz") else page)
         if pg is None:
             return self.bad_request("anthropic", "invalid page cursor")
         days, more, cursor = pg
         data = [{"starting_at": rfc3339(d), "ending_at": rfc3339(d + DAY),
                  "results": GENERATORS[("anthropic", ep)](key, d // DAY)} for d in days]
         self.log_request_seen(200, True)
-        self.finish_body(key, {"data": data, "has_more": more, "next_page": cursor})
+        self.finish_body(key, {"data": data, "has_more": more, "next_page": cursor}, "anthropic", ep, page)
+
+
+# ---------------------------------------------------------------- fuzzing
+# kind: (verdict, target).  verdict "fail": the run must fail and write
+# nothing; "collect": the page means the same as the valid one, and the run
+# must collect exact totals.  target: which endpoints the kind can hit
+# ("any", "usage", "costs").
+FUZZ_KINDS = {
+    # the body as JSON
+    "truncated": ("fail", "any"), "empty_body": ("fail", "any"), "not_object": ("fail", "any"),
+    "top_level_null": ("fail", "any"), "trailing_garbage": ("fail", "any"), "bom": ("fail", "any"),
+    # the envelope
+    "data_missing": ("fail", "any"), "data_not_array": ("fail", "any"), "data_null": ("fail", "any"),
+    "has_more_missing": ("fail", "any"), "has_more_string": ("fail", "any"),
+    "has_more_without_next_page": ("fail", "any"), "next_page_number": ("fail", "any"),
+    "cursor_repeat": ("fail", "any"), "endless_pages": ("fail", "any"), "huge_cursor": ("fail", "any"),
+    "cursor_control_chars": ("fail", "any"),
+    # buckets
+    "bucket_not_object": ("fail", "any"), "results_missing": ("fail", "any"),
+    "results_not_array": ("fail", "any"), "result_not_object": ("fail", "any"),
+    "bucket_inverted": ("fail", "any"), "bucket_empty": ("fail", "any"), "bucket_1969": ("fail", "any"),
+    "bucket_9999": ("fail", "any"), "bucket_outside_window": ("fail", "any"),
+    "bucket_duplicate": ("fail", "any"), "bucket_duplicate_across_pages": ("fail", "any"),
+    "bucket_time_wrong_type": ("fail", "any"), "bucket_time_malformed": ("fail", "any"),
+    "bucket_start_missing": ("fail", "any"), "result_duplicate": ("fail", "any"),
+    # counts
+    "count_negative": ("fail", "usage"), "count_fraction": ("fail", "usage"), "count_1e30": ("fail", "usage"),
+    "count_2pow63": ("fail", "usage"), "count_string": ("fail", "usage"), "count_null_required": ("fail", "usage"),
+    "count_missing_required": ("fail", "usage"), "count_bool": ("fail", "usage"), "count_object": ("fail", "usage"),
+    # costs
+    "cost_nan": ("fail", "costs"), "cost_infinity": ("fail", "costs"), "cost_1e30": ("fail", "costs"),
+    "cost_garbage": ("fail", "costs"), "cost_missing": ("fail", "costs"), "currency_eur": ("fail", "costs"),
+    "cost_object": ("fail", "costs"),
+    # grouping dimensions (text)
+    "text_number": ("fail", "any"), "text_object": ("fail", "any"), "text_megabyte": ("fail", "any"),
+    "text_control_char": ("fail", "any"), "nul_escape": ("fail", "any"), "lone_surrogate": ("fail", "any"),
+    "invalid_utf8": ("fail", "any"), "overlong_utf8": ("fail", "any"), "raw_nul_byte": ("fail", "any"),
+    "deep_nesting": ("fail", "any"), "text_bool": ("fail", "any"),
+    # the HTTP exchange
+    "wrong_content_type": ("fail", "any"), "gzip_bomb": ("fail", "any"), "gzip_corrupt": ("fail", "any"),
+    "redirect_302": ("fail", "any"), "redirect_file": ("fail", "any"), "slow_drip": ("fail", "any"),
+    "reset_midbody": ("fail", "any"), "reset_at_once": ("fail", "any"), "retry_after_absurd": ("fail", "any"),
+    "retry_after_far_date": ("fail", "any"), "retry_after_negative": ("fail", "any"), "status_204": ("fail", "any"),
+    "content_length_lies": ("fail", "any"), "huge_header": ("fail", "any"),
+    # harmless: the same data, differently said
+    "extra_keys": ("collect", "any"), "gzip_ok": ("collect", "any"), "chunked": ("collect", "any"),
+    "close_delimited": ("collect", "any"), "pretty_whitespace": ("collect", "any"),
+    "null_api_key_id": ("collect", "usage"), "absent_optional": ("collect", "usage"),
+    "retry_after_once": ("collect", "any"), "escaped_unicode": ("collect", "any"),
+}
+
+PROVIDER_ENDPOINTS = {"openai": ["completions", "embeddings", "costs"], "anthropic": ["messages", "cost_report"]}
+# per endpoint: required counts, text dimensions that are set in the generated data, optional keys that are absent-safe
+FUZZ_FIELDS = {
+    ("openai", "completions"): (["input_tokens", "output_tokens", "num_model_requests"], ["model", "project_id"], "service_tier"),
+    ("openai", "embeddings"): (["input_tokens", "num_model_requests"], ["model", "project_id"], "user_id"),
+    ("openai", "costs"): ([], ["line_item", "project_id"], "quantity"),
+    ("anthropic", "messages"): (["uncached_input_tokens", "cache_read_input_tokens", "output_tokens"],
+                                ["model", "service_tier"], "context_window"),
+    ("anthropic", "cost_report"): ([], ["description", "model", "token_type"], "inference_geo"),
+}
+
+
+def fuzz_target(provider, kind, seed):
+    """The endpoint a kind hits for this seed."""
+    if provider is None or kind not in FUZZ_KINDS:
+        return None
+    eps = PROVIDER_ENDPOINTS[provider]
+    target = FUZZ_KINDS[kind][1]
+    if target == "usage":
+        eps = [e for e in eps if e not in ("costs", "cost_report")]
+    elif target == "costs":
+        eps = [e for e in eps if e in ("costs", "cost_report")]
+    return eps[seed % len(eps)]
+
+
+class Fuzz:
+    def __init__(self, handler, provider, ep, kind, seed, page):
+        self.h, self.provider, self.ep, self.kind, self.page = handler, provider, ep, kind, page
+        self.rng = random.Random("%s/%s/%s/%d" % (provider, ep, kind, seed))
+        self.counts, self.texts, self.optional = FUZZ_FIELDS[(provider, ep)]
+        self.start_key, self.end_key = ("start_time", "end_time") if provider == "openai" else ("starting_at", "ending_at")
+
+    # ------------------------------------------------ helpers
+    def send_raw(self, status, body, headers=(), ctype="application/json", length=True):
+        h = self.h
+        h.send_response(status)
+        if ctype:
+            h.send_header("Content-Type", ctype)
+        if length:
+            h.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
+
+    def reset(self):
+        c = self.h.connection
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+        self.h.close_connection = True
+
+    def bucket(self, env):
+        return self.rng.choice(env["data"])
+
+    def result(self, env):
+        return self.rng.choice(self.bucket(env)["results"])
+
+    def time_value(self, ts):
+        return ts if self.provider == "openai" else rfc3339(ts)
+
+    def bucket_start(self, b):
+        v = b[self.start_key]
+        return v if self.provider == "openai" else parse_rfc3339(v)
+
+    def cost_path(self, r):
+        """(container, key) of the cost amount"""
+        return (r["amount"], "value") if self.provider == "openai" else (r, "amount")
+
+    # ------------------------------------------------ serving
+    def serve(self, env):
+        k = self.kind
+        first = self.page is None
+        env = json.loads(json.dumps(env))
+        raw = None            # (placeholder value, raw bytes) to splice into the JSON text
+        text = None           # the whole body, when not json.dumps(env)
+        if k in ("cursor_repeat", "endless_pages"):
+            n = 0 if first else int(self.page.split("_")[1])
+            env["has_more"] = True
+            env["next_page"] = "fuzz_0" if k == "cursor_repeat" else "fuzz_%d" % (n + 1)
+            return self.send_raw(200, json.dumps(env).encode())
+        if k == "bucket_duplicate_across_pages":
+            if first:
+                env["has_more"], env["next_page"] = True, "fuzz_1"
+                self.h.server.first_bucket = env["data"][0]
+            else:
+                env["has_more"], env["next_page"] = False, None
+                env["data"] = [self.h.server.first_bucket]
+            return self.send_raw(200, json.dumps(env).encode())
+        if not first:
+            return self.send_raw(200, json.dumps(env).encode())
+
+        if k == "truncated":
+            t = json.dumps(env)
+            text = t[: self.rng.randrange(1, len(t) - 1)]
+        elif k == "empty_body":
+            text = ""
+        elif k == "not_object":
+            text = json.dumps([env])
+        elif k == "top_level_null":
+            text = "null"
+        elif k == "trailing_garbage":
+            text = json.dumps(env) + " {}"
+        elif k == "bom":
+            return self.send_raw(200, b"\xef\xbb\xbf" + json.dumps(env).encode())
+        elif k == "data_missing":
+            del env["data"]
+        elif k == "data_not_array":
+            env["data"] = {"0": env["data"][0]}
+        elif k == "data_null":
+            env["data"] = None
+        elif k == "has_more_missing":
+            del env["has_more"]
+        elif k == "has_more_string":
+            env["has_more"] = "false"
+        elif k == "has_more_without_next_page":
+            env["has_more"], env["next_page"] = True, None
+        elif k == "next_page_number":
+            env["has_more"], env["next_page"] = True, 12345
+        elif k == "huge_cursor":
+            env["has_more"], env["next_page"] = True, "c" * (1024 * 1024)
+        elif k == "cursor_control_chars":
+            env["has_more"], env["next_page"] = True, "page\r\nX-Injected: 1"
+        elif k == "bucket_not_object":
+            env["data"][self.rng.randrange(len(env["data"]))] = 1
+        elif k == "results_missing":
+            del self.bucket(env)["results"]
+        elif k == "results_not_array":
+            b = self.bucket(env)
+            b["results"] = {"0": b["results"][0]}
+        elif k == "result_not_object":
+            b = self.bucket(env)
+            b["results"][self.rng.randrange(len(b["results"]))] = "row"
+        elif k == "bucket_inverted":
+            b = self.bucket(env)
+            b[self.start_key], b[self.end_key] = b[self.end_key], b[self.start_key]
+        elif k == "bucket_empty":
+            b = self.bucket(env)
+            b[self.end_key] = b[self.start_key]
+        elif k == "bucket_1969":
+            b = self.bucket(env)
+            b[self.start_key], b[self.end_key] = self.time_value(-DAY), self.time_value(0)
+        elif k == "bucket_9999":
+            b = self.bucket(env)
+            b[self.start_key], b[self.end_key] = self.time_value(253402214400), self.time_value(253402300799)
+        elif k == "bucket_outside_window":
+            b = self.bucket(env)
+            s = self.bucket_start(env["data"][-1]) + 30 * DAY
+            b[self.start_key], b[self.end_key] = self.time_value(s), self.time_value(s + DAY)
+        elif k == "bucket_duplicate":
+            env["data"].append(json.loads(json.dumps(self.bucket(env))))
+        elif k == "bucket_time_wrong_type":
+            b = self.bucket(env)
+            b[self.start_key] = str(b[self.start_key]) if self.provider == "openai" else self.bucket_start(b)
+        elif k == "bucket_time_malformed":
+            b = self.bucket(env)
+            b[self.start_key] = b[self.start_key] + 0.5 if self.provider == "openai" else "2026-13-45T00:00:00Z"
+        elif k == "bucket_start_missing":
+            del self.bucket(env)[self.start_key]
+        elif k == "result_duplicate":
+            b = self.bucket(env)
+            b["results"].append(json.loads(json.dumps(self.rng.choice(b["results"]))))
+        elif k.startswith("count_"):
+            r, f = self.result(env), self.rng.choice(self.counts)
+            r[f] = {"count_negative": -77212, "count_fraction": 1000.5, "count_1e30": 1e30,
+                    "count_2pow63": 2 ** 63 + 5, "count_string": str(r[f]), "count_null_required": None,
+                    "count_bool": True, "count_object": {"value": 1}}.get(k)
+            if k == "count_missing_required":
+                del r[f]
+        elif k.startswith("cost_") or k == "currency_eur":
+            r = self.result(env)
+            c, f = self.cost_path(r)
+            if k == "currency_eur":
+                if self.provider == "openai":
+                    r["amount"]["currency"] = "eur"
+                else:
+                    r["currency"] = "EUR"
+            elif k == "cost_missing":
+                del c[f]
+            elif k == "cost_object":
+                c[f] = {"cents": 1}
+            elif k == "cost_infinity" and self.provider == "openai":
+                raw = ("@@RAW@@", b"1e400")
+                c[f] = raw[0]
+            elif k == "cost_1e30" and self.provider == "openai":
+                c[f] = 1e30
+            else:
+                c[f] = {"cost_nan": "NaN", "cost_infinity": "Infinity", "cost_1e30": "1e30",
+                        "cost_garbage": "12abc"}[k]
+        elif k in ("text_number", "text_object", "text_megabyte", "text_control_char", "nul_escape",
+                   "lone_surrogate", "invalid_utf8", "overlong_utf8", "raw_nul_byte", "deep_nesting", "text_bool"):
+            r, f = self.result(env), self.rng.choice(self.texts)
+            if k == "text_number":
+                r[f] = 123
+            elif k == "text_object":
+                r[f] = {"name": r[f]}
+            elif k == "text_megabyte":
+                r[f] = "m" * (1024 * 1024)
+            elif k == "text_control_char":
+                r[f] = r[f] + "\u0001"
+            elif k == "text_bool":
+                r[f] = True
+            else:
+                raw = ("@@RAW@@", {"nul_escape": b'"gpt\\u0000x"', "lone_surrogate": b'"gpt\\ud800x"',
+                                   "invalid_utf8": b'"gpt\xff\xfex"', "overlong_utf8": b'"gpt\xc0\xafx"',
+                                   "raw_nul_byte": b'"gpt\x00x"',
+                                   "deep_nesting": b"[" * 10000 + b"]" * 10000}[k])
+                r[f] = raw[0]
+        elif k == "wrong_content_type":
+            return self.send_raw(200, json.dumps(env).encode(), ctype="text/html")
+        elif k == "gzip_bomb":
+            body = gzip.compress(json.dumps(env).encode()[:-1] + b', "pad": "' + b" " * (4 * 1024 * 1024) + b'"}')
+            return self.send_raw(200, body, headers=[("Content-Encoding", "gzip")])
+        elif k == "gzip_corrupt":
+            return self.send_raw(200, b"\x1f\x8b\x08\x00garbage" * 50, headers=[("Content-Encoding", "gzip")])
+        elif k == "redirect_302":
+            return self.send_raw(302, b"", headers=[("Location", self.h.path)])
+        elif k == "redirect_file":
+            return self.send_raw(301, b"", headers=[("Location", "file:///etc/passwd")])
+        elif k == "slow_drip":
+            body = json.dumps(env).encode()
+            self.h.send_response(200)
+            self.h.send_header("Content-Type", "application/json")
+            self.h.send_header("Content-Length", str(len(body)))
+            self.h.end_headers()
+            for i in range(len(body)):
+                self.h.wfile.write(body[i:i + 1])
+                self.h.wfile.flush()
+                time.sleep(0.25)
+            return
+        elif k == "reset_midbody":
+            body = json.dumps(env).encode()
+            self.h.send_response(200)
+            self.h.send_header("Content-Type", "application/json")
+            self.h.send_header("Content-Length", str(len(body)))
+            self.h.end_headers()
+            self.h.wfile.write(body[: len(body) // 2])
+            self.h.wfile.flush()
+            return self.reset()
+        elif k == "reset_at_once":
+            return self.reset()
+        elif k == "retry_after_absurd":
+            return self.send_raw(429, b"{}", headers=[("Retry-After", "99999999999999999999")])
+        elif k == "retry_after_far_date":
+            return self.send_raw(429, b"{}", headers=[("Retry-After", "Fri, 01 Jan 2100 00:00:00 GMT")])
+        elif k == "retry_after_negative":
+            return self.send_raw(429, b"{}", headers=[("Retry-After", "-5")])
+        elif k == "status_204":
+            self.h.send_response(204)
+            self.h.send_header("Content-Type", "application/json")
+            self.h.end_headers()
+            return
+        elif k == "content_length_lies":
+            body = json.dumps(env).encode()
+            self.h.send_response(200)
+            self.h.send_header("Content-Type", "application/json")
+            self.h.send_header("Content-Length", str(len(body) + 1000))
+            self.h.end_headers()
+            self.h.wfile.write(body)
+            self.h.wfile.flush()
+            return self.reset()
+        elif k == "huge_header":
+            return self.send_raw(200, json.dumps(env).encode(), headers=[("X-Filler", "a" * 200000)])
+        elif k == "extra_keys":
+            env["unknown_top"] = {"nested": [1, {"x": None}]}
+            for b in env["data"]:
+                b["unknown_bucket"] = "x"
+                for r in b["results"]:
+                    r["unknown_field"] = {"a": [1, 2, 3]}
+                    r["another_new_count"] = 5
+        elif k == "gzip_ok":
+            return self.send_raw(200, gzip.compress(json.dumps(env).encode()), headers=[("Content-Encoding", "gzip")])
+        elif k == "chunked":
+            body = json.dumps(env).encode()
+            self.h.send_response(200)
+            self.h.send_header("Content-Type", "application/json")
+            self.h.send_header("Transfer-Encoding", "chunked")
+            self.h.end_headers()
+            for i in range(0, len(body), 100):
+                chunk = body[i:i + 100]
+                self.h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.h.wfile.write(b"0\r\n\r\n")
+            return
+        elif k == "close_delimited":
+            self.send_raw(200, json.dumps(env).encode(), length=False)
+            self.h.close_connection = True
+            return
+        elif k == "pretty_whitespace":
+            text = json.dumps(env, indent=4)
+        elif k == "null_api_key_id":
+            self.result(env)["api_key_id"] = None
+        elif k == "absent_optional":
+            for b in env["data"]:
+                for r in b["results"]:
+                    r.pop(self.optional, None)
+        elif k == "retry_after_once":
+            srv = self.h.server
+            if not getattr(srv, "retried_once", set()) >= {self.provider + self.ep}:
+                srv.retried_once = getattr(srv, "retried_once", set()) | {self.provider + self.ep}
+                return self.send_raw(429, b"{}", headers=[("Retry-After", "1")])
+        elif k == "escaped_unicode":
+            r, f = self.result(env), self.rng.choice(self.texts)
+            r[f] = r[f] + " \u00e9\u4e2d\U0001F600"
+        body = (text if text is not None else json.dumps(env)).encode()
+        if raw is not None:
+            body = body.replace(json.dumps(raw[0]).encode(), raw[1])
+        self.send_raw(200, body)
 
 
 def main():

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 
 class Browser:
@@ -205,7 +205,8 @@ def numbers(text):
 def shown_as(value, shown):
     """Whether the exact value, rounded as shown, is the shown number."""
     num, places = shown
-    return Decimal(value).quantize(Decimal(1).scaleb(-places)) == num
+    # the report rounds half away from zero (SQL round(), Intl.NumberFormat)
+    return Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP) == num
 
 
 class Check:

@@ -20,6 +20,8 @@ set +e
 mkdir -p "$WORK/src" "$WORK/regress"
 cp -r "$ROOT/Makefile" "$ROOT/llm_usage.control" "$ROOT/sql" "$ROOT/expected" "$ROOT/test" "$WORK/src/"
 chown -R "$TEST_USER" "$WORK/src" "$WORK/regress"
+# the checkout itself, for suites (run as root) that compile its C sources
+export LLM_USAGE_SOURCE_DIR="$ROOT"
 
 passed=0
 failed=0

@@ -22,6 +22,16 @@
 # tries ALTER ROLE ... SUPERUSER: a shadow that ran anywhere, as anyone, is
 # a failure, and so is any role that became a superuser.
 #
+#   atk_carol     llm_usage_app and llm_usage_reader, bound to tenant
+#                 ATK_BETA (the victim's id in upper case), with a
+#                 case-insensitive ICU collation of her own
+#
+# Later sections: [C] collations, [E] EXPLAIN ANALYZE as an oracle, [M]
+# maintenance beside an open application transaction, [K] provider keys and
+# the real server log, [U] a flood of unpriced model names, [D] an admin's
+# direct writes, [R] grants of dropped roles, [O] the schema llm_usage made
+# by a database owner before the install or update.
+#
 # One check guards code that another change fixes: [W1] (the worker's own
 # session search_path, src/worker.c and src/collector.c); it fails until
 # that lands.  [S1]/[S2] (the C track_usage's SPI as the owner) and [I2]
@@ -66,7 +76,8 @@ ALTER DATABASE llm_usage_worker RESET search_path;
 ALTER DATABASE llm_usage_worker OWNER TO postgres;
 SQL
     psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA IF EXISTS evil CASCADE" 2>/dev/null
-    psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $ADB" 2>/dev/null
+    psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $ADB" -c "DROP DATABASE IF EXISTS atk_schema_install" \
+        -c "DROP DATABASE IF EXISTS atk_schema_update" 2>/dev/null
     psql_q -d postgres -o /dev/null 2>/dev/null <<'SQL'
 DO $$
 DECLARE r text;
@@ -253,6 +264,13 @@ SELECT count(*) FROM llm_usage.quota_counters;
 SELECT count(*) FROM llm_usage.provider_keys;
 SELECT count(*) FROM llm_usage.reconciliation;
 SELECT count(*) FROM llm_usage.model_prices;
+SELECT llm_usage.track_response_usage('atk_acme', 'openai', 'gpt-4o', '{"prompt_tokens": 10, "completion_tokens": 5}');
+SELECT llm_usage.track_response_usage('atk_acme', 'anthropic', 'claude-sonnet-4-5', '{"input_tokens": 1, "output_tokens": 1, "cache_read_input_tokens": 5, "service_tier": "standard"}');
+SELECT llm_usage.track_response_usage('atk_beta', 'openai', 'gpt-4o', '{"prompt_tokens": 1}');
+SELECT * FROM llm_usage.price_reconciliation('2026-01-01', '2026-12-31', 'atk_acme');
+SELECT * FROM llm_usage.price_reconciliation(NULL, NULL, 'atk_beta');
+SELECT count(*) FROM llm_usage._provider_keys();
+SELECT count(*) FROM llm_usage._reconciliation();
 SQL
 )
 reader=$(sqlfile reader_calls <<'SQL'
@@ -290,25 +308,22 @@ SELECT count(*) FROM llm_usage.focus_export('2026-01-01 00:00+00', '2100-01-01 0
 SELECT length(llm_usage.usage_report_html('atk_beta', '7d'));
 SELECT length(llm_usage.usage_report_html(NULL, '30d'));
 SELECT length(llm_usage.usage_report_html('atk_acme', '30d'));
-SELECT llm_usage._focus_check('2026-01-01 00:00+00', '2026-02-01 00:00+00', 'all');
-SELECT llm_usage._focus_provider_name('openai');
-SELECT llm_usage._html('<b>x</b>');
-SELECT llm_usage._report_fit('a label', 40, 12);
-SELECT llm_usage._report_charw('W');
-SELECT llm_usage._report_num(1234.5, 'usd');
-SELECT llm_usage._report_step(17);
-SELECT llm_usage._report_tick(5, 'usd', 1);
-SELECT length(llm_usage._report_columns('c', 'usd', ARRAY['k1'], ARRAY['K1'], ARRAY['s1'], ARRAY['#123456'], ARRAY[1.5], 'title', 400, 200, 10, 'note'));
-SELECT length(llm_usage._report_hbars('h', ARRAY['k1'], ARRAY['K1'], ARRAY[1.5], ARRAY[0.5], ARRAY['usd'], ARRAY['#123456'], 400, 'title'));
-SELECT length(llm_usage._report_legend(ARRAY['s1'], ARRAY['#123456']));
-SELECT length(llm_usage._report_chart_pair('c', 'usd', ARRAY['k1'], ARRAY['K1'], ARRAY['s1'], ARRAY['#123456'], ARRAY[1.5], 'title', 10, 'note', true));
-SELECT length(llm_usage._report_hbars_pair('h', ARRAY['k1'], ARRAY['K1'], ARRAY[1.5], ARRAY[0.5], ARRAY['usd'], ARRAY['#123456'], 'title'));
-SELECT length(llm_usage._report_css());
+SELECT * FROM llm_usage.alerts_for('atk_beta', 30);
+SELECT * FROM llm_usage.alerts_for(NULL, 30);
+SELECT * FROM llm_usage.alerts_for('atk_acme', 30);
+SELECT * FROM llm_usage.collector_runs_for('atk_beta', 30);
+SELECT * FROM llm_usage.collector_runs_for(NULL, 30);
+SELECT * FROM llm_usage.collector_runs_for('atk_acme', 30);
+SELECT count(*) FROM llm_usage._provider_keys();
+SELECT count(*) FROM llm_usage._reconciliation();
 SELECT count(*) FROM llm_usage.alerts;
 SELECT count(*) FROM llm_usage.collector_runs;
 SELECT count(*) FROM llm_usage.quota_counters;
 SELECT count(*) FROM llm_usage.provider_keys;
 SELECT count(*) FROM llm_usage.reconciliation;
+SELECT * FROM llm_usage.price_reconciliation('2026-01-01', '2026-12-31');
+SELECT * FROM llm_usage.price_reconciliation(NULL, NULL, 'atk_acme');
+SELECT count(*) FROM llm_usage.rollup_status;
 SQL
 )
 # every function either role may execute is called above
@@ -421,7 +436,7 @@ CREATE FUNCTION wrap.enforce(t text) RETURNS boolean LANGUAGE sql SECURITY DEFIN
 CREATE FUNCTION wrap.status(t text) RETURNS bigint LANGUAGE sql SECURITY DEFINER
     AS $$ SELECT count(*) FROM llm_usage.quota_status(t) $$;
 CREATE FUNCTION wrap.events(t text) RETURNS bigint LANGUAGE sql SECURITY DEFINER
-    AS $$ SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id OPERATOR(pg_catalog.=) t $$;
+    AS $$ SELECT count(*) FROM llm_usage.quota_counters WHERE tenant_id OPERATOR(pg_catalog.=) t $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA wrap TO PUBLIC;
 RESET ROLE;
 SQL
@@ -431,7 +446,7 @@ check "[I1] a superuser calling a SECURITY DEFINER wrapper owned by a role witho
 out=$(asrole atk_rita "$ADB" "SELECT wrap.status('atk_beta')")
 check "[I1] the reader of atk_beta through the same kind of wrapper: quota_status refused ($out)" grep -q 'permission denied for tenant' <<<"$out"
 out=$(psql_q -At -d "$ADB" -c "SELECT wrap.events('atk_beta')" 2>&1)
-check "[I1] ... and row-level security applies to the wrapper's owner, not the superuser: $out rows" test "$out" == 0
+check "[I1] ... and the views over functions answer for the wrapper's owner, not the superuser: $out rows" test "$out" == 0
 out=$(psql_q -At -d "$ADB" -c "SELECT allowed FROM llm_usage.enforce_quota('atk_beta', 'api_calls', 1)" -c "SELECT wrap.enforce('atk_beta')" 2>&1)
 check "[I2] same, in a session whose quota cache was filled by the superuser first (quota.c keys its cache by the caller)" \
     grep -q 'permission denied for tenant' <<<"$out"
@@ -450,7 +465,10 @@ BEGIN
         INSERT INTO mal.loot SELECT 'credit:' || llm_usage.credit_balance('atk_beta');
     EXCEPTION WHEN others THEN NULL;
     END;
-    INSERT INTO mal.loot SELECT 'table:' || e::text FROM llm_usage.usage_events e;
+    BEGIN
+        INSERT INTO mal.loot SELECT 'view:' || e::text FROM llm_usage.quota_counters e;
+    EXCEPTION WHEN others THEN NULL;
+    END;
     INSERT INTO mal.loot SELECT 'caller:' || llm_usage._caller()::regrole::text;
 END $$;
 CREATE FUNCTION mal.steal(x integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
@@ -563,6 +581,229 @@ check "[P3] set_model_price() still works for an admin ($out)" grep -qE '^[0-9]+
 
 check "[S3] no shadow ran during the attacks [X] to [P]" no_new_hits "$h1"
 check "[S3] no attacking role is a superuser" no_superuser
+
+# ------------------------------------------------ [C] collation (F1)
+# a tenant whose id differs from the victim's in case only, bound to
+# atk_carol; under a case-insensitive collation of her own, 'ATK_BETA'
+# must not reach atk_beta through any function
+psql_q -d "$ADB" -o /dev/null <<'SQL'
+CREATE ROLE atk_carol LOGIN IN ROLE llm_usage_app, llm_usage_reader;
+SELECT llm_usage.create_tenant('ATK_BETA', 'pro');
+SELECT llm_usage.grant_tenant_access('atk_carol', 'ATK_BETA');
+SQL
+beta_state() {
+    sq -c "SELECT (SELECT balance FROM llm_usage.credit_balances WHERE tenant_id = 'atk_beta') || '/'
+                  || (SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id = 'atk_beta') || '/'
+                  || (SELECT count(*) FROM llm_usage.audit_events WHERE tenant_id = 'atk_beta') || '/'
+                  || (SELECT coalesce(sum(used), 0) FROM llm_usage.quota_counters WHERE tenant_id = 'atk_beta')"
+}
+before=$(beta_state)
+coll=$(sqlfile collation <<'SQL'
+CREATE COLLATION pg_temp.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+SELECT 'can_access=' OPERATOR(pg_catalog.||) llm_usage._can_access('atk_beta' COLLATE pg_temp.ci)::text;
+SELECT llm_usage.credit_balance('ATK_BETA' COLLATE pg_temp.ci);
+SELECT llm_usage.deduct_credits('ATK_BETA' COLLATE pg_temp.ci, 1, 'collation', 'coll-1');
+SELECT * FROM llm_usage.enforce_quota('ATK_BETA' COLLATE pg_temp.ci, 'embeddings', 1);
+SELECT * FROM llm_usage.enforce_quotas('ATK_BETA' COLLATE pg_temp.ci, '{"embeddings": 1}');
+SELECT * FROM llm_usage._enforce_quota_sql('ATK_BETA' COLLATE pg_temp.ci, 'embeddings', 1);
+SELECT * FROM llm_usage._quota_table_counters('ATK_BETA' COLLATE pg_temp.ci);
+SELECT * FROM llm_usage._quota_counters('ATK_BETA' COLLATE pg_temp.ci);
+SELECT * FROM llm_usage.quota_status('ATK_BETA' COLLATE pg_temp.ci);
+SELECT * FROM llm_usage.today_usage('ATK_BETA' COLLATE pg_temp.ci);
+SELECT llm_usage.track_usage('ATK_BETA' COLLATE pg_temp.ci, 'chat', 'gpt-4o', 1, 1) > 0;
+SELECT llm_usage._track_usage_sql('ATK_BETA' COLLATE pg_temp.ci, 'chat', 'gpt-4o', 1, 1, 0, 1, 200, 'success', '{}', NULL, pg_catalog.now(), 0) > 0;
+SELECT llm_usage.audit('ATK_BETA' COLLATE pg_temp.ci, 'usage', 'collation', 'success', '{}') > 0;
+SELECT * FROM llm_usage.tenant_events('ATK_BETA' COLLATE pg_temp.ci, '2000-01-01', '2100-01-01');
+SELECT * FROM llm_usage.tenant_usage('ATK_BETA' COLLATE pg_temp.ci, '2000-01-01', '2100-01-01', 'hourly');
+SELECT * FROM llm_usage.audit_trail('ATK_BETA' COLLATE pg_temp.ci, 30);
+SELECT * FROM llm_usage.failed_operations('ATK_BETA' COLLATE pg_temp.ci, 30);
+SELECT * FROM llm_usage.security_events('ATK_BETA' COLLATE pg_temp.ci, 30);
+SELECT llm_usage.audit_report('ATK_BETA' COLLATE pg_temp.ci, '2000-01-01', '2100-01-01');
+SELECT llm_usage.usage_overview('ATK_BETA' COLLATE pg_temp.ci, '30d');
+SELECT * FROM llm_usage.cost_summary('ATK_BETA' COLLATE pg_temp.ci);
+SELECT * FROM llm_usage.alert_rules_for('ATK_BETA' COLLATE pg_temp.ci);
+SELECT * FROM llm_usage.alerts_for('ATK_BETA' COLLATE pg_temp.ci, 30);
+SELECT * FROM llm_usage.collector_runs_for('ATK_BETA' COLLATE pg_temp.ci, 30);
+SELECT llm_usage.usage_report_html('ATK_BETA' COLLATE pg_temp.ci, '30d');
+SQL
+)
+out=$(asrole atk_carol "$ADB" "$coll")
+after=$(beta_state)
+echo "  as atk_carol (tenant ATK_BETA) under a case-insensitive collation: $(grep -c ERROR <<<"$out") refused of $(grep -c '^SELECT' "$coll"); atk_beta before/after: $before -> $after"
+check "[C1] a caller's nondeterministic collation does not make _can_access('atk_beta') true" grep -q '^can_access=false$' <<<"$out"
+check "[C1] ... nor reach atk_beta's rows, figures or id through any function (errors included)" \
+    test -z "$(grep -E "atk_beta|$figures_of_beta" <<<"$out")"
+check "[C1] ... nor change atk_beta (balance/events/audit events/quota use unchanged)" test "$before" == "$after"
+
+# ------------------------------------------------ [E] EXPLAIN ANALYZE (F4)
+# the plan of a query for another tenant must read exactly like the plan
+# for a tenant that does not exist ("Rows Removed by Filter" counted the
+# other tenant's rows when a leakproof condition of the caller's became an
+# index condition under the row-level security filter)
+explain_file() {        # explain_file TENANT MODEL
+    local r
+    echo "SET enable_seqscan = off;"
+    for r in $(sq -c "SELECT string_agg(format('%I', c.relname), ' ' ORDER BY c.relname) FROM pg_class c
+                       WHERE c.relnamespace = 'llm_usage'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+                         AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id')"); do
+        echo "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM llm_usage.$r WHERE tenant_id OPERATOR(pg_catalog.=) '$1';"
+    done
+    echo "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM llm_usage.usage_events WHERE tenant_id OPERATOR(pg_catalog.=) '$1' AND occurred_at OPERATOR(pg_catalog.>) pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day';"
+    echo "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM llm_usage.usage_events WHERE model OPERATOR(pg_catalog.=) '$2' AND cost_usd IS NULL;"
+}
+for role_other in atk_mallory:atk_beta:beta-secret-model atk_rita:atk_acme:acme-secret-model; do
+    IFS=: read -r role other model <<<"$role_other"
+    explain_file "$other" "$model" >"$A/explain_other.sql"
+    explain_file atk_nosuch no-such-model >"$A/explain_none.sql"
+    chown "$TEST_USER" "$A/explain_other.sql" "$A/explain_none.sql"
+    asrole "$role" "$ADB" "$A/explain_other.sql" | sed "s/$other/TENANT/g; s/$model/MODEL/g; s/explain_other/FILE/g" >"$A/explain_other.out"
+    asrole "$role" "$ADB" "$A/explain_none.sql" | sed "s/atk_nosuch/TENANT/g; s/no-such-model/MODEL/g; s/explain_none/FILE/g" >"$A/explain_none.out"
+    echo "  $role: $(grep -c 'permission denied' "$A/explain_other.out") relations refused, $(grep -c '^Function Scan' "$A/explain_other.out") read through functions"
+    d=$(diff "$A/explain_none.out" "$A/explain_other.out" | grep '^[<>]' | head -4 | tr '\n' ' ')
+    check "[E1] $role: EXPLAIN ANALYZE of $other's rows reads the same as for a tenant that does not exist${d:+: $d}" test -z "$d"
+done
+
+# -------------------------------------------- [M] maintenance and locks (F5)
+# an application transaction left open after an API call that put a row
+# into usage_events_default: maintenance must not wait for it forever
+sq -o /dev/null -c "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 1, 1, occurred_at => '2024-06-15 12:00+00')"
+mkfifo "$A/hold.fifo"
+as_user "$PGBIN/psql" -X -U atk_mallory -d "$ADB" <"$A/hold.fifo" >"$A/hold.out" 2>&1 &
+holder=$!
+exec 8>"$A/hold.fifo"
+echo "BEGIN; SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', 1, 1, occurred_at => '2024-07-15 12:00+00') > 0;" >&8
+sleep 1
+t0=$(date +%s)
+out=$(sq -c "SET statement_timeout = '40s'" -c "SELECT llm_usage._maintenance()" 2>&1)
+t1=$(date +%s)
+echo "COMMIT;" >&8
+echo '\q' >&8
+exec 8>&-
+wait "$holder"
+echo "  _maintenance() beside the open transaction ($((t1 - t0)) s): $out"
+check "[M1] maintenance beside an application's open transaction ends by itself within seconds ($((t1 - t0)) s)" \
+    test $((t1 - t0)) -lt 20
+check "[M1] ... the partition step is reported as failed for its lock (55P03)" grep -q '"partitions_created": "55P03' <<<"$out"
+check "[M1] ... with a maintenance_failed alert naming the lock timeout" \
+    test "$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = '*' AND kind = 'maintenance_failed' AND subject = 'maintenance/partitions_created' AND message LIKE '%lock timeout%'")" -ge 1
+out=$(sq -c "SELECT llm_usage._maintenance()" 2>&1)
+check "[M1] ... and the next run, the transaction gone, makes the partitions (2024-06, 2024-07)" \
+    test "$(sq -c "SELECT to_regclass('llm_usage.usage_events_202406') IS NOT NULL AND to_regclass('llm_usage.usage_events_202407') IS NOT NULL")" == t
+
+# ------------------------------------------------ [K] keys in the server log (F7)
+keyfile=$(sqlfile addkey <<'SQL'
+SELECT llm_usage.add_provider_key('atk_acme', 'openai', :key);
+SQL
+)
+beta_key=$(sq -c "SELECT llm_usage.add_provider_key('atk_beta', 'openai', 'sk-atk-beta-superuser-0001')")
+rotfile=$(sqlfile rotkey <<SQL
+SELECT llm_usage.rotate_provider_key($beta_key, :key);
+SQL
+)
+psql_q -d postgres -o /dev/null -c "ALTER ROLE atk_alice SET log_min_duration_statement = 0"
+pgb() { as_user "$PGBIN/pgbench" -n -M extended -t 1 -U atk_alice -D "key=$1" -f "$2" "$ADB" 2>&1; }
+out=$(pgb sk-atk-LOGGED-add-0000aaaa "$keyfile"; pgb sk-atk-LOGGED-rot-0000bbbb "$rotfile")
+echo "  admin with log_min_duration_statement = 0: $(grep -o 'ERROR: .*' <<<"$out" | sort -u | tr '\n' ' ')"
+# PostgreSQL logs the parameters at bind time, before the function runs:
+# the refusal keeps such a key out of the store and says why
+echo "  server log lines holding those keys (written at bind time): $(grep -ac 'sk-atk-LOGGED-\(add-0000aaaa\|rot-0000bbbb\)' "$WORK/server.log")"
+check "[K1] add_provider_key and rotate_provider_key refuse a key the session's logging wrote to the server log" \
+    test "$(grep -c 'the server log may hold this key: refused' <<<"$out")" == 2
+check "[K1] ... and store neither" \
+    test "$(sq -c "SELECT count(*) FROM llm_usage.provider_key_store WHERE key_preview IN ('…aaaa', '…bbbb')")" == 0
+psql_q -d postgres -o /dev/null -c "ALTER ROLE atk_alice SET log_parameter_max_length = 0"
+out=$(pgb sk-atk-LOGGED-add-0000cccc "$keyfile"; pgb sk-atk-LOGGED-rot-0000dddd "$rotfile")
+check "[K2] with the recommended ALTER ROLE ... SET log_parameter_max_length = 0 both work" test -z "$(grep ERROR <<<"$out")"
+check "[K2] ... the statements were logged (duration) without the keys" \
+    test "$(grep -ac 'duration: .*add_provider_key' "$WORK/server.log")" -ge 2 -a -z "$(grep -a 'sk-atk-LOGGED-\(add-0000cccc\|rot-0000dddd\)' "$WORK/server.log")"
+psql_q -d postgres -o /dev/null -c "ALTER ROLE atk_alice RESET log_min_duration_statement" -c "ALTER ROLE atk_alice RESET log_parameter_max_length"
+
+# ------------------------------------------------ [U] unpriced models (F9)
+sq -o /dev/null -c "SELECT llm_usage.check_alerts()" -c "DELETE FROM llm_usage.alerts WHERE kind = 'unpriced_usage'"
+asrole atk_mallory "$ADB" "SELECT pg_catalog.count(llm_usage.track_usage('atk_acme', 'chat', pg_catalog.concat('unpriced-flood-', g), 1, 1)) FROM pg_catalog.generate_series(1, 3000) g" >/dev/null
+asrole atk_mallory "$ADB" "SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt.URGENT:rotate_keys_at_https://evil.example', 1, 1)" >/dev/null
+sq -o /dev/null -c "SELECT llm_usage.check_alerts()"
+n=$(sq -c "SELECT count(*) FROM llm_usage.alerts WHERE tenant_id = 'atk_acme' AND kind = 'unpriced_usage'")
+msg=$(sq -c "SELECT message FROM llm_usage.alerts WHERE tenant_id = 'atk_acme' AND kind = 'unpriced_usage' ORDER BY id LIMIT 1")
+echo "  3,001 unpriced models tracked by the app: $n alert(s): ${msg:0:300}"
+check "[U1] 3,001 unpriced model names of an app make one unpriced_usage alert, not thousands ($n)" test "$n" == 1
+check "[U1] ... naming 10 of them and counting the rest" grep -q '3001 model(s).* and 2991 more$' <<<"$msg"
+check "[U1] ... the app's text quoted and marked as the application's" \
+    grep -q 'as the application reported them (unverified, quoted): .*"gpt.URGENT:rotate_keys_at_https://evil.example"' <<<"$msg"
+
+# ------------------------------------------------ [D] admins' direct writes (F14)
+ledger0=$(sq -c "SELECT count(*) || '/' || (SELECT balance FROM llm_usage.credit_balances WHERE tenant_id = 'atk_beta') FROM llm_usage.credit_ledger")
+direct=$(sqlfile direct <<'SQL'
+INSERT INTO llm_usage.tenant_access (tenant_id, role_name) VALUES ('atk_beta', 'atk_alice');
+DELETE FROM llm_usage.tenant_access;
+UPDATE llm_usage.credit_balances SET balance = 1;
+INSERT INTO llm_usage.credit_ledger (tenant_id, delta, balance_after, reason) VALUES ('atk_beta', 1, 1, 'direct');
+DELETE FROM llm_usage.credit_ledger;
+INSERT INTO llm_usage.alerts (tenant_id, kind, message) VALUES ('atk_beta', 'cost_anomaly', 'URGENT: rotate your keys at https://evil.example');
+UPDATE llm_usage.alerts SET message = 'URGENT: rotate your keys at https://evil.example';
+INSERT INTO llm_usage.tenants (tenant_id, plan, timezone) VALUES ('atk_badtz', 'pro', 'Not/AZone');
+UPDATE llm_usage.tenants SET timezone = 'Not/AZone' WHERE tenant_id OPERATOR(pg_catalog.=) 'atk_acme';
+SQL
+)
+out=$(asrole atk_alice "$ADB" "$direct")
+echo "  admin's direct writes refused: $(grep -c ERROR <<<"$out") of 9 ($(grep -o 'ERROR: .*' <<<"$out" | sed 's/ERROR: *//' | sort | uniq -c | tr -s ' ' | tr '\n' ';'))"
+check "[D1] an admin writes no tenant grant, credit or alert text directly (permission denied)" \
+    test "$(grep -c 'permission denied' <<<"$out")" == 7
+check "[D1] ... nor a time zone PostgreSQL does not know (22023 from a trigger)" \
+    test "$(grep -c 'unknown time zone "Not/AZone"' <<<"$out")" == 2
+check "[D1] ... and nothing changed" test "$(sq -c "SELECT count(*) || '/' || (SELECT balance FROM llm_usage.credit_balances WHERE tenant_id = 'atk_beta') FROM llm_usage.credit_ledger")" == "$ledger0"
+out=$(asrole atk_alice "$ADB" "UPDATE llm_usage.alerts SET acknowledged_at = pg_catalog.now() WHERE tenant_id OPERATOR(pg_catalog.=) 'atk_beta'")
+check "[D2] an admin still acknowledges alerts directly ($out)" grep -q '^UPDATE [1-9]' <<<"$out"
+out=$(sq -c "SELECT llm_usage.check_alerts()" 2>&1)
+check "[D2] ... and check_alerts() runs ($out)" grep -qE '^[0-9]+$' <<<"$out"
+
+# ------------------------------------------------ [R] grants of dropped roles (F15)
+psql_q -d "$ADB" -o /dev/null -c "CREATE ROLE atk_temp LOGIN IN ROLE llm_usage_app" \
+    -c "SELECT llm_usage.grant_tenant_access('atk_temp', 'atk_beta')" -c "DROP ROLE atk_temp"
+dangling() { sq -c "SELECT count(*) FROM llm_usage.tenant_access a WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = a.role_name)"; }
+d0=$(dangling)
+out=$(sq -c "SELECT llm_usage._maintenance()->'access_pruned'")
+check "[R1] maintenance removes the tenant grant a dropped role left behind ($d0 -> $(dangling), pruned $out)" test "$d0/$(dangling)" == 1/0
+check "[R1] ... and records it in the audit log" \
+    test "$(sq -c "SELECT count(*) FROM llm_usage.audit_events WHERE tenant_id = 'atk_beta' AND action = 'revoke_tenant_access' AND details->>'reason' = 'role dropped'")" == 1
+
+# ------------------------------------------------ [O] the schema it installs into (F3)
+# the owner of a database (not a superuser) makes schema llm_usage before a
+# superuser installs the extension there, with an exact-match overload that
+# the extension's bodies would call as the owner
+osch() {        # osch DB: the database owner's schema and shadow
+    psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1 OWNER atk_dbowner" 2>&1 | grep -v "does not exist, skipping"
+    as_user "$PGBIN/psql" -X -q -U atk_dbowner -d "$1" -o /dev/null -c "CREATE SCHEMA llm_usage" \
+        -c "CREATE TABLE public.shadow_ran (at timestamptz DEFAULT pg_catalog.now())" \
+        -c "GRANT INSERT ON public.shadow_ran TO PUBLIC"
+}
+shadow() {
+    as_user "$PGBIN/psql" -X -q -U atk_dbowner -d "$1" -o /dev/null \
+        -c "CREATE FUNCTION llm_usage._require_arg(p text, n text) RETURNS void LANGUAGE sql AS 'INSERT INTO public.shadow_ran DEFAULT VALUES; ALTER ROLE atk_dbowner SUPERUSER'" 2>&1
+}
+osch atk_schema_install
+shadow atk_schema_install
+out=$(psql_q -d atk_schema_install -c '\set VERBOSITY verbose' -c "CREATE EXTENSION llm_usage" 2>&1)
+echo "  CREATE EXTENSION into the database owner's schema: $(head -2 <<<"$out" | tr '\n' ' ')"
+check "[O1] CREATE EXTENSION refuses a schema llm_usage owned by a non-superuser holding foreign objects (42501)" \
+    grep -q '42501: schema llm_usage is not safe for the extension' <<<"$out"
+osch atk_schema_update
+psql_q -d atk_schema_update -o /dev/null -c "CREATE EXTENSION llm_usage VERSION '1.2'"
+shadow atk_schema_update
+out=$(psql_q -d atk_schema_update -c '\set VERBOSITY verbose' -c "ALTER EXTENSION llm_usage UPDATE TO '1.3'" 2>&1)
+check "[O2] the update to 1.3 refuses it too (42501), version stays 1.2" \
+    test "$(grep -c '42501: schema llm_usage is not safe' <<<"$out")/$(psql_q -At -d atk_schema_update -c "SELECT extversion FROM pg_extension WHERE extname = 'llm_usage'")" == 1/1.2
+psql_q -d atk_schema_update -o /dev/null -c "DROP FUNCTION llm_usage._require_arg(text, text)" -c "ALTER SCHEMA llm_usage OWNER TO postgres" \
+    -c "REVOKE ALL ON SCHEMA llm_usage FROM atk_dbowner"
+out=$(psql_q -At -d atk_schema_update -c "ALTER EXTENSION llm_usage UPDATE TO '1.3'" -c "SELECT extversion FROM pg_extension WHERE extname = 'llm_usage'" 2>&1)
+check "[O2] ... and goes through once a superuser owns the schema and the function is gone ($out)" test "$out" == 1.3
+ran=$(psql_q -At -d atk_schema_install -c "SELECT count(*) FROM public.shadow_ran")$(psql_q -At -d atk_schema_update -c "SELECT count(*) FROM public.shadow_ran")
+check "[O3] the database owner's function never ran ($ran)" test "$ran" == 00
+check "[O3] ... and the database owner is not a superuser" no_superuser
+psql_q -d postgres -o /dev/null -c "DROP DATABASE atk_schema_install" -c "DROP DATABASE atk_schema_update"
+
+check "[S4] no shadow ran during the attacks [C] to [O]" no_new_hits "$h1"
+check "[S4] no attacking role is a superuser" no_superuser
 
 # -------------------------------- [W1] the owner of the worker's database
 wh() { psql_q -At -d "$WDB" -c "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM evil.hits"; }

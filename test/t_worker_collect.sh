@@ -40,6 +40,9 @@ check_totals() {    # check_totals KEY_ID KEY LABEL: DB sums equal the simulator
 }
 
 # 1. collect ten days: two pages (limit 7) per endpoint
+pid0=$(worker_pid)
+stat_ins() { wq -c "SELECT pg_stat_clear_snapshot(); SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relid = 'llm_usage.provider_usage'::regclass" | tail -1; }
+ins0=$(stat_ins)
 run=$(wq -c "SELECT llm_usage.collect_now($oa_id, '2026-10-01', '2026-10-10')")
 run2=$(wq -c "SELECT llm_usage.collect_now($an_id, '2026-10-01', '2026-10-10')")
 [[ $(wait_run "$run") == succeeded ]] || { wq -c "SELECT * FROM llm_usage.collector_runs WHERE run_id = $run"; fail "openai run failed"; }
@@ -49,6 +52,11 @@ wq -c "SELECT run_id, provider, status, pages, rows_written, http_attempts, wind
 [[ $(wq -c "SELECT pages || '/' || http_attempts FROM llm_usage.collector_runs WHERE run_id = $run2") == "4/4" ]] || fail "anthropic: expected 4 pages in 4 requests"
 check_totals "$oa_id" "$OA" openai
 check_totals "$an_id" "$AN" anthropic
+# the worker reports its writes to the cumulative statistics (autovacuum's
+# input) while it runs, not only when it exits
+for _ in $(seq 1 50); do [[ $(( $(stat_ins) - ins0 )) -ge 100 ]] && break; sleep 0.1; done
+echo "provider_usage rows inserted or updated per pg_stat_user_tables: $(( $(stat_ins) - ins0 )) (worker still pid $(worker_pid))"
+[[ $(( $(stat_ins) - ins0 )) -ge 100 && $(worker_pid) == "$pid0" ]] || fail "the worker's writes do not reach the statistics"
 
 # the requests were the real wire format: brackets, URL-encoded cursor, auth
 reqs=$(curl -sf "$SIM/_sim/requests")

@@ -10,6 +10,11 @@ set -euo pipefail
 . "$(dirname "$0")/worker_lib.sh"
 start_sim
 use_sim
+# the response cap stays below PostgreSQL's largest allocation (1 GB)
+if wq -c "ALTER SYSTEM SET llm_usage.http_max_response_kb = 1048576" 2>"$WORK/cap.$$.err"; then
+    fail "a response cap of 1 GB was accepted"
+fi
+grep ERROR "$WORK/cap.$$.err"
 wq -c "ALTER SYSTEM SET llm_usage.http_timeout_ms = 1500" -c "ALTER SYSTEM SET llm_usage.max_retries = 3" \
    -c "ALTER SYSTEM SET llm_usage.http_max_response_kb = 1024" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1

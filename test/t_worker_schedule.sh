@@ -36,10 +36,18 @@ wq -c "SELECT run_id, trigger, status, window_from::date, window_to::date, reque
     || fail "the scheduled window does not end with yesterday"
 
 wq -c "ALTER SYSTEM RESET llm_usage.collect_schedule" -c "SELECT pg_reload_conf()" >/dev/null
-# a bad schedule is refused and the old one stays
-if wq -c "ALTER SYSTEM SET llm_usage.collect_schedule = '61 * * * *'" 2>"$WORK/sched.err"; then
-    fail "an invalid schedule was accepted"
-fi
-cat "$WORK/sched.err"
+# a bad schedule, or one that can never fire, is refused and the old one stays
+for bad in '61 * * * *' '0 0 31 2 *' '4294967296 * * * *'; do
+    if wq -c "ALTER SYSTEM SET llm_usage.collect_schedule = '$bad'" 2>"$WORK/sched.err"; then
+        fail "the schedule '$bad' was accepted"
+    fi
+    grep -E 'ERROR|DETAIL' "$WORK/sched.err" | tr '\n' ' '; echo
+done
+# a macro is accepted, and the worker's next run is what next_collection() says
+wq -c "ALTER SYSTEM SET llm_usage.collect_schedule = '@daily'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+[[ $(wq -c "SELECT llm_usage.next_collection() = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '1 day'") == t ]] \
+    || fail "next_collection() does not follow llm_usage.collect_schedule"
+wq -c "ALTER SYSTEM RESET llm_usage.collect_schedule" -c "SELECT pg_reload_conf()" >/dev/null
 retire_keys wsch
 echo "PASS"

@@ -41,6 +41,18 @@ echo "collector's pg_stat_activity: $activity"
 r2=$(wq -c "SELECT llm_usage.collect_now($aid, '2026-10-01', '2026-10-02')")
 [[ $(wait_run "$r1") == succeeded && $(wait_run "$r2") == succeeded ]] || fail "collection failed"
 
+# runs that fail after the key is in use: refused (401), and a malformed page
+FAILKEY=sk-admin-SECRETfails5555eeee
+MALKEY=sk-ant-admin01-SECRETmalformed6666ffff
+[[ $(bind_call "SELECT llm_usage.add_provider_key('wsec', 'openai', :key, 'fails');" "$FAILKEY" "$WDB") == 0 ]] || fail "storing a key failed"
+[[ $(bind_call "SELECT llm_usage.add_provider_key('wsec', 'anthropic', :key, 'malformed');" "$MALKEY" "$WDB") == 0 ]] || fail "storing a key failed"
+sim_mode "$FAILKEY" 401
+sim_mode "$MALKEY" malformed
+for label in fails malformed; do
+    r=$(wq -c "SELECT llm_usage.collect_now(id, '2026-10-01', '2026-10-02') FROM llm_usage.provider_keys WHERE tenant_id = 'wsec' AND label = '$label'")
+    [[ $(wait_run "$r") == failed ]] || fail "the $label run did not fail"
+done
+
 # rotation with a bind parameter, then collect with the rotated key
 [[ $(bind_call "SELECT llm_usage.rotate_provider_key($oid, :key);" "$ROTATED" "$WDB") == 0 ]] || fail "rotation failed"
 r3=$(wq -c "SELECT llm_usage.collect_now($oid, '2026-10-01', '2026-10-02')")
@@ -49,12 +61,41 @@ reqs=$(curl -sf "$SIM/_sim/requests")
 wq -c "ALTER SYSTEM RESET log_min_messages" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 
+# the worker's own memory holds no plaintext key after its runs, on the
+# success paths and the error paths alike: its copies, the request headers
+# and libcurl's buffers are wiped (scanned: every private writable mapping)
+wpid=$(worker_pid)
+python3 - "$wpid" "$GOOD" "$ROTATED" "$ANTH" "$FAILKEY" "$MALKEY" <<'PY' || fail "a plaintext key is left in the worker's memory"
+import re, sys
+pid, keys = int(sys.argv[1]), [k.encode() for k in sys.argv[2:]]
+found, scanned = [], 0
+with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+    for line in maps:
+        f = line.split()
+        if not f[1].startswith("rw") or f[1][3] != "p":
+            continue
+        a, b = (int(x, 16) for x in f[0].split("-"))
+        try:
+            mem.seek(a)
+            data = mem.read(b - a)
+        except (OSError, ValueError):
+            continue
+        scanned += len(data)
+        for k in keys:
+            if k in data:
+                found.append("%s in %s %s" % (k[:14].decode(), f[0], f[5] if len(f) > 5 else "[anon]"))
+            if k[-12:] in data:
+                found.append("the tail of %s in %s" % (k[:14].decode(), f[0]))
+print("worker %d: %.1f MB of private memory scanned for %d keys: %s" % (pid, scanned / 1e6, len(keys), ", ".join(found) or "none found"))
+sys.exit(1 if found else 0)
+PY
+
 # the log of this test: plenty of debug output, no key
 tail -c +$((log_from + 1)) "$WORK/server.log" >"$WORK/secrets.log"
 echo "server log lines written at debug5: $(wc -l <"$WORK/secrets.log"), DEBUG lines: $(grep -c DEBUG "$WORK/secrets.log")"
 [[ $(grep -c DEBUG "$WORK/secrets.log") -gt 100 ]] || fail "debug5 logging was not on"
 grep -q 'refused the key' "$WORK/secrets.log" || fail "the refused key's error is not in the log"
-for k in "$GOOD" "$REFUSED" "$ROTATED" "$ANTH" SECRET; do
+for k in "$GOOD" "$REFUSED" "$ROTATED" "$ANTH" "$FAILKEY" "$MALKEY" SECRET; do
     if grep -q "$k" "$WORK/secrets.log"; then
         grep -n "$k" "$WORK/secrets.log" | head -3
         fail "the server log contains a key"

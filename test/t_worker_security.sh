@@ -67,7 +67,9 @@ echo "beta_app sets the base URL: $out"; [[ $out == *"permission denied"* ]] || 
 out=$(asrole sec_admin "ALTER SYSTEM SET llm_usage.anthropic_base_url = 'http://example.invalid'")
 echo "sec_admin alters the base URL: $out"; [[ $out == *"must be superuser"* || $out == *"permission denied"* ]] || fail "sec_admin could change the base URL"
 out=$(asrole beta_app "SELECT string_agg(DISTINCT tenant_id, ',') FROM llm_usage.provider_usage")
-echo "beta_app sees provider_usage of: $out"; [[ $out == team_beta ]] || fail "beta_app sees other tenants' usage"
+echo "beta_app reads provider_usage: $out"; [[ $out == *"permission denied"* ]] || fail "beta_app reads a tenant table directly"
+out=$(asrole beta_app "SELECT string_agg(DISTINCT \"SubAccountId\", ',') FROM llm_usage.focus_export(now() - interval '300 days', now(), 'provider')")
+echo "beta_app sees provider-reported costs of: $out"; [[ $out == team_beta || -z $out ]] || fail "beta_app sees other tenants' usage"
 out=$(asrole beta_app "SELECT count(*) FROM llm_usage.provider_keys")
 echo "beta_app sees keys: $out"; [[ $out == 0 ]] || fail "beta_app sees another tenant's key"
 out=$(asrole beta_app "SELECT string_agg(DISTINCT tenant_id, ',') FROM llm_usage.reconciliation")

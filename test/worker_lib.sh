@@ -2,6 +2,11 @@
 # a provider simulator on 127.0.0.1, the worker pointed at it, and waits.
 WDB=llm_usage_worker
 
+# processes a suite started, stopped when it exits
+CLEANUP_PIDS=()
+cleanup_pids() { local p; for p in "${CLEANUP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup_pids EXIT
+
 # start_sim: the simulator as the test user; sets SIM (base URL) and SIM_PID
 start_sim() {
     local portfile="$WORK/sim.$$.port"
@@ -15,7 +20,22 @@ start_sim() {
     [[ -s "$portfile" ]] || fail "the provider simulator did not start"
     SIM="http://127.0.0.1:$(cat "$portfile")"
     SIM_PID=$(cat "$portfile.pid")
-    trap 'kill $SIM_PID 2>/dev/null' EXIT
+    CLEANUP_PIDS+=("$SIM_PID")
+}
+
+# start_sinks [PUBLIC-HOST]: the alert receivers (test/alert_sinks.py); sets
+# HOOK (webhook base URL), SMTP_PORT, PUBLIC_SMTP_PORT (on PUBLIC-HOST, 0 if none)
+start_sinks() {
+    local ports="$WORK/sinks.$$.port"
+    cp "$(dirname "${BASH_SOURCE[0]}")/alert_sinks.py" "$WORK/alert_sinks.py"
+    chown "$TEST_USER" "$WORK/alert_sinks.py"
+    as_user /usr/bin/python3 "$WORK/alert_sinks.py" "$ports" --max-seconds 900 ${1:+--public-host "$1"} \
+        >"$WORK/sinks.$$.log" 2>&1 &
+    for _ in $(seq 1 100); do [[ -s "$ports" ]] && break; sleep 0.1; done
+    [[ -s "$ports" ]] || fail "the alert sinks did not start"
+    read -r HTTP_PORT SMTP_PORT PUBLIC_SMTP_PORT <"$ports" || true   # no trailing newline
+    CLEANUP_PIDS+=("$(cat "$ports.pid")")
+    HOOK="http://127.0.0.1:$HTTP_PORT"
 }
 
 sim_mode() {    # sim_mode KEY MODE [COUNT] [SECONDS]

@@ -49,9 +49,11 @@ RETURNS boolean
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT llm_usage._is_admin() OR p_tenant = ANY (llm_usage._my_tenants())
+    -- byte for byte (COLLATE "C"): a caller's nondeterministic collation
+    -- must not make 'Gamma' match a grant of 'gamma'
+    SELECT llm_usage._is_admin() OR p_tenant COLLATE pg_catalog."C" = ANY (llm_usage._my_tenants())
 $$;
-COMMENT ON FUNCTION llm_usage._can_access(text) IS 'Internal: whether the calling role may act on the tenant.';
+COMMENT ON FUNCTION llm_usage._can_access(text) IS 'Internal: whether the calling role may act on the tenant (tenant ids compared byte for byte, whatever the collation of the argument).';
 
 CREATE OR REPLACE FUNCTION llm_usage._require_admin(p_what text)
 RETURNS void
@@ -96,8 +98,11 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'An llm_usage admin can grant access with llm_usage.grant_tenant_access().';
     END IF;
-    SELECT * INTO t FROM llm_usage.tenants WHERE tenant_id = p_tenant;
-    IF NOT FOUND THEN
+    -- the primary key's (deterministic) collation, whatever the argument
+    -- carries, and then byte for byte: a caller's collation never makes
+    -- one tenant id match another
+    SELECT * INTO t FROM llm_usage.tenants WHERE tenant_id = p_tenant COLLATE pg_catalog."default";
+    IF NOT FOUND OR t.tenant_id COLLATE pg_catalog."C" <> p_tenant COLLATE pg_catalog."C" THEN
         RAISE EXCEPTION 'tenant "%" does not exist', p_tenant
             USING ERRCODE = 'undefined_object',
                   HINT = 'Create it with llm_usage.create_tenant().';
@@ -171,3 +176,33 @@ END
 $$;
 COMMENT ON FUNCTION llm_usage._revoke_tenant_access_impl(regrole, text) IS
 'Internal: the body of llm_usage.revoke_tenant_access(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
+/*
+ * _prune_tenant_access(): tenant_access rows whose role was dropped.
+ * role_name is a regrole, which records no dependency, so DROP ROLE leaves
+ * the row behind; _my_tenants() ignores it (it joins pg_roles), but a role
+ * created later could be given the same OID.  Maintenance removes such rows
+ * and records each removal in the audit log.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._prune_tenant_access()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH gone AS (
+        DELETE FROM llm_usage.tenant_access a
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = a.role_name)
+        RETURNING a.tenant_id, a.role_name::oid AS role_oid, a.granted_by)
+    INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, role_name, details)
+    SELECT g.tenant_id, 'security', 'revoke_tenant_access', 'llm_usage maintenance',
+           jsonb_build_object('grantee_oid', g.role_oid, 'reason', 'role dropped', 'granted_by', g.granted_by)
+      FROM gone g;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._prune_tenant_access() IS
+'Internal (worker maintenance): delete the tenant grants of roles that were dropped (an audited revoke_tenant_access with reason "role dropped").';

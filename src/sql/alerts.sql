@@ -236,6 +236,50 @@ $$;
 COMMENT ON FUNCTION llm_usage._acknowledge_alert_impl(bigint) IS
 'Internal: the body of llm_usage.acknowledge_alert(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
+/*
+ * alerts_for(tenant_id, days): what readers read instead of the alerts
+ * table (they have no privilege on it, so no EXPLAIN ANALYZE oracle on
+ * other tenants' alerts): a tenant's alerts, or (NULL) those of every
+ * tenant the caller may see; system alerts (tenant '*') for admins only.
+ * What a LISTEN llm_usage_alerts client reads after a notification.
+ */
+CREATE OR REPLACE FUNCTION llm_usage.alerts_for(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (id bigint, tenant text, kind text, severity text, message text, details jsonb, subject text,
+               created_at timestamptz, acknowledged_at timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.alerts_for(text, integer) IS
+'Alerts of the last N days (default 30), newest first: of one tenant, or (tenant_id NULL) of every tenant the caller may see (system alerts, tenant *, for admins only).';
+
+CREATE OR REPLACE FUNCTION llm_usage._alerts_for_impl(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (id bigint, tenant text, kind text, severity text, message text, details jsonb, subject text,
+               created_at timestamptz, acknowledged_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_tenants text[];
+BEGIN
+    PERFORM llm_usage._check_days($2);
+    IF $1 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($1)).tenant_id];
+    ELSIF llm_usage._is_admin() THEN
+        v_tenants := NULL;          -- every alert, system ones included
+    ELSE
+        v_tenants := llm_usage._my_tenants();
+    END IF;
+    RETURN QUERY
+    SELECT a.id, a.tenant_id, a.kind, a.severity, a.message, a.details, a.subject, a.created_at, a.acknowledged_at
+      FROM llm_usage.alerts a
+     WHERE (v_tenants IS NULL OR a.tenant_id = ANY (v_tenants))
+       AND a.created_at >= now() - make_interval(days => $2)
+     ORDER BY a.created_at DESC, a.id DESC;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._alerts_for_impl(text, integer) IS
+'Internal: the body of llm_usage.alerts_for(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
 ------------------------------------------------------------------------
 -- Evaluating the rules
 ------------------------------------------------------------------------
@@ -243,7 +287,9 @@ COMMENT ON FUNCTION llm_usage._acknowledge_alert_impl(bigint) IS
 /*
  * check_alerts(): evaluate every rule once and raise what is due.  Windows:
  * quota_exceeded and unpriced_usage look at what happened since the last
- * check; quota_near at the current periods; high_latency and
+ * check, up to a watermark that never passes a transaction that may still
+ * commit (so a late commit is seen by the next check); quota_near at the
+ * current periods; high_latency and
  * high_error_rate at the last hour of calls; cost_anomaly at yesterday
  * (daily roll-ups) and today so far (raw calls), each against the average of
  * the 7 days before it.  Concurrent calls are serialised.
@@ -263,6 +309,8 @@ AS $$
 DECLARE
     v_now   timestamptz := clock_timestamp();
     v_since timestamptz;
+    v_pend  timestamptz;
+    v_next  record;
     n       integer := 0;
     k       integer;
     r       record;
@@ -278,7 +326,10 @@ BEGIN
     v_now := clock_timestamp();
     INSERT INTO llm_usage.alert_state (name, checked_at) VALUES ('check_alerts', v_now - interval '1 hour')
     ON CONFLICT DO NOTHING;
-    SELECT checked_at INTO v_since FROM llm_usage.alert_state WHERE name = 'check_alerts' FOR UPDATE;
+    SELECT checked_at, pending_at INTO v_since, v_pend FROM llm_usage.alert_state WHERE name = 'check_alerts' FOR UPDATE;
+    -- what happened since the last check is read up to a watermark that
+    -- never passes a transaction that may still commit (_next_watermark)
+    v_next := llm_usage._next_watermark(v_since, v_pend);
 
     -- quota_exceeded: denials since the last check, one per quota type and
     -- period, from the extension's own records only (never from events an
@@ -293,7 +344,7 @@ BEGIN
                   CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.details->'denied') = 'array'
                                                                THEN a.details->'denied' ELSE '[]' END) d
                   WHERE a.origin = 'llm_usage' AND a.event_type = 'quota' AND a.action = 'quota_exceeded'
-                    AND a.created_at >= v_since AND a.created_at < v_now
+                    AND a.created_at >= v_since AND a.created_at < v_next.watermark
                     AND jsonb_typeof(d) = 'object'
                     AND d->>'quota_type' IN (SELECT q.quota_type FROM llm_usage.quota_types q)
                     AND d->>'period' IN ('minute', 'hour', 'day', 'month')
@@ -389,16 +440,16 @@ BEGIN
                             CASE WHEN d.day = (v_now AT TIME ZONE t.timezone)::date
                                  THEN (SELECT coalesce(sum(e.cost_usd), 0) FROM llm_usage.usage_events e
                                         WHERE e.tenant_id = t.tenant_id
-                                          AND e.occurred_at >= d.day::timestamp AT TIME ZONE t.timezone
+                                          AND e.occurred_at >= llm_usage._local_day_start(d.day, t.timezone)
                                           AND e.occurred_at < v_now)
                                  ELSE (SELECT coalesce(sum(m.estimated_cost_usd), 0) FROM llm_usage.tenant_usage_metrics m
                                         WHERE m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-                                          AND m.period_start = d.day::timestamp AT TIME ZONE t.timezone) END AS cost,
+                                          AND m.period_start = llm_usage._local_day_start(d.day, t.timezone)) END AS cost,
                             (SELECT avg(coalesce(m.estimated_cost_usd, 0))
                                FROM generate_series(d.day - 7, d.day - 1, interval '1 day') g(day)
                                LEFT JOIN llm_usage.tenant_usage_metrics m
                                  ON m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-                                AND m.period_start = g.day::timestamp AT TIME ZONE t.timezone) AS trailing_avg
+                                AND m.period_start = llm_usage._local_day_start(g.day::date, t.timezone)) AS trailing_avg
                        FROM llm_usage.tenants t
                       CROSS JOIN LATERAL (VALUES ((v_now AT TIME ZONE t.timezone)::date - 1),
                                                  ((v_now AT TIME ZONE t.timezone)::date)) d(day))
@@ -420,29 +471,83 @@ BEGIN
         n := n + llm_usage._maintenance_failed('check_alerts/cost_anomaly', SQLSTATE, SQLERRM);
     END;
 
-    -- unpriced_usage: calls of models without a price tracked since the last check
+    -- unpriced_usage: calls of models without a price tracked since the
+    -- last check; one alert per tenant, whatever the number of models (an
+    -- application chooses model names: thousands of them must not flood
+    -- delivery), naming at most 10 of them, quoted and marked as the
+    -- application's words (a name such as "URGENT: rotate your keys at
+    -- https://..." must not read as the extension's message)
     BEGIN
         k := 0;
-        FOR r IN SELECT e.tenant_id, e.model, count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens
-                   FROM llm_usage.usage_events e
-                  WHERE e.cost_usd IS NULL AND e.model IS NOT NULL
-                    AND e.recorded_at >= v_since AND e.recorded_at < v_now
-                  GROUP BY 1, 2
-                  ORDER BY 1, 2
+        FOR r IN SELECT m.tenant_id, sum(m.calls) AS calls, sum(m.tokens) AS tokens, count(*) AS models,
+                        (array_agg(m.model ORDER BY m.calls DESC, m.model))[1:10] AS named,
+                        (array_agg(m.calls ORDER BY m.calls DESC, m.model))[1:10] AS named_calls
+                   FROM (SELECT e.tenant_id, e.model, count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens
+                           FROM llm_usage.usage_events e
+                          WHERE e.cost_usd IS NULL AND e.model IS NOT NULL
+                            AND e.recorded_at >= v_since AND e.recorded_at < v_next.watermark
+                          GROUP BY 1, 2) m
+                  GROUP BY 1
+                  ORDER BY 1
         LOOP
             k := k + (llm_usage._raise_alert(r.tenant_id, 'unpriced_usage', (llm_usage._alert_rule(r.tenant_id, 'unpriced_usage')).severity,
-                          format('tenant %s: %s call(s) of model %s have no price, so their cost is unknown (not 0)',
-                                 r.tenant_id, r.calls, r.model),
-                          jsonb_build_object('model', r.model, 'calls', r.calls, 'tokens', r.tokens,
+                          format('tenant %s: %s call(s) of %s model(s) without a price, so their cost is unknown (not 0); model names as the application reported them (unverified, quoted): %s%s',
+                                 r.tenant_id, r.calls, r.models,
+                                 (SELECT string_agg(to_jsonb(CASE WHEN length(x.model) > 80 THEN left(x.model, 80) || '...'
+                                                                  ELSE x.model END)::text, ', ' ORDER BY x.i)
+                                    FROM unnest(r.named) WITH ORDINALITY x(model, i)),
+                                 CASE WHEN r.models > 10 THEN format(' and %s more', r.models - 10) ELSE '' END),
+                          jsonb_build_object('models', (SELECT jsonb_agg(jsonb_build_object('model', x.model, 'calls', x.calls) ORDER BY x.i)
+                                                          FROM unnest(r.named, r.named_calls) WITH ORDINALITY x(model, calls, i)),
+                                             'models_total', r.models, 'calls', r.calls, 'tokens', r.tokens,
+                                             'model_names_from', 'application',
                                              'hint', 'llm_usage.set_model_price()'),
-                          'model ' || r.model) IS NOT NULL)::integer;
+                          'unpriced models') IS NOT NULL)::integer;
         END LOOP;
         n := n + k;
     EXCEPTION WHEN OTHERS THEN
         n := n + llm_usage._maintenance_failed('check_alerts/unpriced_usage', SQLSTATE, SQLERRM);
     END;
 
-    UPDATE llm_usage.alert_state SET checked_at = v_now WHERE name = 'check_alerts';
+    -- price_mismatch: UTC days of provider data collected since the last
+    -- check, each model's provider-reported cost against its usage priced
+    -- with the product's prices (price_reconciliation())
+    BEGIN
+        k := 0;
+        FOR r IN WITH touched AS (
+                     SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day
+                       FROM llm_usage.provider_costs c
+                      WHERE c.collected_at >= v_since AND c.collected_at < v_next.watermark
+                     UNION
+                     SELECT u.tenant_id, u.provider, (u.bucket_start AT TIME ZONE 'UTC')::date
+                       FROM llm_usage.provider_usage u
+                      WHERE u.collected_at >= v_since AND u.collected_at < v_next.watermark)
+                 SELECT x.*, (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).threshold AS threshold
+                   FROM touched t
+                  CROSS JOIN LATERAL llm_usage._price_reconciliation_rows(t.day, t.day, ARRAY[t.tenant_id]) x
+                  WHERE x.provider = t.provider AND x.model IS NOT NULL
+                    AND x.estimated_usd IS NOT NULL AND x.reported_usd IS NOT NULL
+                    AND (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).enabled
+                    AND ((x.reported_usd = 0 AND x.estimated_usd > 0)
+                         OR abs(x.difference_pct) > (llm_usage._alert_rule(x.tenant_id, 'price_mismatch')).threshold)
+                  ORDER BY x.tenant_id, x.provider, x.day, x.model
+        LOOP
+            k := k + (llm_usage._raise_alert(r.tenant_id, 'price_mismatch', (llm_usage._alert_rule(r.tenant_id, 'price_mismatch')).severity,
+                          format('tenant %s: %s reported %s USD for %s on %s, its usage at llm_usage''s prices costs %s USD (%s %%, threshold %s %%)',
+                                 r.tenant_id, r.provider, r.reported_usd, r.model, r.day, round(r.estimated_usd, 6),
+                                 coalesce(r.difference_pct::text, 'n/a'), r.threshold),
+                          jsonb_build_object('provider', r.provider, 'day', r.day, 'model', r.model,
+                                             'reported_usd', r.reported_usd, 'estimated_usd', r.estimated_usd,
+                                             'difference_usd', r.difference_usd, 'difference_pct', r.difference_pct,
+                                             'threshold_pct', r.threshold),
+                          format('%s/%s/%s', r.provider, r.day, r.model)) IS NOT NULL)::integer;
+        END LOOP;
+        n := n + k;
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/price_mismatch', SQLSTATE, SQLERRM);
+    END;
+
+    UPDATE llm_usage.alert_state SET checked_at = v_next.watermark, pending_at = v_next.pending WHERE name = 'check_alerts';
     RETURN n;
 END
 $$;

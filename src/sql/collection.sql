@@ -311,131 +311,320 @@ COMMENT ON FUNCTION llm_usage._attribute_provider_usage_impl(text, text, text, t
 -- Ingesting provider pages (called by the collector in its write transaction)
 ------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION llm_usage._ingest_page(p_run_id bigint, p_endpoint text, p_page jsonb)
+CREATE OR REPLACE FUNCTION llm_usage._ingest_rows(p_run_id bigint, p_endpoint text, p_page jsonb)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- p_page is what the collector kept of one provider page after checking it
+-- (src/provider.c): {"data": [{"start": <Unix s>, "end": <Unix s>,
+-- "results": [{<declared field>: <value>, ...}]}]}, nested fields flattened
+-- as "object.key".  Each result is one row; a row this run already wrote
+-- (the same natural key twice in a run) fails the run instead of being
+-- summed or overwritten.
 DECLARE
     r      llm_usage.collector_runs;
     v_kt   text;
     n      integer;
+    v_rows integer;
 BEGIN
     SELECT * INTO r FROM llm_usage.collector_runs WHERE run_id = p_run_id;
     SELECT tenant_id INTO v_kt FROM llm_usage.provider_key_store WHERE key_id = r.key_id;
+    SELECT count(*) INTO v_rows
+      FROM jsonb_array_elements(p_page->'data') b CROSS JOIN LATERAL jsonb_array_elements(b->'results') x;
 
     IF r.provider = 'openai' AND p_endpoint IN ('completions', 'embeddings') THEN
         INSERT INTO llm_usage.provider_usage AS u
             (tenant_id, attributed_by, key_id, run_id, provider, endpoint, bucket_start, bucket_end, model,
              project_id, workspace_id, provider_api_key_id, service_tier, batch, input_tokens,
              cached_input_tokens, cache_write_tokens, output_tokens, requests)
-        SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'openai', p_endpoint, g.bs, g.be, g.model,
-               g.project_id, NULL, g.api_key_id, g.service_tier, g.batch, g.input, g.cached, g.cache_write,
-               g.output, g.requests
-          FROM (SELECT to_timestamp((b->>'start_time')::bigint) AS bs, to_timestamp((b->>'end_time')::bigint) AS be,
-                       x->>'model' AS model, x->>'project_id' AS project_id, x->>'api_key_id' AS api_key_id,
-                       x->>'service_tier' AS service_tier, (x->>'batch')::boolean AS batch,
-                       sum(coalesce((x->>'input_tokens')::numeric, 0))::bigint AS input,
-                       sum(coalesce((x->>'input_cached_tokens')::numeric, 0))::bigint AS cached,
-                       sum(coalesce((x->>'input_cache_write_tokens')::numeric, 0))::bigint AS cache_write,
-                       sum(coalesce((x->>'output_tokens')::numeric, 0))::bigint AS output,
-                       sum(coalesce((x->>'num_model_requests')::numeric, 0))::bigint AS requests
-                  FROM jsonb_array_elements(p_page->'data') b
-                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7) g
-         CROSS JOIN LATERAL llm_usage._attribute('openai', v_kt, g.project_id, NULL, g.api_key_id) a
+        SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'openai', p_endpoint,
+               to_timestamp((b->>'start')::bigint), to_timestamp((b->>'end')::bigint),
+               x->>'model', x->>'project_id', NULL, x->>'api_key_id', x->>'service_tier', (x->>'batch')::boolean,
+               coalesce((x->>'input_tokens')::bigint, 0), coalesce((x->>'input_cached_tokens')::bigint, 0),
+               coalesce((x->>'input_cache_write_tokens')::bigint, 0), coalesce((x->>'output_tokens')::bigint, 0),
+               coalesce((x->>'num_model_requests')::bigint, 0)
+          FROM jsonb_array_elements(p_page->'data') b
+         CROSS JOIN LATERAL jsonb_array_elements(b->'results') x
+         CROSS JOIN LATERAL llm_usage._attribute('openai', v_kt, x->>'project_id', NULL, x->>'api_key_id') a
         ON CONFLICT ON CONSTRAINT provider_usage_natural_key DO UPDATE
            SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
                bucket_end = EXCLUDED.bucket_end, input_tokens = EXCLUDED.input_tokens,
                cached_input_tokens = EXCLUDED.cached_input_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,
-               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now();
+               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now()
+         WHERE u.run_id IS DISTINCT FROM EXCLUDED.run_id;
     ELSIF r.provider = 'anthropic' AND p_endpoint = 'messages' THEN
         INSERT INTO llm_usage.provider_usage AS u
             (tenant_id, attributed_by, key_id, run_id, provider, endpoint, bucket_start, bucket_end, model,
              project_id, workspace_id, provider_api_key_id, service_tier, batch, input_tokens,
-             cached_input_tokens, cache_write_tokens, output_tokens, requests)
+             cached_input_tokens, cache_write_tokens, output_tokens, requests, cache_write_1h_tokens)
         SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, 'anthropic', 'messages', g.bs, g.be, g.model,
                NULL, g.workspace_id, g.api_key_id, g.service_tier, NULL,
-               g.uncached + g.cache_read + g.cache_write, g.cache_read, g.cache_write, g.output, 0
-          FROM (SELECT (b->>'starting_at')::timestamptz AS bs, (b->>'ending_at')::timestamptz AS be,
+               g.uncached + g.cache_read + g.cache_write, g.cache_read, g.cache_write, g.output, 0, g.cache_write_1h
+          FROM (SELECT to_timestamp((b->>'start')::bigint) AS bs, to_timestamp((b->>'end')::bigint) AS be,
                        x->>'model' AS model, x->>'workspace_id' AS workspace_id, x->>'api_key_id' AS api_key_id,
                        x->>'service_tier' AS service_tier,
-                       sum(coalesce((x->>'uncached_input_tokens')::numeric, 0))::bigint AS uncached,
-                       sum(coalesce((x->>'cache_read_input_tokens')::numeric, 0))::bigint AS cache_read,
-                       sum(coalesce((x->'cache_creation'->>'ephemeral_5m_input_tokens')::numeric, 0)
-                           + coalesce((x->'cache_creation'->>'ephemeral_1h_input_tokens')::numeric, 0))::bigint AS cache_write,
-                       sum(coalesce((x->>'output_tokens')::numeric, 0))::bigint AS output
+                       coalesce((x->>'uncached_input_tokens')::bigint, 0) AS uncached,
+                       coalesce((x->>'cache_read_input_tokens')::bigint, 0) AS cache_read,
+                       coalesce((x->>'cache_creation.ephemeral_5m_input_tokens')::bigint, 0)
+                         + coalesce((x->>'cache_creation.ephemeral_1h_input_tokens')::bigint, 0) AS cache_write,
+                       coalesce((x->>'cache_creation.ephemeral_1h_input_tokens')::bigint, 0) AS cache_write_1h,
+                       coalesce((x->>'output_tokens')::bigint, 0) AS output
                   FROM jsonb_array_elements(p_page->'data') b
-                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                 GROUP BY 1, 2, 3, 4, 5, 6) g
+                 CROSS JOIN LATERAL jsonb_array_elements(b->'results') x) g
          CROSS JOIN LATERAL llm_usage._attribute('anthropic', v_kt, NULL, g.workspace_id, g.api_key_id) a
         ON CONFLICT ON CONSTRAINT provider_usage_natural_key DO UPDATE
            SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
                bucket_end = EXCLUDED.bucket_end, input_tokens = EXCLUDED.input_tokens,
                cached_input_tokens = EXCLUDED.cached_input_tokens, cache_write_tokens = EXCLUDED.cache_write_tokens,
-               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now();
+               cache_write_1h_tokens = EXCLUDED.cache_write_1h_tokens,
+               output_tokens = EXCLUDED.output_tokens, requests = EXCLUDED.requests, collected_at = now()
+         WHERE u.run_id IS DISTINCT FROM EXCLUDED.run_id;
     ELSIF p_endpoint = 'costs' AND r.provider IN ('openai', 'anthropic') THEN
-        IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_page->'data') b
-                    CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                    WHERE lower(coalesce(CASE r.provider WHEN 'openai' THEN x->'amount'->>'currency'
-                                                          ELSE x->>'currency' END, 'usd')) <> 'usd') THEN
-            RAISE EXCEPTION 'provider reported a cost in a currency other than USD'
-                USING ERRCODE = 'feature_not_supported';
-        END IF;
         INSERT INTO llm_usage.provider_costs AS c
             (tenant_id, attributed_by, key_id, run_id, provider, bucket_start, bucket_end, line_item, model,
              project_id, workspace_id, provider_api_key_id, token_type, service_tier, context_window, amount_usd)
         SELECT a.tenant_id, a.attributed_by, r.key_id, r.run_id, r.provider, g.bs, g.be, g.line_item, g.model,
                g.project_id, g.workspace_id, g.api_key_id, g.token_type, g.service_tier, g.context_window, g.amount
-          FROM (SELECT CASE r.provider WHEN 'openai' THEN to_timestamp((b->>'start_time')::bigint)
-                                       ELSE (b->>'starting_at')::timestamptz END AS bs,
-                       CASE r.provider WHEN 'openai' THEN to_timestamp((b->>'end_time')::bigint)
-                                       ELSE (b->>'ending_at')::timestamptz END AS be,
+          FROM (SELECT to_timestamp((b->>'start')::bigint) AS bs, to_timestamp((b->>'end')::bigint) AS be,
                        CASE r.provider WHEN 'openai' THEN x->>'line_item' ELSE x->>'description' END AS line_item,
                        x->>'model' AS model, x->>'project_id' AS project_id, x->>'workspace_id' AS workspace_id,
                        x->>'api_key_id' AS api_key_id, x->>'token_type' AS token_type,
                        x->>'service_tier' AS service_tier, x->>'context_window' AS context_window,
-                       sum(CASE r.provider WHEN 'openai' THEN (x->'amount'->>'value')::numeric
-                                           ELSE (x->>'amount')::numeric * 0.01 END) AS amount
+                       CASE r.provider WHEN 'openai' THEN (x->>'amount.value')::numeric
+                                       ELSE (x->>'amount')::numeric * 0.01 END AS amount
                   FROM jsonb_array_elements(p_page->'data') b
-                 CROSS JOIN LATERAL jsonb_array_elements(coalesce(b->'results', '[]')) x
-                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) g
+                 CROSS JOIN LATERAL jsonb_array_elements(b->'results') x) g
          CROSS JOIN LATERAL llm_usage._attribute(r.provider, v_kt, g.project_id, g.workspace_id, g.api_key_id) a
         ON CONFLICT ON CONSTRAINT provider_costs_natural_key DO UPDATE
            SET tenant_id = EXCLUDED.tenant_id, attributed_by = EXCLUDED.attributed_by, run_id = EXCLUDED.run_id,
-               bucket_end = EXCLUDED.bucket_end, amount_usd = EXCLUDED.amount_usd, collected_at = now();
+               bucket_end = EXCLUDED.bucket_end, amount_usd = EXCLUDED.amount_usd, collected_at = now()
+         WHERE c.run_id IS DISTINCT FROM EXCLUDED.run_id;
     ELSE
         RAISE EXCEPTION 'no ingest for % endpoint "%"', r.provider, p_endpoint
             USING ERRCODE = 'feature_not_supported';
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF n < v_rows THEN
+        RAISE EXCEPTION 'the provider sent % row(s) of % twice within the run', v_rows - n, p_endpoint
+            USING ERRCODE = 'cardinality_violation';
+    END IF;
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._ingest_page(bigint, text, jsonb) IS
-'Internal (worker): upsert the rows of one provider page on their natural keys, attributed to tenants; returns the rows written.';
+COMMENT ON FUNCTION llm_usage._ingest_rows(bigint, text, jsonb) IS
+'Internal (worker): upsert the checked rows of one provider page (as kept by the collector) on their natural keys, attributed to tenants; a row the same run already wrote fails the run.  Returns the rows written.';
+
+------------------------------------------------------------------------
+-- Schedule
+------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION llm_usage.next_collection(schedule text DEFAULT NULL, after timestamptz DEFAULT now(),
+                                                     timezone text DEFAULT NULL)
+RETURNS timestamptz
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_next_collection';
+COMMENT ON FUNCTION llm_usage.next_collection(text, timestamptz, text) IS
+'When a cron schedule (default: llm_usage.collect_schedule) fires next after an instant (default: now), read in a time zone (default: llm_usage.timezone), as the worker computes it: Vixie cron syntax and day rules, @daily and the like; a wall-clock time skipped by a DST change never fires, a repeated one fires once.  22023 for a schedule that is invalid or can never fire.  Admin only.';
 
 ------------------------------------------------------------------------
 -- Reconciliation
 ------------------------------------------------------------------------
 
+/*
+ * reconciliation: a view over an entry point and its body (see
+ * provider_keys in keys.sql): the body keeps to the caller's tenants before
+ * it aggregates, and nothing of the caller's reaches the tables.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._reconciliation()
+RETURNS TABLE (tenant_id text, provider text, day date, tracked_usd numeric, reported_usd numeric,
+               difference_usd numeric, difference_pct numeric)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._reconciliation() IS 'Internal: the rows of the reconciliation view (the tenants the caller may see).';
+
+CREATE OR REPLACE FUNCTION llm_usage._reconciliation_impl()
+RETURNS TABLE (tenant_id text, provider text, day date, tracked_usd numeric, reported_usd numeric,
+               difference_usd numeric, difference_pct numeric)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH visible AS MATERIALIZED (
+        SELECT (SELECT llm_usage._is_admin()) AS all_tenants, llm_usage._my_tenants() AS tenants),
+    tracked AS (
+        SELECT e.tenant_id, e.provider, (e.occurred_at AT TIME ZONE 'UTC')::date AS day, sum(e.cost_usd) AS usd
+          FROM llm_usage.usage_events e, visible v
+         WHERE e.provider IN ('openai', 'anthropic') AND (v.all_tenants OR e.tenant_id = ANY (v.tenants))
+         GROUP BY 1, 2, 3),
+    reported AS (
+        SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day, sum(c.amount_usd) AS usd
+          FROM llm_usage.provider_costs c, visible v
+         WHERE v.all_tenants OR c.tenant_id = ANY (v.tenants)
+         GROUP BY 1, 2, 3)
+    SELECT tenant_id, provider, day,
+           coalesce(t.usd, 0) AS tracked_usd,
+           r.usd AS reported_usd,
+           r.usd - coalesce(t.usd, 0) AS difference_usd,
+           round(100 * (r.usd - coalesce(t.usd, 0)) / nullif(r.usd, 0), 2) AS difference_pct
+      FROM tracked t
+      FULL JOIN reported r USING (tenant_id, provider, day)
+$$;
+COMMENT ON FUNCTION llm_usage._reconciliation_impl() IS
+'Internal: the body of llm_usage._reconciliation(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
 CREATE OR REPLACE VIEW llm_usage.reconciliation WITH (security_barrier) AS
-WITH tracked AS (
-    SELECT e.tenant_id, e.provider, (e.occurred_at AT TIME ZONE 'UTC')::date AS day, sum(e.cost_usd) AS usd
-      FROM llm_usage.usage_events e
-     WHERE e.provider IN ('openai', 'anthropic')
-     GROUP BY 1, 2, 3),
-reported AS (
-    SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day, sum(c.amount_usd) AS usd
-      FROM llm_usage.provider_costs c
-     GROUP BY 1, 2, 3)
-SELECT tenant_id, provider, day,
-       coalesce(t.usd, 0) AS tracked_usd,
-       r.usd AS reported_usd,
-       r.usd - coalesce(t.usd, 0) AS difference_usd,
-       round(100 * (r.usd - coalesce(t.usd, 0)) / nullif(r.usd, 0), 2) AS difference_pct
-  FROM tracked t
-  FULL JOIN reported r USING (tenant_id, provider, day)
- WHERE llm_usage._can_access(tenant_id);
+SELECT r.tenant_id, r.provider, r.day, r.tracked_usd, r.reported_usd, r.difference_usd, r.difference_pct
+  FROM llm_usage._reconciliation() r;
 COMMENT ON VIEW llm_usage.reconciliation IS
 'Per tenant, provider and UTC day: cost tracked with track_usage() against cost the provider reported (NULL until collected), the difference in USD (reported minus tracked) and in percent of reported.';
+
+/*
+ * collector_runs_for(tenant_id, days): what readers read instead of the
+ * collector_runs table (no privilege on it, as for every tenant table).
+ */
+CREATE OR REPLACE FUNCTION llm_usage.collector_runs_for(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (run_id bigint, key_id bigint, tenant text, provider text, trigger text, status text,
+               window_from timestamptz, window_to timestamptz, queued_at timestamptz, started_at timestamptz,
+               finished_at timestamptz, pages integer, rows_written bigint, http_attempts integer, error text)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.collector_runs_for(text, integer) IS
+'Collection runs queued in the last N days (default 30), newest first: of one tenant''s keys, or (tenant_id NULL) of every tenant the caller may see; status, rows written and error of each.';
+
+CREATE OR REPLACE FUNCTION llm_usage._collector_runs_for_impl(tenant_id text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (run_id bigint, key_id bigint, tenant text, provider text, trigger text, status text,
+               window_from timestamptz, window_to timestamptz, queued_at timestamptz, started_at timestamptz,
+               finished_at timestamptz, pages integer, rows_written bigint, http_attempts integer, error text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_tenants text[];
+BEGIN
+    PERFORM llm_usage._check_days($2);
+    IF $1 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($1)).tenant_id];
+    ELSIF NOT llm_usage._is_admin() THEN
+        v_tenants := llm_usage._my_tenants();
+    END IF;
+    RETURN QUERY
+    SELECT r.run_id, r.key_id, r.tenant_id, r.provider, r.trigger, r.status, r.window_from, r.window_to,
+           r.queued_at, r.started_at, r.finished_at, r.pages, r.rows_written, r.http_attempts, r.error
+      FROM llm_usage.collector_runs r
+     WHERE (v_tenants IS NULL OR r.tenant_id = ANY (v_tenants))
+       AND r.queued_at >= now() - make_interval(days => $2)
+     ORDER BY r.run_id DESC;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._collector_runs_for_impl(text, integer) IS
+'Internal: the body of llm_usage.collector_runs_for(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
+/*
+ * Price reconciliation: the provider's collected usage priced with the
+ * product's own price table, against what the provider says it cost, per
+ * tenant, provider, UTC day and model -- a stale or wrong price shows as a
+ * difference.  Usage rows are daily totals, so whether a request passed a
+ * long-context threshold is unknown: they are priced at the normal band's
+ * rates (heavy long-context use shows as a difference).  The tier comes
+ * from the row: batch, or the provider's service_tier (OpenAI default,
+ * Anthropic standard, priority_on_demand as priority, flex_discount as
+ * flex).  A cost row belongs to a model by its model (Anthropic), else by
+ * the part of its line item before the first comma (OpenAI "gpt-4o,
+ * input"); other line items (tools, images) have no model.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._usage_tier(p_service_tier text, p_batch boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_batch OR p_service_tier = 'batch' THEN 'batch'
+                WHEN p_service_tier IN ('flex', 'flex_discount') THEN 'flex'
+                WHEN p_service_tier IN ('priority', 'priority_on_demand') THEN 'priority'
+                ELSE 'standard' END
+$$;
+COMMENT ON FUNCTION llm_usage._usage_tier(text, boolean) IS
+'Internal: the service tier a collected usage row is priced in (batch, flex, priority, else standard).';
+
+CREATE OR REPLACE FUNCTION llm_usage._price_reconciliation_rows(p_from date, p_to date, p_tenants text[])
+RETURNS TABLE (tenant_id text, provider text, day date, model text, requests bigint, input_tokens bigint,
+               output_tokens bigint, estimated_usd numeric, reported_usd numeric, difference_usd numeric,
+               difference_pct numeric, unpriced_rows bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH used AS (
+        SELECT u.tenant_id, u.provider, (u.bucket_start AT TIME ZONE 'UTC')::date AS day, u.model,
+               sum(u.requests)::bigint AS requests, sum(u.input_tokens)::bigint AS input_tokens,
+               sum(u.output_tokens)::bigint AS output_tokens,
+               sum(llm_usage._cost(p, u.input_tokens, u.output_tokens, u.cached_input_tokens,
+                                   u.cache_write_tokens - u.cache_write_1h_tokens, u.cache_write_1h_tokens,
+                                   llm_usage._usage_tier(u.service_tier, u.batch), false)) AS estimated_usd,
+               count(*) FILTER (WHERE p.price_id IS NULL) AS unpriced_rows
+          FROM llm_usage.provider_usage u
+         CROSS JOIN LATERAL llm_usage._price_at(u.model, u.bucket_start) p
+         WHERE u.bucket_start >= p_from::timestamp AT TIME ZONE 'UTC'
+           AND u.bucket_start < (p_to + 1)::timestamp AT TIME ZONE 'UTC'
+           AND (p_tenants IS NULL OR u.tenant_id = ANY (p_tenants))
+         GROUP BY 1, 2, 3, 4),
+    reported AS (
+        SELECT c.tenant_id, c.provider, (c.bucket_start AT TIME ZONE 'UTC')::date AS day,
+               coalesce(c.model, CASE WHEN c.line_item ~ '^[^,]+, ' THEN split_part(c.line_item, ',', 1) END) AS model,
+               sum(c.amount_usd) AS reported_usd
+          FROM llm_usage.provider_costs c
+         WHERE c.bucket_start >= p_from::timestamp AT TIME ZONE 'UTC'
+           AND c.bucket_start < (p_to + 1)::timestamp AT TIME ZONE 'UTC'
+           AND (p_tenants IS NULL OR c.tenant_id = ANY (p_tenants))
+         GROUP BY 1, 2, 3, 4)
+    SELECT tenant_id, provider, day, model, requests, input_tokens, output_tokens,
+           estimated_usd, reported_usd, reported_usd - estimated_usd,
+           round(100 * (reported_usd - estimated_usd) / nullif(reported_usd, 0), 2),
+           coalesce(unpriced_rows, 0)
+      FROM used FULL JOIN reported USING (tenant_id, provider, day, model)
+     ORDER BY tenant_id, provider, day, model
+$$;
+COMMENT ON FUNCTION llm_usage._price_reconciliation_rows(date, date, text[]) IS
+'Internal: collected usage priced with the product''s prices against provider-reported cost, per tenant, provider, UTC day and model, for UTC days [p_from, p_to] and the given tenants (NULL: all).';
+
+CREATE OR REPLACE FUNCTION llm_usage.price_reconciliation(from_day date DEFAULT NULL, to_day date DEFAULT NULL,
+                                                          tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant text, provider text, day date, model text, requests bigint, input_tokens bigint,
+               output_tokens bigint, estimated_usd numeric, reported_usd numeric, difference_usd numeric,
+               difference_pct numeric, unpriced_rows bigint)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.price_reconciliation(date, date, text) IS
+'Per tenant, provider, UTC day and model in [from_day, to_day] (default: the last 30 days): the usage the provider reported, priced with llm_usage''s own prices (estimated_usd; normal band, the row''s service tier), against the cost the provider reported (reported_usd), the difference (reported minus estimated) in USD and percent of reported, and how many usage rows had no price.  A stale or wrong price shows as a difference; the price_mismatch alert fires above a set share.  NULL tenant_id: every tenant the caller may see.';
+
+CREATE OR REPLACE FUNCTION llm_usage._price_reconciliation_impl(from_day date DEFAULT NULL, to_day date DEFAULT NULL,
+                                                                tenant_id text DEFAULT NULL)
+RETURNS TABLE (tenant text, provider text, day date, model text, requests bigint, input_tokens bigint,
+               output_tokens bigint, estimated_usd numeric, reported_usd numeric, difference_usd numeric,
+               difference_pct numeric, unpriced_rows bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_to      date := coalesce($2, (now() AT TIME ZONE 'UTC')::date);
+    v_from    date := coalesce($1, v_to - 29);
+    v_tenants text[];
+BEGIN
+    IF v_from > v_to THEN
+        RAISE EXCEPTION 'from_day (%) is after to_day (%)', to_char(v_from, 'YYYY-MM-DD'), to_char(v_to, 'YYYY-MM-DD')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_to - v_from > 3660 THEN
+        RAISE EXCEPTION 'at most 3660 days at a time, got %', v_to - v_from + 1
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF $3 IS NOT NULL THEN
+        v_tenants := ARRAY[(llm_usage._tenant($3)).tenant_id];
+    ELSIF NOT llm_usage._is_admin() THEN
+        v_tenants := coalesce(llm_usage._my_tenants(), '{}');
+    END IF;
+    RETURN QUERY SELECT * FROM llm_usage._price_reconciliation_rows(v_from, v_to, v_tenants);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._price_reconciliation_impl(date, date, text) IS
+'Internal: the body of llm_usage.price_reconciliation(), run as the owner by its entry point, which records the caller (src/caller.c).';

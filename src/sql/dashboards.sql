@@ -206,8 +206,8 @@ BEGIN
            m.unpriced_calls, m.latency_sum_ms, m.latency_count
       FROM llm_usage.tenant_usage_metrics m
      WHERE m.tenant_id = t.tenant_id AND m.period_type = 'daily'
-       AND m.period_start >= p_from::timestamp AT TIME ZONE t.timezone
-       AND m.period_start < least(p_to + 1, v_cut)::timestamp AT TIME ZONE t.timezone
+       AND m.period_start >= llm_usage._local_day_start(p_from, t.timezone)
+       AND m.period_start < llm_usage._local_day_start(least(p_to + 1, v_cut), t.timezone)
     UNION ALL
     SELECT (e.occurred_at AT TIME ZONE t.timezone)::date, count(*),
            count(*) FILTER (WHERE e.result <> 'success'), coalesce(sum(e.total_tokens), 0)::bigint,
@@ -215,8 +215,8 @@ BEGIN
            coalesce(sum(e.latency_ms), 0)::numeric, count(e.latency_ms)
       FROM llm_usage.usage_events e
      WHERE e.tenant_id = t.tenant_id
-       AND e.occurred_at >= greatest(p_from, v_cut)::timestamp AT TIME ZONE t.timezone
-       AND e.occurred_at < (p_to + 1)::timestamp AT TIME ZONE t.timezone
+       AND e.occurred_at >= llm_usage._local_day_start(greatest(p_from, v_cut), t.timezone)
+       AND e.occurred_at < llm_usage._local_day_start(p_to + 1, t.timezone)
      GROUP BY 1;
 END
 $$;
@@ -228,7 +228,7 @@ RETURNS jsonb
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
 COMMENT ON FUNCTION llm_usage.usage_overview(text, text) IS
-'Dashboard of one tenant over its last 7, 30, 90 or 365 local days (today included): totals and change against the days before, per-model breakdown, time series (daily, weekly for 90d, monthly for 1y) and the 10 most expensive calls.  Closed days come from the daily roll-ups.';
+'Dashboard of one tenant over its last 7, 30, 90 or 365 local days (today included): totals and change against the days before, per-model breakdown (runs, tokens, cost, share of cost, failures, rate-limited calls, success rate), time series (daily, weekly for 90d, monthly for 1y) and the 10 most expensive calls.  Closed days come from the daily roll-ups.';
 
 CREATE OR REPLACE FUNCTION llm_usage._usage_overview_impl(tenant_id text, period text DEFAULT '30d')
 RETURNS jsonb
@@ -288,17 +288,21 @@ BEGIN
 
     -- the window's calls once, for the models and the most expensive calls
     WITH e AS MATERIALIZED (
-        SELECT e.event_id, e.request_id, e.model, e.total_tokens, e.cost_usd, e.occurred_at
+        SELECT e.event_id, e.request_id, e.model, e.total_tokens, e.cost_usd, e.occurred_at, e.result
           FROM llm_usage.usage_events e
          WHERE e.tenant_id = t.tenant_id
-           AND e.occurred_at >= v_from::timestamp AT TIME ZONE t.timezone)
+           AND e.occurred_at >= llm_usage._local_day_start(v_from, t.timezone))
     SELECT (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'model', m.model, 'runs', m.runs, 'tokens', m.tokens, 'cost_usd', m.cost,
-                       'unpriced_runs', m.unpriced, 'share_of_cost', m.share)
+                       'unpriced_runs', m.unpriced, 'share_of_cost', m.share,
+                       'failures', m.failures, 'rate_limited', m.rate_limited,
+                       'success_rate', round((m.runs - m.failures - m.rate_limited)::numeric / m.runs, 4))
                        ORDER BY m.cost DESC, m.runs DESC, m.model), '[]')
               FROM (SELECT e.model, count(*) AS runs, sum(e.total_tokens) AS tokens,
                            coalesce(sum(e.cost_usd), 0) AS cost,
                            count(*) FILTER (WHERE e.cost_usd IS NULL) AS unpriced,
+                           count(*) FILTER (WHERE e.result = 'failure') AS failures,
+                           count(*) FILTER (WHERE e.result = 'rate_limited') AS rate_limited,
                            round(coalesce(sum(e.cost_usd), 0) / nullif(sum(sum(e.cost_usd)) OVER (), 0), 4) AS share
                       FROM e
                      GROUP BY e.model) m),
@@ -381,3 +385,108 @@ END
 $$;
 COMMENT ON FUNCTION llm_usage._cost_summary_impl(text) IS
 'Internal: the body of llm_usage.cost_summary(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
+/*
+ * admin_summary(from_ts, to_ts, max_rows): the whole installation over a
+ * period, for the operator: tenants, calls (failed, rate-limited), tokens,
+ * cost, average latency, the top consumers by cost, and the tenants that
+ * exceeded a quota with how often.  Denials are the extension's own
+ * quota_exceeded audit events (never an application's); an event stands
+ * for one denial, or for as many as its details say ("count" or "denied"
+ * as a number: denials aggregated per tenant, quota and minute); the
+ * quotas are those named in its details ("denied" list of
+ * quota_type/period, or quota_type and period).
+ */
+CREATE OR REPLACE FUNCTION llm_usage.admin_summary(from_ts timestamptz DEFAULT NULL, to_ts timestamptz DEFAULT NULL,
+                                                   max_rows integer DEFAULT 10)
+RETURNS jsonb
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.admin_summary(timestamptz, timestamptz, integer) IS
+'The installation over [from_ts, to_ts) (default: the last 30 days): tenants (all, and with calls), calls, failed and rate-limited calls, success rate, input/output/total tokens, cost (and unpriced calls), average latency, the max_rows top consumers by cost, and the tenants that exceeded a quota with their denial counts and quotas.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._admin_summary_impl(from_ts timestamptz DEFAULT NULL, to_ts timestamptz DEFAULT NULL,
+                                                         max_rows integer DEFAULT 10)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_to    timestamptz := coalesce($2, now());
+    v_from  timestamptz := coalesce($1, v_to - interval '30 days');
+    v_tot   jsonb;
+    v_top   jsonb;
+    v_quota jsonb;
+BEGIN
+    PERFORM llm_usage._require_admin('admin_summary');
+    PERFORM llm_usage._check_range(v_from, v_to);
+    PERFORM llm_usage._check_max_rows($3);
+
+    WITH e AS MATERIALIZED (
+        SELECT e.tenant_id, e.result, e.input_tokens, e.output_tokens, e.total_tokens, e.cost_usd, e.latency_ms
+          FROM llm_usage.usage_events e
+         WHERE e.occurred_at >= v_from AND e.occurred_at < v_to),
+    per_tenant AS (
+        SELECT e.tenant_id, count(*) AS calls, sum(e.total_tokens) AS tokens, coalesce(sum(e.cost_usd), 0) AS cost,
+               count(*) FILTER (WHERE e.cost_usd IS NULL) AS unpriced
+          FROM e GROUP BY e.tenant_id)
+    SELECT jsonb_build_object(
+               'tenants', jsonb_build_object('total', (SELECT count(*) FROM llm_usage.tenants),
+                                             'with_calls', (SELECT count(*) FROM per_tenant)),
+               'calls', count(*),
+               'failed_calls', count(*) FILTER (WHERE e.result = 'failure'),
+               'rate_limited_calls', count(*) FILTER (WHERE e.result = 'rate_limited'),
+               'success_rate', round(count(*) FILTER (WHERE e.result = 'success')::numeric / nullif(count(*), 0), 4),
+               'tokens', jsonb_build_object('input', coalesce(sum(e.input_tokens), 0),
+                                            'output', coalesce(sum(e.output_tokens), 0),
+                                            'total', coalesce(sum(e.total_tokens), 0)),
+               'cost_usd', coalesce(sum(e.cost_usd), 0),
+               'unpriced_calls', count(*) FILTER (WHERE e.cost_usd IS NULL),
+               'avg_latency_ms', round(avg(e.latency_ms), 1)),
+           (SELECT coalesce(jsonb_agg(jsonb_build_object('rank', x.rank, 'tenant_id', x.tenant_id, 'calls', x.calls,
+                                                         'tokens', x.tokens, 'cost_usd', x.cost, 'unpriced_calls', x.unpriced)
+                                      ORDER BY x.rank, x.tenant_id), '[]')
+              FROM (SELECT p.*, rank() OVER (ORDER BY p.cost DESC, p.tokens DESC) AS rank
+                      FROM per_tenant p
+                     ORDER BY p.cost DESC, p.tokens DESC, p.tenant_id
+                     LIMIT $3) x)
+      INTO v_tot, v_top
+      FROM e;
+
+    SELECT coalesce(jsonb_agg(jsonb_build_object('tenant_id', d.tenant_id, 'plan', t.plan, 'denials', d.denials,
+                                                 'quotas', d.quotas, 'first_at', d.first_at, 'last_at', d.last_at)
+                              ORDER BY d.denials DESC, d.tenant_id), '[]')
+      INTO v_quota
+      FROM (SELECT a.tenant_id,
+                   sum(CASE WHEN jsonb_typeof(a.details->'count') = 'number' THEN (a.details->>'count')::numeric
+                            WHEN jsonb_typeof(a.details->'denied') = 'number' THEN (a.details->>'denied')::numeric
+                            ELSE 1 END) AS denials,
+                   (SELECT coalesce(jsonb_agg(DISTINCT q.name ORDER BY q.name), '[]')
+                      FROM llm_usage.audit_events a2
+                     CROSS JOIN LATERAL (
+                           SELECT d->>'quota_type' || '/' || (d->>'period') AS name
+                             FROM jsonb_array_elements(CASE WHEN jsonb_typeof(a2.details->'denied') = 'array'
+                                                            THEN a2.details->'denied' ELSE '[]' END) d
+                            WHERE jsonb_typeof(d) = 'object'
+                           UNION ALL
+                           SELECT (a2.details->>'quota_type') || '/' || (a2.details->>'period')) q
+                     WHERE a2.tenant_id = a.tenant_id AND a2.origin = 'llm_usage' AND a2.event_type = 'quota'
+                       AND a2.action = 'quota_exceeded' AND a2.created_at >= v_from AND a2.created_at < v_to
+                       AND q.name IS NOT NULL) AS quotas,
+                   min(a.created_at) AS first_at, max(a.created_at) AS last_at
+              FROM llm_usage.audit_events a
+             WHERE a.origin = 'llm_usage' AND a.event_type = 'quota' AND a.action = 'quota_exceeded'
+               AND a.created_at >= v_from AND a.created_at < v_to
+             GROUP BY a.tenant_id
+             ORDER BY denials DESC, a.tenant_id
+             LIMIT $3) d
+      LEFT JOIN llm_usage.tenants t ON t.tenant_id = d.tenant_id;
+
+    RETURN jsonb_build_object('from', v_from, 'to', v_to) || v_tot
+           || jsonb_build_object('top_consumers', v_top, 'quota_exceeded', v_quota);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._admin_summary_impl(timestamptz, timestamptz, integer) IS
+'Internal: the body of llm_usage.admin_summary(), run as the owner by its entry point, which records the caller (src/caller.c).';

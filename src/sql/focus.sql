@@ -6,8 +6,10 @@
  * what the application tracked (usage_events, one row per tenant, UTC day,
  * model, price and tags) in the columns of the FinOps Open Cost and Usage
  * Specification 1.2, so that FinOps tools can load them.  The README maps
- * every column to its source.  It runs as the caller: row-level security
- * decides which tenants' rows come out.
+ * every column to its source.  An entry point and its body (src/caller.c):
+ * the body reads as the owner and keeps explicitly to the tenants the
+ * caller may see (llm_usage._can_access), so readers need no privilege on
+ * the tables (and get no EXPLAIN ANALYZE oracle on them).
  */
 
 CREATE OR REPLACE FUNCTION llm_usage._focus_provider_name(p_provider text)
@@ -74,11 +76,30 @@ RETURNS TABLE ("BilledCost" numeric, "EffectiveCost" numeric, "ListCost" numeric
                "SkuPriceId" text, "PricingCategory" text, "ConsumedQuantity" numeric, "ConsumedUnit" text,
                "PricingQuantity" numeric, "PricingUnit" text, "Tags" jsonb, "x_Source" text, "x_Calls" bigint,
                "x_UnpricedCalls" bigint)
-LANGUAGE plpgsql STABLE
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.focus_export(timestamptz, timestamptz, text) IS
+'Cost and usage in FinOps FOCUS 1.2 columns for charge periods starting in [from_ts, to_ts) (at most 366 days): source "provider" = one row per provider-reported cost line (provider_costs, token quantities from provider_usage), "tracked" = tracked calls (usage_events) per tenant, UTC day, model, price and tags, "all" = both, told apart by x_Source (do not add them up: they are two views of the same spend).  Only the tenants the caller may see (all for admins).';
+
+CREATE OR REPLACE FUNCTION llm_usage._focus_export_impl(from_ts timestamptz, to_ts timestamptz, source text DEFAULT 'all')
+RETURNS TABLE ("BilledCost" numeric, "EffectiveCost" numeric, "ListCost" numeric, "ContractedCost" numeric,
+               "BillingCurrency" text, "BillingPeriodStart" timestamptz, "BillingPeriodEnd" timestamptz,
+               "ChargePeriodStart" timestamptz, "ChargePeriodEnd" timestamptz, "ChargeCategory" text,
+               "ChargeClass" text, "ChargeDescription" text, "ChargeFrequency" text, "ServiceName" text,
+               "ServiceCategory" text, "ProviderName" text, "PublisherName" text, "InvoiceIssuerName" text,
+               "SubAccountId" text, "SubAccountName" text, "ResourceId" text, "ResourceType" text, "SkuId" text,
+               "SkuPriceId" text, "PricingCategory" text, "ConsumedQuantity" numeric, "ConsumedUnit" text,
+               "PricingQuantity" numeric, "PricingUnit" text, "Tags" jsonb, "x_Source" text, "x_Calls" bigint,
+               "x_UnpricedCalls" bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
 AS $$
 #variable_conflict use_column
+DECLARE
+    -- the tenants the caller may see: every one for an admin
+    v_all     boolean := llm_usage._is_admin();
+    v_tenants text[] := llm_usage._my_tenants();
 BEGIN
     -- TimeZone is UTC here, so that days and months below are UTC ones
     PERFORM llm_usage._focus_check($1, $2, $3);
@@ -96,7 +117,8 @@ BEGIN
                         ELSE c.model
                    END AS qmodel
               FROM llm_usage.provider_costs c
-             WHERE c.bucket_start >= $1 AND c.bucket_start < $2),
+             WHERE c.bucket_start >= $1 AND c.bucket_start < $2
+               AND (v_all OR c.tenant_id = ANY (v_tenants))),
         q AS (
             SELECT c.*,
                    count(*) OVER (PARTITION BY c.tenant_id, c.key_id, c.bucket_start, c.qmodel, c.kind,
@@ -189,10 +211,11 @@ BEGIN
                        sum(e.cost_usd) AS cost, sum(e.total_tokens) AS tokens
                   FROM llm_usage.usage_events e
                  WHERE e.occurred_at >= $1 AND e.occurred_at < $2
+                   AND (v_all OR e.tenant_id = ANY (v_tenants))
                  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9) g
          ORDER BY g.day, g.tenant_id, g.model, g.price_id, g.event_type, g.project, g.workspace, g.api_key;
     END IF;
 END
 $$;
-COMMENT ON FUNCTION llm_usage.focus_export(timestamptz, timestamptz, text) IS
-'Cost and usage in FinOps FOCUS 1.2 columns for charge periods starting in [from_ts, to_ts) (at most 366 days): source "provider" = one row per provider-reported cost line (provider_costs, token quantities from provider_usage), "tracked" = tracked calls (usage_events) per tenant, UTC day, model, price and tags, "all" = both, told apart by x_Source (do not add them up: they are two views of the same spend).  Runs as the caller: row-level security decides which tenants come out.';
+COMMENT ON FUNCTION llm_usage._focus_export_impl(timestamptz, timestamptz, text) IS
+'Internal: the body of llm_usage.focus_export(), run as the owner by its entry point, which records the caller (src/caller.c); keeps to the caller''s tenants explicitly.';

@@ -56,6 +56,60 @@ END
 $$;
 COMMENT ON FUNCTION llm_usage._check_api_key(text) IS 'Internal: raise 22004/22023 unless a key looks like an API key (the message never shows it).';
 
+/*
+ * _check_key_logging(): refuse (55000) a key when this session's logging
+ * settings make PostgreSQL write the bind parameters of the statement --
+ * the key -- to the server log.  In PostgreSQL 15 they are logged (as
+ * "DETAIL: parameters: $1 = '...'", up to log_parameter_max_length bytes;
+ * -1, the default, means all) with every statement log_statement logs
+ * ('all'; 'mod' when the call sits in a modifying statement) and with the
+ * duration of every protocol message once log_min_duration_statement >= 0
+ * (or log_min_duration_sample >= 0 with log_statement_sample_rate > 0, or
+ * log_transaction_sample_rate > 0).  Both happen when the server receives
+ * the statement, before this function runs: the refusal cannot keep the
+ * key out of the log, it keeps a key that is in the log out of the store
+ * and tells the admin to revoke it and fix the settings first.  Not
+ * covered: log_parameter_max_length_on_error <> 0 (a client's own
+ * setting, off by default) puts bind parameters into the context of any
+ * error, this refusal's included; and a key written into the statement as
+ * a literal is logged by all of these whatever log_parameter_max_length
+ * says, and with any error by log_min_error_statement: pass keys as bind
+ * parameters.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._check_key_logging()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_why text;
+BEGIN
+    IF current_setting('log_parameter_max_length')::integer = 0 THEN
+        RETURN;
+    END IF;
+    v_why := CASE
+        WHEN current_setting('log_statement') IN ('all', 'mod')
+            THEN format('log_statement = %s', current_setting('log_statement'))
+        WHEN current_setting('log_min_duration_statement')::integer >= 0
+            THEN format('log_min_duration_statement = %s', current_setting('log_min_duration_statement'))
+        WHEN current_setting('log_min_duration_sample')::integer >= 0
+             AND current_setting('log_statement_sample_rate')::float8 > 0
+            THEN format('log_min_duration_sample = %s', current_setting('log_min_duration_sample'))
+        WHEN current_setting('log_transaction_sample_rate')::float8 > 0
+            THEN format('log_transaction_sample_rate = %s', current_setting('log_transaction_sample_rate'))
+    END;
+    IF v_why IS NOT NULL THEN
+        RAISE EXCEPTION 'the server log may hold this key: refused'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('With %s and log_parameter_max_length = %s this session logs the bind parameters of a statement when the server receives it, before the function runs.',
+                                  v_why, current_setting('log_parameter_max_length')),
+                  HINT = 'Revoke this key at the provider.  Then, as a superuser, ALTER ROLE <the admin role> SET log_parameter_max_length = 0, and in a new session add a new key, passed as a bind parameter (never as a literal).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._check_key_logging() IS
+'Internal: raise 55000 when the session''s logging settings write bind parameters (a provider key) to the server log.';
+
 CREATE OR REPLACE FUNCTION llm_usage._key_row(p_key_id bigint)
 RETURNS llm_usage.provider_key_store
 LANGUAGE plpgsql STABLE
@@ -98,6 +152,7 @@ DECLARE
     s      record;
 BEGIN
     PERFORM llm_usage._require_admin('add_provider_key');
+    PERFORM llm_usage._check_key_logging();
     t := llm_usage._tenant($1);
     PERFORM llm_usage._require_arg($2, 'provider');
     IF $2 NOT IN ('openai', 'anthropic', 'custom') THEN
@@ -154,6 +209,7 @@ DECLARE
     s     record;
 BEGIN
     PERFORM llm_usage._require_admin('rotate_provider_key');
+    PERFORM llm_usage._check_key_logging();
     k := llm_usage._key_row($1);
     PERFORM llm_usage._check_api_key($2);
     PERFORM llm_usage._require_arg($3, 'validate');
@@ -256,11 +312,44 @@ $$;
 COMMENT ON FUNCTION llm_usage._rotate_master_key_impl() IS
 'Internal: the body of llm_usage.rotate_master_key(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
+/*
+ * provider_keys: a view over an entry point and its body, not over the key
+ * store: a condition of the caller's on a view of the table could become
+ * an index condition below the tenant filter, and EXPLAIN ANALYZE would
+ * count another tenant's keys ("Rows Removed by Filter").  A function's
+ * rows are filtered before anything of the caller's sees them.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._provider_keys()
+RETURNS TABLE (id bigint, tenant_id text, provider text, label text, key_preview text, is_active boolean,
+               created_at timestamptz, last_used_at timestamptz, last_synced_at timestamptz,
+               last_sync_status text, last_error text, key_version integer, master_key_version integer,
+               rotated_at timestamptz, collected_through date)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage._provider_keys() IS 'Internal: the rows of the provider_keys view (the keys of the tenants the caller may see).';
+
+CREATE OR REPLACE FUNCTION llm_usage._provider_keys_impl()
+RETURNS TABLE (id bigint, tenant_id text, provider text, label text, key_preview text, is_active boolean,
+               created_at timestamptz, last_used_at timestamptz, last_synced_at timestamptz,
+               last_sync_status text, last_error text, key_version integer, master_key_version integer,
+               rotated_at timestamptz, collected_through date)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.key_id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
+           k.last_used_at, k.last_synced_at, k.last_sync_status, k.last_error, k.key_version,
+           k.master_key_version, k.rotated_at, k.collected_through
+      FROM llm_usage.provider_key_store k
+     WHERE (SELECT llm_usage._is_admin()) OR k.tenant_id IN (SELECT unnest(llm_usage._my_tenants()))
+     ORDER BY k.key_id
+$$;
+COMMENT ON FUNCTION llm_usage._provider_keys_impl() IS
+'Internal: the body of llm_usage._provider_keys(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
 CREATE OR REPLACE VIEW llm_usage.provider_keys WITH (security_barrier) AS
-SELECT k.key_id AS id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
+SELECT k.id, k.tenant_id, k.provider, k.label, k.key_preview, k.is_active, k.created_at,
        k.last_used_at, k.last_synced_at, k.last_sync_status, k.last_error, k.key_version,
        k.master_key_version, k.rotated_at, k.collected_through
-  FROM llm_usage.provider_key_store k
- WHERE llm_usage._can_access(k.tenant_id);
+  FROM llm_usage._provider_keys() k;
 COMMENT ON VIEW llm_usage.provider_keys IS
 'Stored provider keys of the tenants the caller may see: preview (last 4 characters), state and last sync; never ciphertext or plaintext.';

@@ -188,11 +188,19 @@ COMMENT ON FUNCTION llm_usage._prune_history() IS
  * partition, whatever an application managed to store) never stops the
  * others: a failure is rolled back, reported as a maintenance_failed alert
  * with its reason (_maintenance_failed) and named in the result's "failed".
+ *
+ * No step waits more than 5 s for a lock (lock_timeout): attaching a new
+ * partition needs an ACCESS EXCLUSIVE lock on usage_events_default, and a
+ * transaction that an application left open after an API call that
+ * touched it would otherwise hold maintenance forever, with every reader
+ * of usage_events queued behind maintenance's lock request.  A step that
+ * times out (55P03) fails like any other and is tried again next run.
  */
 CREATE OR REPLACE FUNCTION llm_usage._maintenance()
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '5s'
 AS $$
 DECLARE
     v_today  date := (now() AT TIME ZONE 'UTC')::date;
@@ -202,7 +210,7 @@ DECLARE
     v_failed jsonb := '{}';
 BEGIN
     FOREACH v_step IN ARRAY ARRAY['partitions_created', 'hourly', 'daily', 'monthly', 'quota_denials_written', 'alerts',
-                                  'partitions_dropped', 'history_pruned', 'quota_counters_saved',
+                                  'partitions_dropped', 'history_pruned', 'quota_counters_saved', 'access_pruned',
                                   'quota_entries_reclaimed']
     LOOP
         BEGIN
@@ -217,6 +225,7 @@ BEGIN
                        WHEN 'history_pruned' THEN llm_usage._prune_history()
                        WHEN 'quota_counters_saved' THEN llm_usage.save_quota_counters()
                        WHEN 'quota_entries_reclaimed' THEN llm_usage._shm_reclaim()
+                       WHEN 'access_pruned' THEN llm_usage._prune_tenant_access()
                    END;
             v_result := v_result || jsonb_build_object(v_step, v_n);
         EXCEPTION WHEN OTHERS THEN
@@ -231,4 +240,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION llm_usage._maintenance() IS
-'Internal (worker, every llm_usage.aggregate_interval): make usage_events partitions two months ahead, roll up hourly, daily and monthly, write pending quota denials to the audit log, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table, reclaim shared quota entries nobody can use; each step in a subtransaction of its own, a failing one reported as a maintenance_failed alert (and under "failed" in the result) while the others go on.';
+'Internal (worker, every llm_usage.aggregate_interval): make usage_events partitions two months ahead, roll up hourly, daily and monthly, write pending quota denials to the audit log, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table, remove tenant grants of dropped roles, reclaim shared quota entries nobody can use; each step in a subtransaction of its own that waits at most 5 s for a lock (lock_timeout), a failing one reported as a maintenance_failed alert (and under "failed" in the result) while the others go on and it is tried again next run.';

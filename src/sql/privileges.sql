@@ -8,7 +8,8 @@
  * granted.  The roles themselves are made in pre_install/roles.sql.
  *
  *   llm_usage_app     enforce, track, status, audit, deduct credits
- *   llm_usage_reader  roll-ups, dashboards, audit reads, FOCUS export, HTML report
+ *   llm_usage_reader  roll-ups, dashboards, audit reads, alerts, collection runs,
+ *                     FOCUS export, HTML report
  *   llm_usage_admin   everything (it has the other two)
  *
  * PUBLIC may execute nothing and read nothing.
@@ -30,20 +31,24 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.build_info(),
     llm_usage.quota_status(text),
     llm_usage.today_usage(text),
-    llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint),
+    llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint, bigint, text),
     llm_usage.credit_balance(text),
-    llm_usage._quota_counters(text)
+    llm_usage._quota_counters(text),
+    -- the rows of the quota_counters, provider_keys and reconciliation views
+    llm_usage._provider_keys(),
+    llm_usage._reconciliation()
     TO llm_usage_app, llm_usage_reader;
 
 GRANT EXECUTE ON FUNCTION
     llm_usage.enforce_quota(text, text, numeric),
     llm_usage.enforce_quotas(text, jsonb),
-    llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
+    llm_usage.track_response_usage(text, text, text, jsonb, text, integer, integer, text, jsonb, text, timestamptz, text),
     llm_usage.audit(text, text, text, text, jsonb),
     llm_usage.deduct_credits(text, numeric, text, text),
     -- what the C enforce_quota and track_usage call as the calling role
     llm_usage._enforce_quota_sql(text, text, numeric),
-    llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint),
+    llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
     llm_usage._quota_configs(text, integer),
     llm_usage._plan_quotas(),
     llm_usage._quota_table_counters(text)
@@ -55,6 +60,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer),
     llm_usage.usage_overview(text, text),
     llm_usage.cost_summary(text),
+    llm_usage.price_reconciliation(date, date, text),
     llm_usage.unpriced_models(),
     llm_usage.audit_trail(text, integer),
     llm_usage.failed_operations(text, integer),
@@ -62,24 +68,10 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.audit_report(text, timestamptz, timestamptz),
     llm_usage.alert_rules_for(text),
     llm_usage.acknowledge_alert(bigint),
-    -- FOCUS export and HTML report: they run as the caller (row-level
-    -- security decides what they see), so their helpers are granted too
+    llm_usage.alerts_for(text, integer),
+    llm_usage.collector_runs_for(text, integer),
     llm_usage.focus_export(timestamptz, timestamptz, text),
-    llm_usage._focus_check(timestamptz, timestamptz, text),
-    llm_usage._focus_provider_name(text),
-    llm_usage.usage_report_html(text, text),
-    llm_usage._html(text),
-    llm_usage._report_fit(text, numeric, numeric),
-    llm_usage._report_charw(text),
-    llm_usage._report_num(numeric, text),
-    llm_usage._report_step(numeric),
-    llm_usage._report_tick(numeric, text, numeric),
-    llm_usage._report_columns(text, text, text[], text[], text[], text[], numeric[], text, integer, integer, numeric, text),
-    llm_usage._report_hbars(text, text[], text[], numeric[], numeric[], text[], text[], integer, text),
-    llm_usage._report_legend(text[], text[]),
-    llm_usage._report_chart_pair(text, text, text[], text[], text[], text[], numeric[], text, numeric, text, boolean),
-    llm_usage._report_hbars_pair(text, text[], text[], numeric[], numeric[], text[], text[], text),
-    llm_usage._report_css()
+    llm_usage.usage_report_html(text, text)
     TO llm_usage_reader;
 
 GRANT EXECUTE ON FUNCTION
@@ -91,7 +83,10 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.revoke_tenant_access(regrole, text),
     llm_usage.set_custom_quota(text, text, numeric, text),
     llm_usage.clear_custom_quota(text, text, text),
-    llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz),
+    llm_usage.set_model_price(text, text, numeric, numeric, numeric, numeric, timestamptz, numeric, bigint, numeric, numeric,
+                              numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric,
+                              numeric, numeric, numeric, numeric, numeric),
+    llm_usage.import_price_map(jsonb, timestamptz, text[]),
     llm_usage.aggregate_usage_metrics(text, timestamptz),
     llm_usage.grant_credits(text, numeric, text, text),
     llm_usage.add_provider_key(text, text, text, text, boolean),
@@ -99,13 +94,17 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.deactivate_provider_key(bigint),
     llm_usage.rotate_master_key(),
     llm_usage.collect_now(bigint, date, date),
+    llm_usage.next_collection(text, timestamptz, text),
     llm_usage.attribute_provider_usage(text, text, text, text),
     llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
     llm_usage.check_alerts(),
+    llm_usage.admin_summary(timestamptz, timestamptz, integer),
     llm_usage.save_quota_counters(),
     llm_usage.flush_quota_denials(),
     llm_usage._shm_status(),
-    -- counter corrections through the quota_counters view
+    -- what the triggers of tables admins may write call: the time zone
+    -- check of tenants, counter corrections through the quota_counters view
+    llm_usage._check_timezone(text),
     llm_usage._shm_usable(text),
     llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
     llm_usage._quota_counters_update()
@@ -123,7 +122,7 @@ REVOKE ALL ON TABLE
     llm_usage.provider_key_store, llm_usage.provider_keys, llm_usage.collector_runs,
     llm_usage.provider_attributions, llm_usage.reconciliation, llm_usage.audit_events,
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rules,
-    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks
+    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks, llm_usage.rollup_status
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
 
 -- Catalog-like tables: readable by every llm_usage role.
@@ -131,30 +130,43 @@ GRANT SELECT ON llm_usage.quota_types, llm_usage.plans, llm_usage.plan_quotas,
                 llm_usage.model_price_versions, llm_usage.model_prices, llm_usage.alert_rules
     TO llm_usage_app, llm_usage_reader, llm_usage_admin;
 
--- Tenant tables: readable by app and reader, row-level security keeps
--- them to their tenants.  Writes go through the functions only.
-GRANT SELECT ON llm_usage.tenants, llm_usage.tenant_quota_overrides, llm_usage.quota_counters_table,
-                llm_usage.quota_counters, llm_usage.usage_events, llm_usage.tenant_usage_metrics,
-                llm_usage.provider_usage, llm_usage.provider_costs, llm_usage.credit_balances,
-                llm_usage.credit_ledger, llm_usage.provider_keys, llm_usage.reconciliation
+-- Tenant tables: app and reader roles have no privilege on any table that
+-- holds tenant data.  They read through the functions, whose bodies keep
+-- to the caller's tenants explicitly, and through three views over such
+-- functions.  Row-level security alone is not enough for a role that may
+-- run queries on a table: a condition of its own ("WHERE tenant_id =
+-- 'beta'") is leakproof, so the planner may use it as an index condition
+-- below the policy's filter, and EXPLAIN ANALYZE then counts another
+-- tenant's rows ("Rows Removed by Filter").  Row-level security stays, for
+-- admins and as a second line.
+GRANT SELECT ON llm_usage.quota_counters, llm_usage.provider_keys, llm_usage.reconciliation
     TO llm_usage_app, llm_usage_reader;
-GRANT SELECT ON llm_usage.collector_runs, llm_usage.alerts TO llm_usage_reader;
+-- roll-up progress (no tenant data)
+GRANT SELECT ON llm_usage.rollup_status TO llm_usage_reader;
 
 -- Admins may also read and fix data directly, in tables only, with their
 -- own rights.  Not: the audit log (written by the extension and by
 -- audit(), never directly), price versions (history; set_model_price()
 -- only), key ciphertext (the worker, which runs as the owner, only), runs
 -- (the worker), and no view: a write through an auto-updatable view runs
--- with the view owner's rights (provider_keys over the key store).
+-- with the view owner's rights (provider_keys over the key store).  Nor
+-- who may act on a tenant (tenant_access) and money (credit_balances,
+-- credit_ledger): grant_tenant_access()/revoke_tenant_access() and
+-- grant_credits()/deduct_credits() audit every change, a direct write
+-- would not.  Alerts: the worker delivers them signed as the extension's,
+-- so admins may acknowledge (acknowledge_alert(), or UPDATE of
+-- acknowledged_at) and delete them, never write one or change its text.
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     llm_usage.plans, llm_usage.plan_quotas, llm_usage.tenants, llm_usage.tenant_quota_overrides,
-    llm_usage.tenant_access, llm_usage.quota_counters_table, llm_usage.usage_events, llm_usage.usage_requests,
+    llm_usage.quota_counters_table, llm_usage.usage_events, llm_usage.usage_requests,
     llm_usage.tenant_usage_metrics, llm_usage.aggregation_state, llm_usage.provider_usage,
-    llm_usage.provider_costs, llm_usage.provider_attributions,
-    llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rule_overrides
+    llm_usage.provider_costs, llm_usage.provider_attributions, llm_usage.alert_rule_overrides
     TO llm_usage_admin;
+GRANT SELECT, DELETE ON llm_usage.alerts TO llm_usage_admin;
+GRANT UPDATE (acknowledged_at) ON llm_usage.alerts TO llm_usage_admin;
 GRANT SELECT ON llm_usage.audit_events, llm_usage.provider_keys, llm_usage.collector_runs,
-                llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks
+                llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks,
+                llm_usage.rollup_status, llm_usage.tenant_access, llm_usage.credit_balances, llm_usage.credit_ledger
     TO llm_usage_admin;
 -- counter corrections: the view is not auto-updatable, its INSTEAD OF
 -- trigger runs with the admin's own rights

@@ -52,29 +52,7 @@ END
 $$;
 COMMENT ON FUNCTION llm_usage._check_period(text) IS 'Internal: raise 22004/22023 unless the quota period is minute, hour, day or month.';
 
-/*
- * _period_bounds(period, at, tz): the calendar period containing "at", in
- * zone tz.  Minutes and hours are fixed lengths of absolute time (an hour
- * boundary is a whole local hour even in zones with :30 offsets);
- * days and months are local calendar units, so a day is 23 or 25 hours long
- * across a DST change.
- */
-CREATE OR REPLACE FUNCTION llm_usage._period_bounds(p_period text, p_at timestamptz, p_tz text,
-                                                    OUT period_start timestamptz, OUT period_end timestamptz)
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT s,
-           CASE p_period
-               WHEN 'minute' THEN s + interval '1 minute'
-               WHEN 'hour' THEN s + interval '1 hour'
-               WHEN 'day' THEN ((s AT TIME ZONE p_tz) + interval '1 day') AT TIME ZONE p_tz
-               WHEN 'month' THEN ((s AT TIME ZONE p_tz) + interval '1 month') AT TIME ZONE p_tz
-           END
-      FROM (SELECT date_trunc(p_period, p_at, p_tz) AS s) b
-$$;
-COMMENT ON FUNCTION llm_usage._period_bounds(text, timestamptz, text) IS
-'Internal: start and end of the minute, hour, day or month containing p_at, in zone p_tz.';
+/* _period_bounds(period, at, tz): src/sql/periods.sql */
 
 CREATE OR REPLACE FUNCTION llm_usage._remaining(p_limit numeric, p_used numeric)
 RETURNS numeric
@@ -493,7 +471,7 @@ AS $$
     SELECT array_agg(c.quota_type), array_agg(c.period), array_agg(c.period_start), array_agg(c.used)
       FROM (SELECT x.quota_type, x.period, x.period_start, x.used
               FROM llm_usage.quota_counters_table x
-             WHERE x.tenant_id = p_tenant AND llm_usage._can_access(p_tenant)
+             WHERE x.tenant_id = p_tenant COLLATE pg_catalog."default" AND llm_usage._can_access(p_tenant)
                FOR UPDATE) c
 $$;
 COMMENT ON FUNCTION llm_usage._quota_table_counters_impl(text) IS
@@ -522,7 +500,7 @@ AS $$
             UNION ALL
             SELECT x.tenant_id, x.quota_type, x.period, x.period_start, x.used, x.updated_at
               FROM llm_usage.quota_counters_table x
-             WHERE (p_tenant IS NULL OR x.tenant_id = p_tenant)
+             WHERE (p_tenant IS NULL OR x.tenant_id = p_tenant COLLATE pg_catalog."default")
                AND NOT EXISTS (SELECT 1 FROM shm WHERE shm.tenant_id = x.tenant_id)) c
      WHERE (SELECT llm_usage._is_admin()) OR c.tenant_id IN (SELECT unnest(llm_usage._my_tenants()))
 $$;
@@ -700,15 +678,15 @@ COMMENT ON FUNCTION llm_usage._enforce_quotas_impl(text, jsonb) IS
 
 CREATE OR REPLACE FUNCTION llm_usage.quota_status(tenant_id text)
 RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
-               percentage numeric, resets_at timestamptz, source text)
+               percentage numeric, resets_at timestamptz, source text, plan text)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
 COMMENT ON FUNCTION llm_usage.quota_status(text) IS
-'Every quota in force for a tenant with its use in the current period (tenant''s zone), what is left, percent used and when it resets.';
+'Every quota in force for a tenant with its use in the current period (tenant''s zone), what is left, percent used, when it resets, where the limit comes from (plan or override) and the tenant''s plan.';
 
 CREATE OR REPLACE FUNCTION llm_usage._quota_status_impl(tenant_id text)
 RETURNS TABLE (quota_type text, period text, quota_limit numeric, used numeric, remaining numeric,
-               percentage numeric, resets_at timestamptz, source text)
+               percentage numeric, resets_at timestamptz, source text, plan text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -723,7 +701,7 @@ BEGIN
            CASE WHEN s.quota_limit IS NULL THEN NULL
                 WHEN s.quota_limit = 0 THEN 100::numeric
                 ELSE round(100 * s.used / s.quota_limit, 2) END,
-           s.period_end, s.source
+           s.period_end, s.source, t.plan
       FROM (SELECT q.quota_type, q.period, q.quota_limit, q.source, b.period_end,
                    coalesce(CASE WHEN c.period_start >= b.period_start THEN c.used END, 0) AS used
               FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q

@@ -5,8 +5,10 @@
  * document (inline CSS and SVG, no script, no external fetch, a Content
  * Security Policy that forbids both) with charts of cost, tokens, success
  * rate, p95 latency, quota use, tracked against provider-reported cost, top
- * consumers and unpriced models.  It runs as the caller, so row-level
- * security decides which tenants it sees.  Every chart is drawn twice, for
+ * consumers and unpriced models.  An entry point and its body
+ * (src/caller.c): the body reads as the owner and keeps explicitly to the
+ * tenants the caller may see, so readers need no privilege on the tables.
+ * Every chart is drawn twice, for
  * a wide and a narrow screen, and CSS shows the one that fits; every piece
  * of user data (tenant ids, model names, event types, role names) goes
  * through _html() before it reaches the document.
@@ -476,7 +478,18 @@ COMMENT ON FUNCTION llm_usage._report_css() IS 'Internal: the style sheet of the
 
 CREATE OR REPLACE FUNCTION llm_usage.usage_report_html(tenant_id text DEFAULT NULL, period text DEFAULT '30d')
 RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.usage_report_html(text, text) IS
+'One self-contained HTML document (inline CSS and SVG, no script, no external fetch) with charts of a tenant''s, or every visible tenant''s (tenant_id NULL), last 7, 30 or 90 days (daily) or 1y (weekly): cost by model, tokens, success rate and p95 latency, quota use against limits, tracked vs provider-reported cost, top consumers and unpriced models.  Only the tenants the caller may see.  psql -Atc "select llm_usage.usage_report_html()" > report.html';
+
+/*
+ * The body reads as the owner: every query below keeps to v_tenants, the
+ * tenants the caller may see (llm_usage._can_access), explicitly.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._usage_report_html_impl(tenant_id text DEFAULT NULL, period text DEFAULT '30d')
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
@@ -552,8 +565,8 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'An llm_usage admin can grant access with llm_usage.grant_tenant_access().';
         END IF;
-        SELECT * INTO t FROM llm_usage.tenants x WHERE x.tenant_id = $1;
-        IF NOT FOUND THEN
+        SELECT * INTO t FROM llm_usage.tenants x WHERE x.tenant_id = $1 COLLATE pg_catalog."default";
+        IF NOT FOUND OR t.tenant_id COLLATE pg_catalog."C" <> $1 COLLATE pg_catalog."C" THEN
             RAISE EXCEPTION 'tenant "%" does not exist', $1
                 USING ERRCODE = 'undefined_object',
                       HINT = 'Create it with llm_usage.create_tenant().';
@@ -561,7 +574,7 @@ BEGIN
         v_tenants := ARRAY[t.tenant_id];
         v_zone := t.timezone;
     ELSE
-        -- every tenant this role may see (row-level security, and the same check again)
+        -- every tenant the caller may see
         SELECT coalesce(array_agg(x.tenant_id ORDER BY x.tenant_id), '{}') INTO v_tenants
           FROM llm_usage.tenants x WHERE llm_usage._can_access(x.tenant_id);
     END IF;
@@ -824,5 +837,5 @@ BEGIN
              || '</body></html>';
 END
 $$;
-COMMENT ON FUNCTION llm_usage.usage_report_html(text, text) IS
-'One self-contained HTML document (inline CSS and SVG, no script, no external fetch) with charts of a tenant''s, or every visible tenant''s (tenant_id NULL), last 7, 30 or 90 days (daily) or 1y (weekly): cost by model, tokens, success rate and p95 latency, quota use against limits, tracked vs provider-reported cost, top consumers and unpriced models.  Runs as the caller: row-level security decides what it sees.  psql -Atc "select llm_usage.usage_report_html()" > report.html';
+COMMENT ON FUNCTION llm_usage._usage_report_html_impl(text, text) IS
+'Internal: the body of llm_usage.usage_report_html(), run as the owner by its entry point, which records the caller (src/caller.c); keeps to the caller''s tenants explicitly.';

@@ -24,6 +24,29 @@ END
 $$;
 COMMENT ON FUNCTION llm_usage._check_timezone(text) IS 'Internal: raise 22004/22023 unless the zone is in pg_timezone_names.';
 
+/*
+ * An admin may fix tenant rows directly (UPDATE llm_usage.tenants), so the
+ * time zone is checked on the table too: a zone PostgreSQL does not know
+ * would make every period computation of the tenant, and check_alerts() at
+ * every maintenance run, fail.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._tenants_check_timezone()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM llm_usage._check_timezone(NEW.timezone);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._tenants_check_timezone() IS
+'Internal: BEFORE INSERT/UPDATE trigger of tenants: raise 22004/22023 unless the time zone is in pg_timezone_names.';
+
+CREATE OR REPLACE TRIGGER tenants_check_timezone
+    BEFORE INSERT OR UPDATE OF timezone ON llm_usage.tenants
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._tenants_check_timezone();
+
 CREATE OR REPLACE FUNCTION llm_usage._check_plan(p_plan text)
 RETURNS void
 LANGUAGE plpgsql STABLE

@@ -9,7 +9,8 @@ CREATE TABLE llm_usage.alerts (
     id              bigint GENERATED ALWAYS AS IDENTITY,
     kind            text NOT NULL
                     CONSTRAINT alerts_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
-                        'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage')),
+                        'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
+                        'price_mismatch')),
     severity        text NOT NULL DEFAULT 'warning'
                     CONSTRAINT alerts_severity_check CHECK (severity IN ('info', 'warning', 'error', 'critical')),
     message         text NOT NULL,
@@ -24,6 +25,8 @@ CREATE TABLE llm_usage.alerts (
     email_attempts   integer NOT NULL DEFAULT 0,
     email_error      text,
     delivered_at     timestamptz,
+    webhook_next_at  timestamptz,
+    email_next_at    timestamptz,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX alerts_created_idx ON llm_usage.alerts (tenant_id, created_at);
@@ -33,6 +36,10 @@ COMMENT ON COLUMN llm_usage.alerts.webhook_status IS
 'pending, delivered or failed when llm_usage.alert_webhook_url was set as the alert was raised; NULL otherwise.';
 COMMENT ON COLUMN llm_usage.alerts.email_status IS
 'pending, delivered or failed when llm_usage.alert_smtp_url and alert_email_to were set as the alert was raised; NULL otherwise.';
+COMMENT ON COLUMN llm_usage.alerts.webhook_next_at IS
+'While the webhook delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
+COMMENT ON COLUMN llm_usage.alerts.email_next_at IS
+'While the e-mail delivery is pending after a failed attempt: when the worker tries again (NULL: at once).';
 CREATE INDEX alerts_pending_idx ON llm_usage.alerts (id) WHERE webhook_status = 'pending' OR email_status = 'pending';
 COMMENT ON COLUMN llm_usage.alerts.subject IS
 'What the alert is about within its kind (a quota and period, a model, a key, a day); throttling is per tenant, kind and subject.';
@@ -41,7 +48,8 @@ CREATE INDEX alerts_throttle_idx ON llm_usage.alerts (tenant_id, kind, subject, 
 CREATE TABLE llm_usage.alert_rules (
     kind        text PRIMARY KEY
                 CONSTRAINT alert_rules_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
-                    'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage')),
+                    'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
+                    'price_mismatch')),
     enabled     boolean NOT NULL,
     threshold   numeric,
     min_calls   integer,
@@ -65,9 +73,12 @@ COMMENT ON TABLE llm_usage.alert_rule_overrides IS
 
 CREATE TABLE llm_usage.alert_state (
     name       text PRIMARY KEY,
-    checked_at timestamptz NOT NULL
+    checked_at timestamptz NOT NULL,
+    pending_at timestamptz
 );
 COMMENT ON TABLE llm_usage.alert_state IS 'When check_alerts() last looked at new audit events and calls.';
+COMMENT ON COLUMN llm_usage.alert_state.checked_at IS 'Audit events and calls recorded before it have been checked (a watermark: it never passes a transaction that may still commit one).';
+COMMENT ON COLUMN llm_usage.alert_state.pending_at IS 'The visibility bound the last check read: where a check under REPEATABLE READ or SERIALIZABLE may move checked_at.';
 
 CREATE TABLE llm_usage.alert_quota_marks (
     tenant_id    text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,

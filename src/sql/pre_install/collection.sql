@@ -28,6 +28,7 @@ CREATE TABLE llm_usage.provider_usage (
     output_tokens       bigint NOT NULL DEFAULT 0,
     requests            bigint NOT NULL DEFAULT 0,
     collected_at        timestamptz NOT NULL DEFAULT now(),
+    cache_write_1h_tokens bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, usage_id),
     CONSTRAINT provider_usage_natural_key UNIQUE NULLS NOT DISTINCT
         (key_id, endpoint, bucket_start, model, project_id, workspace_id, provider_api_key_id, service_tier, batch)
@@ -36,6 +37,8 @@ CREATE INDEX provider_usage_bucket_idx ON llm_usage.provider_usage (tenant_id, b
 COMMENT ON TABLE llm_usage.provider_usage IS
 'Token usage as reported by the providers'' organization usage APIs, one row per key, bucket and grouping; re-collecting a window updates rows in place.';
 COMMENT ON COLUMN llm_usage.provider_usage.input_tokens IS 'All input tokens: for Anthropic uncached + cache reads + cache writes; OpenAI''s input_tokens as reported.';
+COMMENT ON COLUMN llm_usage.provider_usage.cache_write_tokens IS 'Input tokens written to the prompt cache, every TTL (Anthropic 5-minute and 1-hour writes together).';
+COMMENT ON COLUMN llm_usage.provider_usage.cache_write_1h_tokens IS 'The part of cache_write_tokens written with the 1-hour TTL (Anthropic ephemeral_1h_input_tokens).';
 COMMENT ON COLUMN llm_usage.provider_usage.requests IS 'Model requests (OpenAI num_model_requests); 0 for Anthropic, whose usage report has no request count.';
 COMMENT ON COLUMN llm_usage.provider_usage.attributed_by IS 'Why the row belongs to tenant_id: a mapped api_key_id, project_id or workspace_id, or "key" (the collecting key''s own tenant).';
 

@@ -39,7 +39,10 @@ COMMENT ON COLUMN llm_usage.tenant_usage_metrics.latency_count IS 'Number of cal
 CREATE TABLE llm_usage.aggregation_state (
     period_type text PRIMARY KEY,
     watermark   timestamptz,
-    last_run_at timestamptz
+    last_run_at timestamptz,
+    pending_watermark timestamptz
 );
 COMMENT ON TABLE llm_usage.aggregation_state IS
 'Per roll-up period type (a row once it first ran): events recorded at or after watermark may not be in the roll-ups yet.';
+COMMENT ON COLUMN llm_usage.aggregation_state.pending_watermark IS
+'The visibility bound the last run read: where a run under REPEATABLE READ or SERIALIZABLE may move the watermark (its own snapshot may be older than its bound).';

@@ -61,4 +61,6 @@ INSERT INTO llm_usage.alert_rules (kind, enabled, threshold, min_calls, severity
     ('maintenance_failed', true, NULL, NULL, 'error',
      'the worker''s roll-up or alert check failed'),
     ('unpriced_usage',     true, NULL, NULL, 'warning',
-     'calls of a model with no price were tracked since the last check (their cost is NULL, not 0)');
+     'calls of a model with no price were tracked since the last check (their cost is NULL, not 0)'),
+    ('price_mismatch',     true, 10,   NULL, 'warning',
+     'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())');

@@ -24,20 +24,39 @@ CREATE TABLE llm_usage.model_price_versions (
     cache_write_1h_usd_per_mtok   numeric CHECK (cache_write_1h_usd_per_mtok >= 0),
     batch_input_usd_per_mtok      numeric CHECK (batch_input_usd_per_mtok >= 0),
     batch_output_usd_per_mtok     numeric CHECK (batch_output_usd_per_mtok >= 0),
-    input_above_200k_usd_per_mtok numeric CHECK (input_above_200k_usd_per_mtok >= 0),
-    output_above_200k_usd_per_mtok numeric CHECK (output_above_200k_usd_per_mtok >= 0),
+    input_long_context_usd_per_mtok numeric CHECK (input_long_context_usd_per_mtok >= 0),
+    output_long_context_usd_per_mtok numeric CHECK (output_long_context_usd_per_mtok >= 0),
     deprecation_date              date,
     valid_from                    timestamptz NOT NULL DEFAULT '-infinity',
     is_shipped                    boolean NOT NULL DEFAULT false,
     source                        text NOT NULL DEFAULT 'set_model_price',
     created_by                    text NOT NULL DEFAULT session_user,
     created_at                    timestamptz NOT NULL DEFAULT now(),
+    long_context_threshold        bigint CHECK (long_context_threshold > 0),
+    cached_input_long_context_usd_per_mtok numeric CHECK (cached_input_long_context_usd_per_mtok >= 0),
+    cache_write_long_context_usd_per_mtok numeric CHECK (cache_write_long_context_usd_per_mtok >= 0),
+    cache_write_1h_long_context_usd_per_mtok numeric CHECK (cache_write_1h_long_context_usd_per_mtok >= 0),
+    batch_cached_input_usd_per_mtok numeric CHECK (batch_cached_input_usd_per_mtok >= 0),
+    batch_cache_write_usd_per_mtok numeric CHECK (batch_cache_write_usd_per_mtok >= 0),
+    flex_input_usd_per_mtok       numeric CHECK (flex_input_usd_per_mtok >= 0),
+    flex_output_usd_per_mtok      numeric CHECK (flex_output_usd_per_mtok >= 0),
+    flex_cached_input_usd_per_mtok numeric CHECK (flex_cached_input_usd_per_mtok >= 0),
+    flex_cache_write_usd_per_mtok numeric CHECK (flex_cache_write_usd_per_mtok >= 0),
+    priority_input_usd_per_mtok   numeric CHECK (priority_input_usd_per_mtok >= 0),
+    priority_output_usd_per_mtok  numeric CHECK (priority_output_usd_per_mtok >= 0),
+    priority_cached_input_usd_per_mtok numeric CHECK (priority_cached_input_usd_per_mtok >= 0),
+    priority_cache_write_usd_per_mtok numeric CHECK (priority_cache_write_usd_per_mtok >= 0),
     UNIQUE (model, valid_from)
 );
 COMMENT ON TABLE llm_usage.model_price_versions IS
 'Every price a model ever had, in USD per million tokens; a version is valid from valid_from until the next version of the same model.  Rows are never changed, so costs already computed stay explained.';
 COMMENT ON COLUMN llm_usage.model_price_versions.cached_input_usd_per_mtok IS 'Rate for input tokens read from the prompt cache; NULL means the input rate applies.';
-COMMENT ON COLUMN llm_usage.model_price_versions.cache_write_usd_per_mtok IS 'Rate for input tokens written to the prompt cache (Anthropic 5-minute TTL); NULL means the input rate applies.';
+COMMENT ON COLUMN llm_usage.model_price_versions.cache_write_usd_per_mtok IS 'Rate for input tokens written to the prompt cache with the 5-minute TTL (the default); NULL means the input rate applies.';
+COMMENT ON COLUMN llm_usage.model_price_versions.cache_write_1h_usd_per_mtok IS 'Rate for input tokens written to the prompt cache with the 1-hour TTL; NULL means the 5-minute write rate applies.';
+COMMENT ON COLUMN llm_usage.model_price_versions.batch_input_usd_per_mtok IS 'Batch API input rate; NULL: derived (README "Prices"; 50 % of the standard rate when the model has no batch rate at all).';
+COMMENT ON COLUMN llm_usage.model_price_versions.input_long_context_usd_per_mtok IS 'Input rate of a call whose input tokens exceed long_context_threshold (all its input tokens).';
+COMMENT ON COLUMN llm_usage.model_price_versions.output_long_context_usd_per_mtok IS 'Output rate of a call whose input tokens exceed long_context_threshold.';
+COMMENT ON COLUMN llm_usage.model_price_versions.long_context_threshold IS 'Input tokens (all input: uncached, cache reads and writes) above which a call is billed at the long-context rates; NULL: the model has no long-context tier.';
 COMMENT ON COLUMN llm_usage.model_price_versions.is_shipped IS 'true for the published prices the extension ships (LiteLLM price map of 2026-07-24); those are not dumped by pg_dump.';
 
 CREATE SEQUENCE llm_usage.usage_events_id_seq;
@@ -62,14 +81,19 @@ CREATE TABLE llm_usage.usage_events (
     metadata            jsonb NOT NULL DEFAULT '{}',
     request_id          text,
     occurred_at         timestamptz NOT NULL DEFAULT now(),
-    recorded_at         timestamptz NOT NULL DEFAULT clock_timestamp()
+    recorded_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    cache_write_1h_tokens bigint NOT NULL DEFAULT 0,
+    service_tier        text NOT NULL DEFAULT 'standard'
+                        CONSTRAINT usage_events_service_tier_check CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority'))
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE llm_usage.usage_events_id_seq OWNED BY llm_usage.usage_events.event_id;
 COMMENT ON TABLE llm_usage.usage_events IS
 'One row per LLM call reported with track_usage(); append-only, partitioned by month of occurred_at, kept for llm_usage.event_retention months.  cost_usd is computed from the price valid at occurred_at, NULL when the model has no price.';
-COMMENT ON COLUMN llm_usage.usage_events.input_tokens IS 'All input tokens, including cached_input_tokens and cache_write_tokens.';
+COMMENT ON COLUMN llm_usage.usage_events.input_tokens IS 'All input tokens, including cached_input_tokens, cache_write_tokens and cache_write_1h_tokens.';
 COMMENT ON COLUMN llm_usage.usage_events.cached_input_tokens IS 'Input tokens read from the prompt cache (billed at the cached rate).';
-COMMENT ON COLUMN llm_usage.usage_events.cache_write_tokens IS 'Input tokens written to the prompt cache (billed at the cache-write rate).';
+COMMENT ON COLUMN llm_usage.usage_events.cache_write_tokens IS 'Input tokens written to the prompt cache with the 5-minute TTL (billed at the cache-write rate).';
+COMMENT ON COLUMN llm_usage.usage_events.cache_write_1h_tokens IS 'Input tokens written to the prompt cache with the 1-hour TTL (billed at the 1-hour cache-write rate).';
+COMMENT ON COLUMN llm_usage.usage_events.service_tier IS 'The service tier the call was billed in: standard, batch (Batch API), flex or priority.';
 COMMENT ON COLUMN llm_usage.usage_events.recorded_at IS 'When the row was written or last re-priced; aggregate_usage_metrics() finds new work by it.';
 
 CREATE TABLE llm_usage.usage_requests (
