@@ -15,7 +15,7 @@ EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(dir $(firs
 LAST_RELEASE = 1.2
 MODULE_big  = llm_usage
 OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/period.o src/quota.o src/cost.o src/track.o src/crypto.o \
-              src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o \
+              src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o src/provider_custom.o \
               src/cron.o src/secret.o src/worker_tx.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
 
@@ -31,9 +31,9 @@ SHLIB_LINK  = -lcurl -lssl -lcrypto
 #   post_install: install-only steps that need the functions
 #   updates:      per-version deltas (ALTER TABLE, data migration, DROP)
 SQL_PRE_INSTALL  = $(addprefix src/sql/pre_install/, schema.sql roles.sql tenants.sql quotas.sql tracking.sql \
-                     rollups.sql collection.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
+                     rollups.sql collection.sql sources.sql audit.sql credits.sql alerts.sql seed.sql prices.sql)
 SQL_SOURCES      = $(addprefix src/sql/, common.sql access.sql tenants.sql periods.sql quotas.sql tracking.sql \
-                     rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql \
+                     rollups.sql dashboards.sql audit.sql credits.sql keys.sql collection.sql alerts.sql sources.sql \
                      maintenance.sql focus.sql report.sql privileges.sql)
 SQL_POST_INSTALL = $(addprefix src/sql/post_install/, partitions.sql config_dump.sql)
 SQL_UPDATE       = src/sql/updates/$(LAST_RELEASE)--$(EXTVERSION).sql
@@ -46,7 +46,7 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 # `make installcheck` runs them against a running server set up as README
 # says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking prices rollups queries dashboards \
-              audit credits security keys schedule alerts focus_report rollup_random upgrade
+              audit credits security keys sources schedule alerts focus_report rollup_random upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config

@@ -44,6 +44,8 @@ int			llm_usage_aggregate_interval = 300;
 int			llm_usage_max_pages = 1000;
 int			llm_usage_alert_delivery_attempts = 10;
 int			llm_usage_alert_retry_delay = 30;
+char	   *llm_usage_source_window_from = NULL;
+char	   *llm_usage_source_window_to = NULL;
 
 static int	llm_usage_alert_throttle = 3600;
 static int	llm_usage_event_retention = 13;
@@ -287,6 +289,18 @@ define_settings(void)
 							NULL,
 							&llm_usage_quota_save_interval, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.source_window_from",
+							   "Start of the window (RFC 3339, UTC) a custom source's mapping function is called for; empty outside.",
+							   "Set by the collector around each call; set it yourself to try a mapping function.",
+							   &llm_usage_source_window_from, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.source_window_to",
+							   "End of the window (RFC 3339, UTC, exclusive) a custom source's mapping function is called for; empty outside.",
+							   "Set by the collector around each call; set it yourself to try a mapping function.",
+							   &llm_usage_source_window_to, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("llm_usage");
 }

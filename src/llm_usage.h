@@ -170,9 +170,66 @@ extern void provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
 								TimestampTz window_from, TimestampTz window_to,
 								ProviderPage *out);
 extern char **provider_auth_headers(const Provider *p, const char *api_key);
+extern void provider_register_headers(char **headers);
 extern void provider_free_headers(char **headers);
+extern char *provider_body_text(const char *endpoint, const char *body, size_t len);
 extern const Provider llm_usage_provider_openai;
 extern const Provider llm_usage_provider_anthropic;
+
+/* custom usage sources (provider_custom.c; registered in src/sql/sources.sql) */
+typedef enum CustomAuth
+{
+	CA_NONE,
+	CA_BEARER,					/* Authorization: Bearer <secret> */
+	CA_HEADER,					/* <auth_name>: <secret> */
+	CA_QUERY					/* ?<auth_name>=<secret> */
+} CustomAuth;
+
+typedef enum CustomPagination
+{
+	CP_NONE,
+	CP_CURSOR,					/* the token at cursor_path */
+	CP_HAS_MORE,				/* has_more_path and the token at next_path */
+	CP_PAGE_NUMBER				/* first, first + 1, ... until items_path is empty */
+} CustomPagination;
+
+typedef struct CustomSource
+{
+	int64		source_id;
+	char	   *base_url;
+	char	   *path_template;	/* with {from} and {to} */
+	bool		unix_time;		/* else RFC 3339 UTC */
+	bool		per_day;		/* one request series per UTC day */
+	CustomAuth	auth;
+	char	   *auth_name;
+	CustomPagination pagination;
+	char	   *page_param;
+	char	   *cursor_path;
+	char	   *has_more_path;
+	char	   *next_path;
+	char	   *items_path;
+	int			first_page;
+} CustomSource;
+
+typedef struct CustomPage
+{
+	Jsonb	   *page;			/* the whole body */
+	char	   *next;			/* token of the next page; NULL at the end */
+} CustomPage;
+
+extern char *custom_page_url(const CustomSource *s, pg_time_t from, pg_time_t to,
+							 const char *next, const char *secret);
+extern char **custom_auth_headers(const CustomSource *s, const char *secret);
+extern void custom_parse_page(const CustomSource *s, const char *body, size_t len,
+							  int page_no, int page_number, CustomPage *out);
+
+/* the window a mapping function is called for (llm_usage.c; set by collector.c) */
+extern char *llm_usage_source_window_from;
+extern char *llm_usage_source_window_to;
+
+/* the worker session's settings that the database's owner may not change (worker_tx.c) */
+extern void llm_usage_capture_server_settings(void);
+extern void llm_usage_pin_worker_settings(void);
 
 /* schedule (cron.c) */
 typedef struct CronSpec

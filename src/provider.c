@@ -118,9 +118,16 @@ provider_auth_headers(const Provider *p, const char *api_key)
 {
 	char	  **headers = p->auth_headers(api_key);
 
+	provider_register_headers(headers);
+	return headers;
+}
+
+/* register every header of a NULL-terminated list as a secret */
+void
+provider_register_headers(char **headers)
+{
 	for (char **h = headers; h && *h; h++)
 		secret_register_string(*h);
-	return headers;
 }
 
 /* wipe (and forget) headers made by provider_auth_headers; NULL is fine */
@@ -166,6 +173,18 @@ checked_text(const char *endpoint, const char *body, size_t len)
 	converted = (char *) pg_do_encoding_conversion((unsigned char *) body, (int) len,
 												   PG_UTF8, GetDatabaseEncoding());
 	return converted;
+}
+
+/*
+ * provider_body_text
+ *		A response body checked as provider_parse_page checks it (valid
+ *		UTF-8, no NUL byte, convertible), converted to the database encoding;
+ *		for the custom sources (provider_custom.c).
+ */
+char *
+provider_body_text(const char *endpoint, const char *body, size_t len)
+{
+	return checked_text(endpoint, body, len);
 }
 
 static Numeric

@@ -26,8 +26,10 @@
  * failed.
  *
  * The worker's session is a superuser's, in a database whose owner may
- * not be: before any SQL it pins search_path to pg_catalog, pg_temp (over
- * any ALTER DATABASE ... SET search_path), and all its SQL (here,
+ * not be: before any SQL it pins search_path to pg_catalog, pg_temp and
+ * the settings that would switch it off (read-only transactions, timeouts,
+ * exit_on_error, ...: worker_tx.c) over any ALTER DATABASE ... SET, and
+ * all its SQL (here,
  * collector.c, delivery.c) names functions, types and operators with
  * their schema.
  *
@@ -289,14 +291,15 @@ llm_usage_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	llm_usage_capture_server_settings();
 	BackgroundWorkerInitializeConnection(llm_usage_database, NULL, 0);
 
 	/*
-	 * A superuser session in a database someone else may own: no name of
-	 * theirs may be found before the system's, whatever the database's
-	 * search_path says.
+	 * A superuser session in a database someone else may own: none of its
+	 * settings may switch the worker off or change what its SQL means
+	 * (search_path, read-only transactions, timeouts, ...: worker_tx.c).
 	 */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	llm_usage_pin_worker_settings();
 
 	pgstat_report_appname("llm_usage collector");
 	llm_usage_shmem_publish_worker();

@@ -41,6 +41,24 @@ Keys: OpenAI keys start with "sk-admin-", Anthropic keys with
   GET  /_sim/expected?key=K&from=YYYY-MM-DD&to=YYYY-MM-DD
                              exact totals the API serves for those days
 
+A custom usage service (the README's worked example of a custom usage source):
+
+  GET /metrics/api-usage?from=F&to=T[&cursor=C][&limit=N]
+             usage per UTC day and API-key purpose: {"period": {...},
+             "usage": [{"date", "purpose", "requests", "cost"}], "meta":
+             {"next_cursor": C|null}}; N days a page (default 2)
+  GET /api-keys?from=F&to=T[&page=P][&per_page=N]
+             per key: {"keys": [{"id", "name", "purpose", "total_requests"}],
+             "page": P, "has_more", "next_page": "P+1"|null}; pages from 1,
+             N keys a page (default 2), a page past the end is empty
+  F and T are RFC 3339 (UTC) or Unix seconds.  The key is accepted as
+  "Authorization: Bearer K", "X-Api-Key: K" or "?api_key=K"; it must start
+  with "svc-".  The failure modes above apply per key; mode "cfuzz"
+  {"kind": K} serves one of CUSTOM_FUZZ_KINDS on the first page (of each
+  endpoint).
+  GET  /_sim/custom_expected?key=K&from=YYYY-MM-DD&to=YYYY-MM-DD
+                             exact totals of those days
+
 Usage: provider_sim.py PORTFILE  (binds an ephemeral port, writes it to PORTFILE and
 its pid to PORTFILE.pid)
 Stops on SIGTERM, or by itself after --max-seconds (default 3600).
@@ -248,6 +266,45 @@ def expected(key, day_from, day_to):
     return out
 
 
+# ---------------------------------------------------------------- custom service
+SVC_KEYS = [("key_01", "checkout"), ("key_02", "checkout"), ("key_03", "search"),
+            ("key_04", "support"), ("key_05", "support")]
+SVC_PRICE = {"checkout": Decimal("0.0004"), "search": Decimal("0.0002"), "support": Decimal("0.0001")}
+CUSTOM_FUZZ_KINDS = ["truncated", "invalid_utf8", "nul_byte", "not_json", "deep_nesting", "cursor_repeat",
+                     "huge_cursor", "cursor_wrong_type", "cursor_control_chars", "endless_pages",
+                     "has_more_without_next", "items_not_array", "negative_requests", "requests_string",
+                     "requests_nan", "duplicate_row", "date_outside_window", "purpose_control_char"]
+
+
+def svc_requests(key, i, day):
+    return 50 + (seed_of(key) + day * 7 + i * 13) % 97
+
+
+def svc_day_usage(key, day):
+    """[(purpose, requests, cost)] of one UTC day"""
+    out = {}
+    for i, (_, purpose) in enumerate(SVC_KEYS):
+        out[purpose] = out.get(purpose, 0) + svc_requests(key, i, day)
+    return [(p, n, n * SVC_PRICE[p]) for p, n in sorted(out.items())]
+
+
+def svc_expected(key, day_from, day_to):
+    days = range(day_from, day_to + 1)
+    by_purpose, by_key, cost = {}, {}, Decimal(0)
+    for d in days:
+        for p, n, c in svc_day_usage(key, d):
+            by_purpose[p] = by_purpose.get(p, 0) + n
+            cost += c
+        for i, (k, _) in enumerate(SVC_KEYS):
+            by_key[k] = by_key.get(k, 0) + svc_requests(key, i, d)
+    return {"requests": sum(by_purpose.values()), "by_purpose": by_purpose, "by_key": by_key,
+            "cost": str(cost), "usage_rows": len(days) * len(by_purpose)}
+
+
+def parse_time(v):
+    return int(v) if v.isdigit() else parse_rfc3339(v)
+
+
 # ---------------------------------------------------------------- HTTP
 def rfc3339(ts):
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -315,6 +372,15 @@ class Handler(BaseHTTPRequestHandler):
                 ARRIVALS.append({"path": u.path, "at": time.time()})
         if u.path == "/_sim/fuzz_kinds":
             return self.send(200, json.dumps(FUZZ_KINDS))
+        if u.path == "/_sim/custom_expected":
+            f = dt.date.fromisoformat(q["from"][0])
+            t = dt.date.fromisoformat(q["to"][0])
+            epoch = dt.date(1970, 1, 1)
+            return self.send(200, json.dumps(svc_expected(q["key"][0], (f - epoch).days, (t - epoch).days)))
+        if u.path in ("/metrics/api-usage", "/api-keys"):
+            with STATE_LOCK:
+                ARRIVALS.append({"path": u.path, "at": time.time()})
+            return self.custom(u.path, q)
         if u.path == "/_sim/expected":
             f = dt.date.fromisoformat(q["from"][0])
             t = dt.date.fromisoformat(q["to"][0])
@@ -493,6 +559,142 @@ class Handler(BaseHTTPRequestHandler):
                  "results": GENERATORS[("anthropic", ep)](key, d // DAY)} for d in days]
         self.log_request_seen(200, True)
         self.finish_body(key, {"data": data, "has_more": more, "next_page": cursor}, "anthropic", ep, page)
+
+
+    # -------------------------------------------------------- custom service
+    def custom(self, path, q):
+        auth = self.headers.get("Authorization", "")
+        key = (auth[len("Bearer "):] if auth.startswith("Bearer ") else
+               self.headers.get("X-Api-Key") or q.get("api_key", [""])[0])
+        if not key.startswith("svc-"):
+            self.log_request_seen(401, False)
+            return self.send(401, json.dumps({"error": "invalid API key"}))
+        try:
+            start = parse_time(q["from"][0])
+            end = parse_time(q["to"][0])
+        except (KeyError, ValueError):
+            self.log_request_seen(400, True)
+            return self.send(400, json.dumps({"error": "from and to are required (RFC 3339 or Unix seconds)"}))
+        if end <= start:
+            self.log_request_seen(400, True)
+            return self.send(400, json.dumps({"error": "to must be after from"}))
+        if self.apply_mode(key, "openai"):
+            self.log_request_seen(-1, True)
+            return
+        with STATE_LOCK:
+            m = MODES.get(key)
+            mode = m["mode"] if m else None
+            kind = m.get("kind") if m else None
+        if path == "/metrics/api-usage":
+            limit = int(q.get("limit", ["2"])[0])
+            cursor = q.get("cursor", [None])[0]
+            first = start - start % DAY
+            if cursor is not None and not cursor.startswith("fuzz"):
+                try:
+                    first = int(base64.b64decode(cursor[2:].encode()).decode())
+                except Exception:
+                    self.log_request_seen(400, True)
+                    return self.send(400, json.dumps({"error": "invalid cursor"}))
+            days, t = [], first
+            while t < end and len(days) < limit:
+                days.append(t)
+                t += DAY
+            nxt = "c_" + base64.b64encode(str(t).encode()).decode() if t < end else None
+            usage = [{"date": dt.datetime.fromtimestamp(d, dt.timezone.utc).strftime("%Y-%m-%d"),
+                      "purpose": p, "requests": n, "cost": str(c)}
+                     for d in days for p, n, c in svc_day_usage(key, d // DAY)]
+            env = {"period": {"from": rfc3339(start), "to": rfc3339(end)}, "usage": usage,
+                   "meta": {"next_cursor": nxt}}
+            page_first = cursor is None
+        else:
+            per_page = int(q.get("per_page", ["2"])[0])
+            page = q.get("page", ["1"])[0]
+            n = int(page) if page.isdigit() else 1
+            d0, d1 = (start - start % DAY) // DAY, (end - 1) // DAY
+            keys = [{"id": k, "name": "%s key %d" % (p, i + 1), "purpose": p,
+                     "total_requests": sum(svc_requests(key, i, d) for d in range(d0, d1 + 1))}
+                    for i, (k, p) in enumerate(SVC_KEYS)]
+            chunk = keys[(n - 1) * per_page: n * per_page]
+            more = n * per_page < len(keys)
+            env = {"period": {"from": rfc3339(start), "to": rfc3339(end)}, "keys": chunk, "page": n,
+                   "has_more": more, "next_page": str(n + 1) if more else None}
+            page_first = n == 1
+        self.log_request_seen(200, True)
+        if mode == "cfuzz":
+            return self.custom_fuzz(path, env, kind, page_first, q)
+        self.finish_body(key, env)
+
+    def custom_fuzz(self, path, env, k, first, q):
+        usage = path == "/metrics/api-usage"
+        rows = env["usage"] if usage else env["keys"]
+        count = "requests" if usage else "total_requests"
+        if k == "cursor_repeat" or k == "endless_pages":
+            cur = q.get("cursor", ["fuzz_0"])[0] if usage else q.get("page", ["1"])[0]
+            if usage:
+                env["meta"]["next_cursor"] = "fuzz_0" if k == "cursor_repeat" else "fuzz_%d" % (int(cur.split("_")[1]) + 1)
+            else:
+                env["has_more"] = True
+                env["next_page"] = "1" if k == "cursor_repeat" else str(int(cur) + 1)
+                if k == "endless_pages" and not env["keys"]:
+                    env["keys"] = [{"id": "key_x%s" % cur, "purpose": "x", "total_requests": 1}]
+            return self.send(200, json.dumps(env))
+        if not first:
+            return self.send(200, json.dumps(env))
+        body = None
+        if k == "truncated":
+            t = json.dumps(env)
+            body = t[: len(t) // 2].encode()
+        elif k == "invalid_utf8":
+            body = json.dumps(env).encode().replace(b'"period"', b'"per\xc3\x28iod"')
+        elif k == "nul_byte":
+            body = json.dumps(env).encode().replace(b'"period"', b'"per\x00iod"')
+        elif k == "not_json":
+            body = b"<html>maintenance</html>"
+        elif k == "deep_nesting":
+            body = ("[" * 100000 + "]" * 100000).encode()
+        elif k == "huge_cursor":
+            if usage:
+                env["meta"]["next_cursor"] = "c" * 5000
+            else:
+                env["has_more"], env["next_page"] = True, "9" * 5000
+        elif k == "cursor_wrong_type":
+            if usage:
+                env["meta"]["next_cursor"] = {"next": "x"}
+            else:
+                env["has_more"], env["next_page"] = True, ["2"]
+        elif k == "cursor_control_chars":
+            if usage:
+                env["meta"]["next_cursor"] = "page\r\nX-Injected: 1"
+            else:
+                env["has_more"], env["next_page"] = True, "2\r\nX-Injected: 1"
+        elif k == "has_more_without_next":
+            if usage:
+                env["meta"] = "none"
+            else:
+                env["has_more"], env["next_page"] = True, None
+        elif k == "items_not_array":
+            if usage:
+                env["usage"] = {"0": rows[0]}
+            else:
+                env["keys"] = {"0": rows[0]}
+        elif k == "negative_requests":
+            rows[0][count] = -5
+        elif k == "requests_string":
+            rows[0][count] = "lots"
+        elif k == "requests_nan":
+            body = json.dumps(env).replace('"%s": %d' % (count, rows[0][count]), '"%s": 1e400' % count, 1).encode()
+        elif k == "duplicate_row":
+            rows.append(json.loads(json.dumps(rows[0])))
+        elif k == "date_outside_window":
+            if usage:
+                rows[0]["date"] = "1999-01-01"
+            else:
+                env["period"]["from"] = "1999-01-01T00:00:00Z"
+        elif k == "purpose_control_char":
+            rows[0]["purpose" if usage else "id"] = "check\u0007out"
+        if body is None:
+            body = json.dumps(env).encode()
+        self.send(200, body)
 
 
 # ---------------------------------------------------------------- fuzzing

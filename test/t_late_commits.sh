@@ -34,7 +34,7 @@ agg() { q -c "SELECT llm_usage.aggregate_usage_metrics('daily')" >/dev/null; }
 
 q -o /dev/null <<'SQL'
 CREATE EXTENSION llm_usage;
-SELECT llm_usage.create_tenant(t, 'enterprise') FROM unnest(ARRAY['w_rr', 'w_ser', 'a_rr', 'a_ser', 'prep', 'alrt']) t;
+SELECT llm_usage.create_tenant(t, 'enterprise') FROM unnest(ARRAY['w_rr', 'w_ser', 'a_rr', 'a_ser', 'prep', 'alrt', 'alrt1', 'alrt2', 'alrt3']) t;
 SELECT llm_usage.aggregate_usage_metrics('daily');
 SQL
 
@@ -87,17 +87,18 @@ after=$(calls prep)
 echo "prepared transaction: counted $during while prepared (watermark held before it: $wm_held), $after after COMMIT PREPARED"
 [[ $during == 0 && $wm_held == t && $after == 1 ]] || fail "a prepared transaction's call was skipped"
 
-# 4. check_alerts: unpriced calls committed after a check
-alerts() { q -c "SELECT count(*) FROM llm_usage.alerts WHERE kind = 'unpriced_usage' AND details->>'model' = '$1'"; }
+# 4. check_alerts: unpriced calls committed after a check (a tenant each:
+#    unpriced_usage is one alert per tenant, throttled per tenant)
+alerts() { q -c "SELECT count(*) FROM llm_usage.alerts WHERE kind = 'unpriced_usage' AND details->'models' @> '[{\"model\": \"$1\"}]'"; }
 check() { q -c "SELECT llm_usage.check_alerts()" >/dev/null; }
 check
-bg -c "BEGIN; SELECT llm_usage.track_usage('alrt', 'chat', 'late-model-1', 10, 1); SELECT pg_sleep(3); COMMIT;" >/dev/null &
+bg -c "BEGIN; SELECT llm_usage.track_usage('alrt1', 'chat', 'late-model-1', 10, 1); SELECT pg_sleep(3); COMMIT;" >/dev/null &
 writer=$!
 sleep 1.5; check; during=$(alerts late-model-1)
 wait "$writer"; check; after=$(alerts late-model-1)
 echo "check_alerts, an open writer: $during alert(s) while open, $after after its commit"
 [[ $during == 0 && $after == 1 ]] || fail "check_alerts skipped an unpriced call committed late"
-q -c "BEGIN; SELECT llm_usage.track_usage('alrt', 'chat', 'late-model-2', 10, 1); PREPARE TRANSACTION 'llm_usage_late_2'" >/dev/null
+q -c "BEGIN; SELECT llm_usage.track_usage('alrt2', 'chat', 'late-model-2', 10, 1); PREPARE TRANSACTION 'llm_usage_late_2'" >/dev/null
 sleep 1; check; during=$(alerts late-model-2)
 q -c "COMMIT PREPARED 'llm_usage_late_2'" >/dev/null
 check; after=$(alerts late-model-2)
@@ -110,7 +111,7 @@ bg -c "BEGIN ISOLATION LEVEL REPEATABLE READ;
        COMMIT;" >/dev/null &
 checker=$!
 sleep 1
-q -c "SELECT llm_usage.track_usage('alrt', 'chat', 'late-model-3', 10, 1)" >/dev/null
+q -c "SELECT llm_usage.track_usage('alrt3', 'chat', 'late-model-3', 10, 1)" >/dev/null
 wait "$checker"; during=$(alerts late-model-3)
 check; after=$(alerts late-model-3)
 echo "check_alerts under REPEATABLE READ with an older snapshot: $during alert(s), $after after the next check"

@@ -8,7 +8,9 @@
 # setting and made to collect, fail a run, raise, deliver and retry alerts
 # and run (and fail) maintenance, no shadow ever runs and the owner gains
 # nothing.  A positive control shows the shadows do run where the search
-# path reaches them.
+# path reaches them.  And none of the settings the owner may ALTER DATABASE
+# ... SET (read-only transactions, timeouts, exit_on_error, role, ...) stops
+# collection or maintenance (F6).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/worker_lib.sh"
@@ -140,6 +142,10 @@ wq -c "SELECT tenant_id, kind, webhook_status, webhook_attempts, email_status FR
     || fail "no delivery was retried"
 [[ $(wq -c "SELECT count(*) FROM llm_usage.alerts WHERE kind = 'maintenance_failed' AND created_at > now() - interval '1 minute'") -ge 1 ]] \
     || fail "maintenance did not fail as arranged"
+for _ in $(seq 1 75); do     # the roll-up leaves the newest seconds for the next pass
+    [[ $(wq -c "SELECT count(*) FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'wown'") -ge 1 ]] && break
+    sleep 0.2
+done
 [[ $(wq -c "SELECT count(*) FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'wown'") -ge 1 ]] || fail "maintenance did not recover"
 
 hits=$(wq -c "SELECT count(*) || ' ' || coalesce(string_agg(DISTINCT what || ' as ' || by_role, ', '), '') FROM evil.hits")
@@ -149,6 +155,63 @@ gained=$(wq -c "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls
 echo "shadows run by the worker: ${hits}; the owner gained privileges: $gained"
 [[ ${hits%% *} == 0 ]] || fail "the worker ran the owner's shadows: $hits"
 [[ $gained == f ]] || fail "the owner gained privileges"
+
+# F6: the owner's ALTER DATABASE ... SET of a setting that would switch the
+# worker off (every write refused, every statement, lock wait or idle
+# transaction cut short, errors made FATAL, the session another role,
+# tables made where they cannot be).  For each one, as the owner: set it,
+# restart the worker into it, and see a collection run succeed and
+# maintenance run (its roll-up timestamp moves on) within 20 s.
+owner_sql() {
+    as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGOPTIONS="$SAFE_OPTIONS" "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -U "$OWNER" -d "$WDB" -c "$1"
+}
+wait_run_s() {
+    local st
+    for _ in $(seq 1 100); do
+        st=$(wqs -c "SELECT status FROM llm_usage.collector_runs WHERE run_id = $1")
+        [[ $st == succeeded || $st == failed ]] && { echo "$st"; return 0; }
+        sleep 0.2
+    done
+    echo "timeout($st)"
+}
+restart_worker() {
+    local old new
+    old=$(wqs -c "SELECT llm_usage._worker_pid()")
+    wqs -c "SELECT pg_terminate_backend($old)" >/dev/null
+    for _ in $(seq 1 100); do new=$(wqs -c "SELECT llm_usage._worker_pid()"); [[ -n $new && $new != "$old" ]] && break; sleep 0.2; done
+    [[ -n $new && $new != "$old" ]] || fail "the worker did not restart"
+}
+# this suite's own sessions keep their usual settings
+SAFE_OPTIONS="-c default_transaction_read_only=off -c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c exit_on_error=off -c role=none -c default_tablespace= -c plpgsql.extra_errors=none"
+wqs() {
+    PGOPTIONS="-c search_path=pg_catalog,pg_temp $SAFE_OPTIONS" psql_q -At -d "$WDB" "$@"
+}
+owner_broke=()
+for setting in "default_transaction_read_only = on" "statement_timeout = '1ms'" "lock_timeout = '1ms'" \
+               "idle_in_transaction_session_timeout = '1ms'" "default_transaction_isolation = 'serializable'" \
+               "transaction_isolation = 'serializable'" "exit_on_error = on" "role = '$OWNER'" \
+               "default_tablespace = 'nowhere'" "plpgsql.extra_errors = 'all'" "session_replication_role = 'replica'"; do
+    name=${setting%% =*}
+    if ! owner_sql "ALTER DATABASE $WDB SET $setting" >/dev/null 2>"$WORK/owner_set.err"; then
+        echo "  $setting: the owner may not set it ($(head -1 "$WORK/owner_set.err"))"
+        continue
+    fi
+    restart_worker
+    t0=$(wqs -c "SELECT coalesce(max(last_run_at), '-infinity') FROM llm_usage.aggregation_state")
+    wqs -o /dev/null -c "SELECT llm_usage.track_usage('wown', 'chat', 'gpt-4o', 10, 10)"
+    r=$(wqs -c "SELECT llm_usage.collect_now($good, '2026-10-01', '2026-10-02')")
+    st=$(WDB=$WDB wait_run_s "$r")
+    maint=no
+    for _ in $(seq 1 75); do
+        [[ $(wqs -c "SELECT max(last_run_at) > '$t0' FROM llm_usage.aggregation_state") == t ]] && { maint=yes; break; }
+        sleep 0.2
+    done
+    echo "  the owner set $setting: collection run $st, maintenance ran: $maint"
+    owner_sql "ALTER DATABASE $WDB RESET $name" >/dev/null
+    [[ $st == succeeded && $maint == yes ]] || owner_broke+=("$setting")
+done
+restart_worker
+((${#owner_broke[@]} == 0)) || fail "the owner's database settings stopped the worker: ${owner_broke[*]}"
 
 # clean up: the database back to the bootstrap superuser, the worker restarted clean
 wq -c "ALTER DATABASE $WDB RESET search_path" -c "DROP SCHEMA evil CASCADE" \

@@ -121,6 +121,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n integer;
+    m integer;
 BEGIN
     INSERT INTO llm_usage.collector_runs (key_id, tenant_id, provider, trigger, window_from, window_to, requested_by)
     SELECT k.key_id, k.tenant_id, k.provider, 'schedule', w.window_from, w.window_to, 'llm_usage collector'
@@ -131,14 +132,24 @@ BEGIN
                         WHERE r.key_id = k.key_id AND r.status IN ('queued', 'running'))
      ORDER BY k.key_id;
     GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    -- and one per active custom usage source (src/sql/sources.sql)
+    INSERT INTO llm_usage.collector_runs (source_id, tenant_id, provider, trigger, window_from, window_to, requested_by)
+    SELECT s.source_id, s.tenant_id, 'custom', 'schedule', w.window_from, w.window_to, 'llm_usage collector'
+      FROM llm_usage.usage_source_store s
+     CROSS JOIN LATERAL llm_usage._source_window(s.collected_through) w
+     WHERE s.is_active
+       AND NOT EXISTS (SELECT 1 FROM llm_usage.collector_runs r
+                        WHERE r.source_id = s.source_id AND r.status IN ('queued', 'running'))
+     ORDER BY s.source_id;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    RETURN n + m;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._queue_scheduled_runs() IS 'Internal (worker): queue one run per active key that has none pending.';
+COMMENT ON FUNCTION llm_usage._queue_scheduled_runs() IS 'Internal (worker): queue one run per active key and per active custom usage source that has none pending.';
 
 CREATE OR REPLACE FUNCTION llm_usage._claim_next_run()
 RETURNS TABLE (run_id bigint, key_id bigint, provider text, window_from timestamptz, window_to timestamptz,
-               key_ciphertext bytea, wrapped_dek bytea, master_key_version integer, aad text)
+               key_ciphertext bytea, wrapped_dek bytea, master_key_version integer, aad text, source_id bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -146,6 +157,7 @@ AS $$
 DECLARE
     r llm_usage.collector_runs;
     k llm_usage.provider_key_store;
+    s llm_usage.usage_source_store;
 BEGIN
     LOOP
         SELECT * INTO r FROM llm_usage.collector_runs c
@@ -153,7 +165,34 @@ BEGIN
         IF NOT FOUND THEN
             RETURN;
         END IF;
-        SELECT * INTO k FROM llm_usage.provider_key_store s WHERE s.key_id = r.key_id;
+        k := NULL;
+        IF r.source_id IS NOT NULL THEN
+            -- a custom usage source: its secret (if any) is a provider_key_store row
+            SELECT * INTO s FROM llm_usage.usage_source_store u WHERE u.source_id = r.source_id;
+            IF NOT FOUND OR NOT s.is_active THEN
+                UPDATE llm_usage.collector_runs c SET status = 'failed', finished_at = now(),
+                       error = 'source deactivated or removed before the run started'
+                 WHERE c.run_id = r.run_id;
+                CONTINUE;
+            END IF;
+            IF s.auth <> 'none' THEN
+                SELECT * INTO k FROM llm_usage.provider_key_store x WHERE x.key_id = s.secret_key_id;
+                IF NOT FOUND OR NOT k.is_active THEN
+                    PERFORM llm_usage._finish_run(r.run_id, 'failed', 0, 0, 0,
+                                format('the source''s secret (provider key %s) is deactivated or removed', s.secret_key_id));
+                    CONTINUE;
+                END IF;
+                UPDATE llm_usage.provider_key_store x SET last_used_at = now() WHERE x.key_id = k.key_id;
+            END IF;
+            UPDATE llm_usage.collector_runs c SET status = 'running', started_at = now() WHERE c.run_id = r.run_id;
+            RETURN QUERY SELECT r.run_id, k.key_id, 'custom'::text, r.window_from, r.window_to, k.key_ciphertext,
+                                k.wrapped_dek, k.master_key_version,
+                                CASE WHEN k.key_id IS NOT NULL
+                                     THEN llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version) END,
+                                s.source_id;
+            RETURN;
+        END IF;
+        SELECT * INTO k FROM llm_usage.provider_key_store x WHERE x.key_id = r.key_id;
         IF NOT FOUND OR NOT k.is_active THEN
             UPDATE llm_usage.collector_runs c SET status = 'failed', finished_at = now(),
                    error = 'key deactivated or removed before the run started'
@@ -161,15 +200,15 @@ BEGIN
             CONTINUE;
         END IF;
         UPDATE llm_usage.collector_runs c SET status = 'running', started_at = now() WHERE c.run_id = r.run_id;
-        UPDATE llm_usage.provider_key_store s SET last_used_at = now() WHERE s.key_id = k.key_id;
+        UPDATE llm_usage.provider_key_store x SET last_used_at = now() WHERE x.key_id = k.key_id;
         RETURN QUERY SELECT r.run_id, k.key_id, k.provider, r.window_from, r.window_to, k.key_ciphertext,
                             k.wrapped_dek, k.master_key_version,
-                            llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version);
+                            llm_usage._key_aad(k.key_id, k.tenant_id, k.provider, k.key_version), NULL::bigint;
         RETURN;
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._claim_next_run() IS 'Internal (worker): mark the oldest queued run running and hand over its key''s ciphertext.';
+COMMENT ON FUNCTION llm_usage._claim_next_run() IS 'Internal (worker): mark the oldest queued run running and hand over its key''s (or its custom source''s secret''s) ciphertext.';
 
 CREATE OR REPLACE FUNCTION llm_usage._finish_run(p_run_id bigint, p_status text, p_pages integer, p_rows bigint,
                                                  p_attempts integer, p_error text)
@@ -191,6 +230,23 @@ BEGIN
                                     THEN greatest(collected_through, (r.window_to AT TIME ZONE 'UTC')::date - 1)
                                     ELSE collected_through END
      WHERE key_id = r.key_id;
+    IF r.source_id IS NOT NULL THEN
+        UPDATE llm_usage.usage_source_store
+           SET last_synced_at = now(), last_sync_status = p_status, last_error = p_error,
+               collected_through = CASE WHEN p_status = 'succeeded'
+                                        THEN greatest(collected_through, (r.window_to AT TIME ZONE 'UTC')::date - 1)
+                                        ELSE collected_through END
+         WHERE source_id = r.source_id;
+        IF p_status = 'failed' THEN
+            PERFORM llm_usage._raise_alert(r.tenant_id, 'collection_failed', 'error',
+                        format('collection of custom source %s failed: %s', r.source_id, p_error),
+                        jsonb_build_object('run_id', r.run_id, 'source_id', r.source_id, 'provider', r.provider,
+                                           'window_from', r.window_from, 'window_to', r.window_to,
+                                           'http_attempts', p_attempts, 'error', p_error),
+                        'source ' || r.source_id);
+        END IF;
+        RETURN;
+    END IF;
     IF p_status = 'failed' THEN
         PERFORM llm_usage._raise_alert(r.tenant_id, 'collection_failed', 'error',
                     format('collection of %s key %s failed: %s', r.provider, r.key_id, p_error),

@@ -71,7 +71,8 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.alerts_for(text, integer),
     llm_usage.collector_runs_for(text, integer),
     llm_usage.focus_export(timestamptz, timestamptz, text),
-    llm_usage.usage_report_html(text, text)
+    llm_usage.usage_report_html(text, text),
+    llm_usage.source_usage(text, timestamptz, timestamptz)
     TO llm_usage_reader;
 
 GRANT EXECUTE ON FUNCTION
@@ -96,6 +97,13 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.collect_now(bigint, date, date),
     llm_usage.next_collection(text, timestamptz, text),
     llm_usage.attribute_provider_usage(text, text, text, text),
+    llm_usage.add_usage_source(text, text, text, text, regprocedure, regrole, text, text, text, text, jsonb, boolean),
+    llm_usage.set_usage_source_secret(bigint, text),
+    llm_usage.set_usage_source_mapping(bigint, regprocedure, regrole),
+    llm_usage.deactivate_usage_source(bigint),
+    llm_usage.activate_usage_source(bigint),
+    llm_usage.attribute_source_usage(bigint, text, text),
+    llm_usage.collect_source_now(bigint, date, date),
     llm_usage.set_alert_rule(text, numeric, integer, boolean, text),
     llm_usage.check_alerts(),
     llm_usage.admin_summary(timestamptz, timestamptz, integer),
@@ -122,7 +130,9 @@ REVOKE ALL ON TABLE
     llm_usage.provider_key_store, llm_usage.provider_keys, llm_usage.collector_runs,
     llm_usage.provider_attributions, llm_usage.reconciliation, llm_usage.audit_events,
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rules,
-    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks, llm_usage.rollup_status
+    llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks, llm_usage.rollup_status,
+    llm_usage.usage_source_store, llm_usage.usage_sources, llm_usage.usage_source_attributions,
+    llm_usage.custom_usage
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
 
 -- Catalog-like tables: readable by every llm_usage role.
@@ -160,13 +170,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     llm_usage.plans, llm_usage.plan_quotas, llm_usage.tenants, llm_usage.tenant_quota_overrides,
     llm_usage.quota_counters_table, llm_usage.usage_events, llm_usage.usage_requests,
     llm_usage.tenant_usage_metrics, llm_usage.aggregation_state, llm_usage.provider_usage,
-    llm_usage.provider_costs, llm_usage.provider_attributions, llm_usage.alert_rule_overrides
+    llm_usage.provider_costs, llm_usage.provider_attributions, llm_usage.alert_rule_overrides,
+    llm_usage.custom_usage, llm_usage.usage_source_attributions
     TO llm_usage_admin;
 GRANT SELECT, DELETE ON llm_usage.alerts TO llm_usage_admin;
 GRANT UPDATE (acknowledged_at) ON llm_usage.alerts TO llm_usage_admin;
 GRANT SELECT ON llm_usage.audit_events, llm_usage.provider_keys, llm_usage.collector_runs,
                 llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks,
-                llm_usage.rollup_status, llm_usage.tenant_access, llm_usage.credit_balances, llm_usage.credit_ledger
+                llm_usage.rollup_status, llm_usage.tenant_access, llm_usage.credit_balances, llm_usage.credit_ledger,
+                llm_usage.usage_sources
     TO llm_usage_admin;
 -- counter corrections: the view is not auto-updatable, its INSTEAD OF
 -- trigger runs with the admin's own rights
@@ -176,13 +188,15 @@ REVOKE ALL ON SEQUENCE
     llm_usage.model_price_versions_price_id_seq, llm_usage.usage_events_id_seq,
     llm_usage.provider_usage_usage_id_seq, llm_usage.provider_costs_cost_id_seq,
     llm_usage.provider_key_store_key_id_seq, llm_usage.collector_runs_run_id_seq,
-    llm_usage.audit_events_audit_id_seq, llm_usage.credit_ledger_entry_id_seq, llm_usage.alerts_id_seq
+    llm_usage.audit_events_audit_id_seq, llm_usage.credit_ledger_entry_id_seq, llm_usage.alerts_id_seq,
+    llm_usage.usage_source_store_source_id_seq, llm_usage.custom_usage_usage_id_seq
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
 GRANT USAGE ON SEQUENCE
     llm_usage.model_price_versions_price_id_seq, llm_usage.usage_events_id_seq,
     llm_usage.provider_usage_usage_id_seq, llm_usage.provider_costs_cost_id_seq,
     llm_usage.provider_key_store_key_id_seq, llm_usage.collector_runs_run_id_seq,
-    llm_usage.audit_events_audit_id_seq, llm_usage.credit_ledger_entry_id_seq, llm_usage.alerts_id_seq
+    llm_usage.audit_events_audit_id_seq, llm_usage.credit_ledger_entry_id_seq, llm_usage.alerts_id_seq,
+    llm_usage.custom_usage_usage_id_seq
     TO llm_usage_admin;
 
 ------------------------------------------------------------------------
@@ -198,7 +212,8 @@ BEGIN
                                'usage_events', 'usage_requests', 'tenant_usage_metrics', 'provider_usage',
                                'provider_costs', 'audit_events', 'credit_balances', 'credit_ledger', 'alerts',
                                'collector_runs', 'provider_key_store', 'provider_attributions',
-                               'alert_rule_overrides', 'alert_quota_marks']
+                               'alert_rule_overrides', 'alert_quota_marks', 'usage_source_store',
+                               'usage_source_attributions', 'custom_usage']
     LOOP
         EXECUTE format('ALTER TABLE llm_usage.%I ENABLE ROW LEVEL SECURITY', tbl);
         EXECUTE format('DROP POLICY IF EXISTS tenant_isolation ON llm_usage.%I', tbl);

@@ -38,3 +38,8 @@ SELECT pg_catalog.pg_extension_config_dump('llm_usage.alerts_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.alert_rule_overrides', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.alert_state', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.alert_quota_marks', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_source_store', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_source_store_source_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_source_attributions', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.custom_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.custom_usage_usage_id_seq', '');

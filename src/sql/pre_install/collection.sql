@@ -99,7 +99,7 @@ COMMENT ON COLUMN llm_usage.provider_key_store.collected_through IS 'Last UTC da
 
 CREATE TABLE llm_usage.collector_runs (
     run_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key_id        bigint NOT NULL,
+    key_id        bigint,
     tenant_id     text NOT NULL,
     provider      text NOT NULL,
     trigger       text NOT NULL CONSTRAINT collector_runs_trigger_check CHECK (trigger IN ('schedule', 'manual')),
@@ -114,12 +114,16 @@ CREATE TABLE llm_usage.collector_runs (
     rows_written  bigint NOT NULL DEFAULT 0,
     http_attempts integer NOT NULL DEFAULT 0,
     error         text,
-    requested_by  text NOT NULL DEFAULT session_user
+    requested_by  text NOT NULL DEFAULT session_user,
+    source_id     bigint,
+    CONSTRAINT collector_runs_target_check CHECK (num_nonnulls(key_id, source_id) = 1)
 );
 CREATE INDEX collector_runs_queued_idx ON llm_usage.collector_runs (run_id) WHERE status IN ('queued', 'running');
 CREATE INDEX collector_runs_key_idx ON llm_usage.collector_runs (key_id, run_id);
+CREATE INDEX collector_runs_source_idx ON llm_usage.collector_runs (source_id, run_id) WHERE source_id IS NOT NULL;
+COMMENT ON COLUMN llm_usage.collector_runs.source_id IS 'The custom usage source collected (provider custom); NULL for a provider key''s run (key_id).';
 COMMENT ON TABLE llm_usage.collector_runs IS
-'One row per collection of one key over one window [window_from, window_to) of UTC days: queued, running, succeeded or failed, with pages, rows written, HTTP requests and the error.';
+'One row per collection of one key (or custom usage source) over one window [window_from, window_to) of UTC days: queued, running, succeeded or failed, with pages, rows written, HTTP requests and the error.';
 
 CREATE TABLE llm_usage.provider_attributions (
     provider   text NOT NULL CONSTRAINT provider_attributions_provider_check CHECK (provider IN ('openai', 'anthropic')),
