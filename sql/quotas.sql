@@ -81,16 +81,67 @@ SELECT allowed, used FROM llm_usage.enforce_quota('q1', 'api_calls', 1);
 SELECT used, period_start = date_trunc('day', now(), safe_zone()) + interval '1 day' AS kept_later_period
   FROM llm_usage.quota_counters WHERE tenant_id = 'q1' AND quota_type = 'api_calls' AND period = 'day';
 
--- denials are audited (and can be switched off)
-SELECT count(*) AS denials_audited FROM llm_usage.audit_events
+-- denials are audited, aggregated: pending (in shared memory) until a
+-- denial comes in a later minute or a flush writes them, one event per
+-- tenant and window carrying the count (and can be switched off)
+SELECT count(*) AS events_before_flush FROM llm_usage.audit_events
  WHERE action = 'quota_exceeded' AND tenant_id IN ('q1', 'q2');
-SELECT details #- '{denied,0,period_start}' AS details FROM llm_usage.audit_events
- WHERE action = 'quota_exceeded' AND tenant_id = 'q2' ORDER BY audit_id LIMIT 1;
+SELECT llm_usage.flush_quota_denials() BETWEEN 2 AND 4 AS events_written;
+SELECT sum((details->>'denied_calls')::integer) AS denied_calls,
+       count(*) <= 4 AS at_most_one_event_per_tenant_and_minute,
+       bool_and(result = 'denied' AND origin = 'llm_usage' AND role_name = current_user) AS extension_records
+  FROM llm_usage.audit_events
+ WHERE action = 'quota_exceeded' AND tenant_id IN ('q1', 'q2');
+SELECT llm_usage.create_tenant('q3', 'qtest', safe_zone());
+SELECT allowed FROM llm_usage.enforce_quota('q3', 'tokens', 1001);
+SELECT allowed FROM llm_usage.enforce_quota('q3', 'tokens', 999);
+SELECT llm_usage.flush_quota_denials() AS events_written;
+SELECT details - 'first_at' - 'last_at' #- '{denied,0,period_start}' AS details,
+       (details->>'first_at')::timestamptz <= (details->>'last_at')::timestamptz AS times_ordered
+  FROM llm_usage.audit_events WHERE action = 'quota_exceeded' AND tenant_id = 'q3';
+SELECT llm_usage.flush_quota_denials() AS nothing_pending;
+-- a flush rolled back (to a savepoint, or the whole transaction) gives the
+-- denials back: the next flush writes them, once
+SELECT allowed FROM llm_usage.enforce_quota('q3', 'tokens', 1001);
+SELECT allowed FROM llm_usage.enforce_quota('q3', 'tokens', 2000);
+BEGIN;
+SELECT llm_usage.flush_quota_denials() AS written_then_rolled_back;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT llm_usage.flush_quota_denials() AS written_then_rolled_back_to_savepoint;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT llm_usage.flush_quota_denials() BETWEEN 1 AND 2 AS written;
+SELECT count(*) BETWEEN 2 AND 3 AS events, sum((details->>'denied_calls')::integer) AS denied_calls,
+       max(details->'denied'->0->>'requested') AS last_requested
+  FROM llm_usage.audit_events WHERE action = 'quota_exceeded' AND tenant_id = 'q3';
 SET llm_usage.audit_quota_denials = off;
 SELECT allowed FROM llm_usage.enforce_quota('q2', 'tokens', 5000);
 RESET llm_usage.audit_quota_denials;
-SELECT count(*) AS denials_audited FROM llm_usage.audit_events
- WHERE action = 'quota_exceeded' AND tenant_id IN ('q1', 'q2');
+SELECT llm_usage.flush_quota_denials() AS not_audited;
+SET ROLE llm_usage_app;
+SELECT try($$SELECT llm_usage.flush_quota_denials()$$);
+RESET ROLE;
+
+-- _shm_consume and _consume_table take each quota type once (12 times
+-- api_calls would be 24 checks of a type with two periods: more than the
+-- 20 quotas a tenant can have); nothing is consumed
+CREATE TEMP TABLE before_repeat AS SELECT * FROM llm_usage.quota_counters WHERE tenant_id = 'q1';
+SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', array_fill('api_calls'::text, ARRAY[12]), array_fill(1::numeric, ARRAY[12]))$$);
+SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY['tokens', 'api_calls', 'tokens'], ARRAY[1, 1, 1]::numeric[])$$);
+SELECT try($$SELECT * FROM llm_usage._consume_table((SELECT t FROM llm_usage.tenants t WHERE tenant_id = 'q1'), array_fill('api_calls'::text, ARRAY[12]), array_fill(1::numeric, ARRAY[12]))$$);
+SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY['tokens', 'api_calls'], ARRAY[1]::numeric[])$$);
+SELECT try($$SELECT * FROM llm_usage._consume_table((SELECT t FROM llm_usage.tenants t WHERE tenant_id = 'q1'), ARRAY['tokens', 'api_calls'], ARRAY[1]::numeric[])$$);
+SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY['widgets'], ARRAY[1]::numeric[])$$);
+SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY[NULL, 'tokens'], ARRAY[1, 1]::numeric[])$$);
+SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY['tokens'], ARRAY[NULL]::numeric[])$$);
+SELECT count(*) AS changed_by_repeated_types
+  FROM ((SELECT * FROM llm_usage.quota_counters WHERE tenant_id = 'q1' EXCEPT SELECT * FROM before_repeat)
+        UNION ALL (SELECT * FROM before_repeat EXCEPT SELECT * FROM llm_usage.quota_counters WHERE tenant_id = 'q1')) x;
+-- each type once, all five: every quota of the tenant checked at once
+SELECT quota_type, period, fits FROM llm_usage._shm_consume('q1', ARRAY['tokens', 'api_calls', 'cost_usd', 'embeddings', 'chat_messages'],
+                                                            ARRAY[0, 0, 0, 0, 0]::numeric[]) ORDER BY 1, 2;
 
 -- bad input: clear error, SQLSTATE, nothing consumed
 CREATE TEMP TABLE before AS SELECT * FROM llm_usage.quota_counters;

@@ -4,9 +4,10 @@
  *	  Model prices and the cost of a call, for track_usage()'s C path.
  *
  * The price cache holds every row of llm_usage.model_price_versions, read
- * with one query the first time a backend needs a price;
- * session_cache.c drops it whenever prices, plans, quotas, tenants or
- * access change (a commit-time invalidation).
+ * with one query the first time a backend needs a price, and again when
+ * the prices' generation (session_cache_prices_gen()) moved: a price change
+ * committed by anyone, or made by this backend.  The query runs with
+ * search_path pinned, under a snapshot taken after the generation was read.
  *
  * cost_of() is the SQL function llm_usage._cost() (src/sql/tracking.sql,
  * whose header states the rules) in C: the same numeric operations on the
@@ -28,6 +29,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "cost.h"
@@ -47,6 +49,7 @@ typedef struct ModelPrices
 static HTAB *price_cache = NULL;
 static MemoryContext price_ctx = NULL;
 static SPIPlanPtr prices_plan = NULL;
+static uint64 prices_gen = 0;	/* session_cache_prices_gen() when the prices were read */
 
 /* numeric constants, in TopMemoryContext */
 static Datum per_token = (Datum) 0;		/* 0.000001: rates are per million tokens */
@@ -114,16 +117,20 @@ load_prices(void)
 {
 	HASHCTL		info;
 	MemoryContext old;
+	uint64		gen;
+	int			level;
 
 	if (price_ctx == NULL)
 		price_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage price cache", ALLOCSET_SMALL_SIZES);
 	session_cache_register(reset_prices);
+	gen = session_cache_prices_gen();
 	if (per_token == (Datum) 0)
 	{
 		per_token = numeric_const("0.000001");
 		half = numeric_const("0.5");
 		zero = numeric_const("0");
 	}
+	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (prices_plan == NULL)
 	{
@@ -140,7 +147,7 @@ load_prices(void)
 		appendStringInfoString(&sql, " FROM llm_usage.model_price_versions ORDER BY model, valid_from DESC");
 		prices_plan = session_cache_keep_plan(sql.data, 0, NULL);
 	}
-	if (SPI_execute_plan(prices_plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(prices_plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading llm_usage.model_price_versions failed");
 
 	reset_prices();
@@ -191,6 +198,8 @@ load_prices(void)
 	}
 	MemoryContextSwitchTo(old);
 	SPI_finish();
+	session_cache_unpin_search_path(level);
+	prices_gen = gen;
 }
 
 /*
@@ -204,7 +213,7 @@ cost_price_at(const char *model, TimestampTz at)
 	char		key[MODEL_MAX + 1];
 	ModelPrices *mp;
 
-	if (price_cache == NULL)
+	if (price_cache == NULL || prices_gen != session_cache_prices_gen())
 		load_prices();
 	if (strlen(model) > MODEL_MAX)
 		return NULL;

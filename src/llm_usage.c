@@ -25,6 +25,7 @@
 
 #include "llm_usage.h"
 #include "quota.h"
+#include "session_cache.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,8 +50,6 @@ char	   *llm_usage_source_window_to = NULL;
 static int	llm_usage_alert_throttle = 3600;
 static int	llm_usage_event_retention = 13;
 static int	llm_usage_history_retention = 90;
-
-static bool llm_usage_audit_quota_denials = true;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -123,6 +122,7 @@ llm_usage_shmem_request_hook(void)
 		prev_shmem_request_hook();
 	llm_usage_shmem_request();
 	quota_shmem_request();
+	session_cache_shmem_request();
 }
 
 static void
@@ -132,14 +132,15 @@ llm_usage_shmem_startup_hook(void)
 		prev_shmem_startup_hook();
 	llm_usage_shmem_startup();
 	quota_shmem_startup();
+	session_cache_shmem_startup();
 }
 
 static void
 define_settings(void)
 {
 	DefineCustomBoolVariable("llm_usage.audit_quota_denials",
-							 "Writes a quota_exceeded audit event for every denied enforce_quota() call.",
-							 "Denials are audited in the caller's transaction, so they are kept when it commits.",
+							 "Audits denied enforce_quota() and enforce_quotas() calls as quota_exceeded events.",
+							 "Aggregated: one event per tenant and minute at most, with the count of denied calls.",
 							 &llm_usage_audit_quota_denials, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 
@@ -350,6 +351,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = llm_usage_shmem_startup_hook;
 
+	quota_shmem_install_hooks();
 	llm_usage_check_master_key_file();
 	register_worker();
 }

@@ -1,36 +1,56 @@
 /*-------------------------------------------------------------------------
  *
  * quota.c
- *	  enforce_quota() at memory speed: the backend side of the shared quota
- *	  counters of quota_shmem.c.
+ *	  enforce_quota() at memory speed, admitted or denied: the backend side
+ *	  of the shared quota counters of quota_shmem.c, the aggregated audit of
+ *	  denials, and the trigger that tells every session what changed.
  *
  * Each backend caches, for every tenant it has counted for, the limits in
  * force (in millionths) and, once computed, the current period of each.
- * They are built from the tenant directory of session_cache.c (the
- * tenants the role acts as may use, their time zones and quotas); a tenant
- * missing from it is one the role may not use or that does not exist: the
- * SQL path raises the right error.  This cache is dropped with the
- * directory whenever the configuration or role memberships change.
+ * They are built from the tenant directory of session_cache.c (the tenants
+ * the calling role may use, their time zones and quotas) and rebuilt when
+ * the directory's entry changes (its version); a tenant missing from the
+ * directory is one the role may not use or that does not exist: the SQL
+ * path raises the right error.
  *
  * enforce_quota() then checks and consumes under the tenant's spinlock,
- * without a table, a lock or SPI.  Everything unusual goes through the
- * SQL implementation instead (_enforce_quota_sql): bad arguments (for its
- * error messages), a denial (for its audit event), a server without the
- * library preloaded, or a tenant beyond llm_usage.quota_max_tenants.
+ * without a table, a lock or SPI, and answers an admission and a denial
+ * alike.  Everything unusual goes through the SQL implementation instead
+ * (_enforce_quota_sql): bad arguments (for its error messages), a server
+ * without the library preloaded, or a tenant beyond
+ * llm_usage.quota_max_tenants.
+ *
+ * Denials are audited, aggregated: each is added to the tenant's pending
+ * window in shared memory (denied calls, first and last time, per quota the
+ * denials and the last figures), and a window becomes one quota_exceeded
+ * audit event when a denial comes in a later minute (written then, by that
+ * call, through _write_quota_denials() in a subtransaction of its own) or
+ * when _write_quota_denials() runs (check_alerts(), the worker's
+ * maintenance, flush_quota_denials()).  A window taken by a flush whose
+ * (sub)transaction aborts is given back to shared memory, so every denial
+ * is written once.  So a flood of N denials writes one event a minute.
  *
  * Counting is in millionths of a unit: an amount is rounded up and a limit
  * down to that precision, so admission is never looser than exact.  A
  * consumption is not transactional: it counts from the moment it is
  * admitted, even if the calling transaction later rolls back.
  *
+ * SPI: every statement runs with search_path pinned to pg_catalog, pg_temp
+ * and names every object with its schema (session_cache.h); the audit flush
+ * runs as the extension's owner.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -43,6 +63,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
@@ -66,24 +89,22 @@ typedef struct CachedLimit
 	int			slot;
 	bool		unlimited;
 	int64		limit_u;		/* millionths, rounded down */
-	Datum		limit;			/* numeric as configured; 0 when unlimited */
+	Datum		limit;			/* numeric as configured (in the config's chunk); 0 when unlimited */
 	TimestampTz start;			/* current period, as last computed */
 	TimestampTz end;
 } CachedLimit;
 
-typedef struct ConfigKey
-{
-	char		tenant[QUOTA_TENANT_MAX + 1];
-} ConfigKey;
-
 typedef struct TenantConfig
 {
-	ConfigKey	key;
-	char	   *timezone;
+	char		tenant[QUOTA_TENANT_MAX + 1];	/* hash key */
+	uint64		version;		/* of the directory entry it was built from */
+	const char *timezone;		/* in chunk */
 	int			nlimits;
-	CachedLimit limits[QUOTA_SLOTS];	/* ordered by slot */
-	QuotaEntry *shared;			/* NULL: not looked up yet, or no room */
-	bool		no_room;		/* llm_usage.quota_max_tenants reached */
+	CachedLimit *limits;		/* [nlimits] in chunk, ordered by slot */
+	char	   *chunk;			/* limits, their numerics, the time zone: one allocation */
+	bool		has_shared;		/* shared is an entry looked up or taken */
+	QuotaRef	shared;
+	bool		no_room;		/* llm_usage.quota_max_tenants reached when last tried */
 } TenantConfig;
 
 /* backend-local cache; everything in it lives in cache_ctx */
@@ -91,16 +112,28 @@ static HTAB *config_cache = NULL;
 static MemoryContext cache_ctx = NULL;
 static SPIPlanPtr counters_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
+static SPIPlanPtr flush_plan = NULL;
+static SPIPlanPtr existing_plan = NULL;
 static TupleDesc enforce_tupdesc = NULL;
+
+/* the last amount converted (pgbench and applications repeat theirs) */
+static char last_amount[32];
+static Size last_amount_len = 0;
+static int64 last_amount_u = 0;
+
+bool		llm_usage_audit_quota_denials = true;
 
 PG_FUNCTION_INFO_V1(llm_usage_enforce_quota);
 PG_FUNCTION_INFO_V1(llm_usage_shm_consume);
 PG_FUNCTION_INFO_V1(llm_usage_shm_usable);
 PG_FUNCTION_INFO_V1(llm_usage_shm_counters);
 PG_FUNCTION_INFO_V1(llm_usage_shm_set_counter);
+PG_FUNCTION_INFO_V1(llm_usage_shm_take_denials);
+PG_FUNCTION_INFO_V1(llm_usage_shm_reclaim);
+PG_FUNCTION_INFO_V1(llm_usage_shm_status);
 PG_FUNCTION_INFO_V1(llm_usage_quota_config_changed);
 
-/* drop the cache (session_cache.c calls it when the configuration changes) */
+/* drop the cache (session_cache.c calls it when every cache is dropped) */
 static void
 reset_cache(void)
 {
@@ -122,7 +155,7 @@ ensure_cache(void)
 {
 	if (cache_ctx == NULL)
 		cache_ctx = AllocSetContextCreate(CacheMemoryContext, "llm_usage quota cache",
-										  ALLOCSET_SMALL_SIZES);
+										  ALLOCSET_DEFAULT_SIZES);
 	session_cache_register(reset_cache);
 }
 
@@ -188,6 +221,32 @@ amount_to_micro(Numeric n, int64 *out)
 	return true;
 }
 
+/* amount_to_micro of an argument, remembering the last one converted */
+static bool
+arg_amount_to_micro(Datum d, int64 *out)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(d);
+	Size		len;
+
+	if (!VARATT_IS_EXTENDED(raw) || VARATT_IS_SHORT(raw))
+	{
+		len = VARSIZE_ANY(raw);
+		if (len == last_amount_len && memcmp(raw, last_amount, len) == 0)
+		{
+			*out = last_amount_u;
+			return true;
+		}
+		if (len <= sizeof(last_amount) && amount_to_micro(DatumGetNumeric(d), out))
+		{
+			memcpy(last_amount, raw, len);
+			last_amount_len = len;
+			last_amount_u = *out;
+			return true;
+		}
+	}
+	return amount_to_micro(DatumGetNumeric(d), out);
+}
+
 /* a limit in millionths, rounded down; beyond 9 * 10^12 units it never binds */
 static int64
 limit_to_micro(Datum limit)
@@ -201,9 +260,50 @@ limit_to_micro(Datum limit)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
 }
 
+/*
+ * limit_to_micro, remembered: the same few limits (a plan's) are converted
+ * for every tenant on the plan each time the plans are read again, so the
+ * last conversion of each is kept in a small direct-mapped table keyed by
+ * the numeric's bytes.
+ */
+#define LIMIT_MEMO_SIZE		64
+#define LIMIT_MEMO_BYTES	32
+
+typedef struct LimitMemo
+{
+	Size		len;			/* 0: empty */
+	char		bytes[LIMIT_MEMO_BYTES];
+	int64		limit_u;
+} LimitMemo;
+
+static LimitMemo limit_memo[LIMIT_MEMO_SIZE];
+
+static int64
+limit_to_micro_memo(Datum limit)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(limit);
+	Size		len;
+	LimitMemo  *m;
+
+	if (VARATT_IS_EXTENDED(raw) && !VARATT_IS_SHORT(raw))
+		return limit_to_micro(limit);
+	len = VARSIZE_ANY(raw);
+	if (len > LIMIT_MEMO_BYTES)
+		return limit_to_micro(limit);
+	m = &limit_memo[hash_bytes((const unsigned char *) raw, (int) len) % LIMIT_MEMO_SIZE];
+	if (m->len == len && memcmp(m->bytes, raw, len) == 0)
+		return m->limit_u;
+	m->limit_u = limit_to_micro(limit);
+	memcpy(m->bytes, raw, len);
+	m->len = len;
+	return m->limit_u;
+}
+
 static Datum
 micro_to_numeric(int64 v)
 {
+	if (v % QUOTA_UNIT == 0)
+		return NumericGetDatum(int64_to_numeric(v / QUOTA_UNIT));
 	return DirectFunctionCall1(numeric_trim_scale, NumericGetDatum(int64_div_fast_to_numeric(v, 6)));
 }
 
@@ -228,15 +328,34 @@ make_key(QuotaKey *key, const char *tenant)
 	strlcpy(key->tenant, tenant, sizeof(key->tenant));
 }
 
+/* the owner of a function (the extension's owner, for ours) */
+static Oid
+function_owner(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
 /*
  * import_table_counters
- *		A shared entry this backend just created: add what the table holds
- *		for the tenant (counted before the shared counters were in use, or
- *		restored by pg_dump).  Consumption by others since the entry was
- *		created is kept: the table's figures are added to it.
+ *		A shared entry this backend just took: add what the table holds for
+ *		the tenant (counted before the shared counters were in use, restored
+ *		by pg_dump, or counted in the table while shared memory was full).
+ *		_quota_table_counters() locks the tenant's table rows, so that a
+ *		consumption in the table still in progress is committed (and read)
+ *		first, and one that starts later finds the entry (_consume_table
+ *		looks again once it holds the rows).  Consumption by others since
+ *		the entry was taken is kept: the table's figures are added to it.
+ *		The caller is connected to SPI with search_path pinned.
  */
 static void
-import_table_counters(QuotaEntry *e, const char *tenant)
+import_table_counters(const QuotaRef *ref, const char *tenant)
 {
 	Datum		arg = CStringGetTextDatum(tenant);
 	bool		isnull[4];
@@ -250,7 +369,7 @@ import_table_counters(QuotaEntry *e, const char *tenant)
 	if (counters_plan == NULL)
 		counters_plan = session_cache_keep_plan("SELECT counter_types, counter_periods, counter_starts, counter_used "
 												"FROM llm_usage._quota_table_counters($1)", 1, (Oid[]) {TEXTOID});
-	if (SPI_execute_plan(counters_plan, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute_plan(counters_plan, &arg, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		return;
 	for (int i = 0; i < 4; i++)
 		arr[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1 + i, &isnull[i]);
@@ -269,45 +388,86 @@ import_table_counters(QuotaEntry *e, const char *tenant)
 
 		if (t < 0 || p < 0 || !amount_to_micro(DatumGetNumeric(used[i]), &u))
 			continue;
-		s = &e->slots[t * QUOTA_NPERIODS + p];
-		SpinLockAcquire(&e->mutex);
+		if (!quota_lock(ref))
+			return;
+		s = &ref->entry->slots[t * QUOTA_NPERIODS + p];
 		if (s->period_start == 0 || s->period_start == DatumGetTimestampTz(starts[i]))
 		{
 			s->period_start = DatumGetTimestampTz(starts[i]);
 			s->used = (s->used > PG_INT64_MAX - u) ? PG_INT64_MAX : s->used + u;
+			ref->entry->dirty = true;
 		}
-		SpinLockRelease(&e->mutex);
+		quota_unlock(ref);
 	}
-	quota_changed();
 }
 
 /*
  * build_config
- *		A tenant's entry in the cache, from its directory entry: the quotas
- *		in force in slot order, limits in millionths.  Runs in cache_ctx;
- *		reads no catalog (the directory entry stays valid meanwhile).
+ *		A tenant's limits from its directory entry: the quotas in force in
+ *		slot order, limits in millionths.  The limits' numerics are copied
+ *		into one chunk of cache_ctx (the previous chunk is freed); the
+ *		current periods already computed are kept if the time zone is the
+ *		same.  Reads no catalog.
  */
 static void
 build_config(TenantConfig *cfg, const SessionTenant *st)
 {
-	cfg->timezone = pstrdup(st->timezone);
+	Size		size;
+	char	   *chunk;
+	char	   *p;
+	bool		same_zone = cfg->chunk != NULL && strcmp(cfg->timezone, st->timezone) == 0;
+	TimestampTz starts[QUOTA_SLOTS];
+	TimestampTz ends[QUOTA_SLOTS];
+
+	/* the periods computed so far stay right if the zone did not change */
+	memset(starts, 0, sizeof(starts));
+	memset(ends, 0, sizeof(ends));
+	if (same_zone)
+		for (int i = 0; i < cfg->nlimits; i++)
+		{
+			starts[cfg->limits[i].slot] = cfg->limits[i].start;
+			ends[cfg->limits[i].slot] = cfg->limits[i].end;
+		}
+	size = MAXALIGN(sizeof(CachedLimit) * Min(Max(st->nquotas, 1), QUOTA_SLOTS)) +
+		MAXALIGN(strlen(st->timezone) + 1);
+	for (int i = 0; i < st->nquotas; i++)
+		if (!st->quotas[i].unlimited)
+			size += MAXALIGN(VARSIZE_ANY(DatumGetPointer(st->quotas[i].limit)));
+	chunk = MemoryContextAlloc(cache_ctx, size);
+	if (cfg->chunk != NULL)
+		pfree(cfg->chunk);
+	cfg->chunk = chunk;
+	cfg->limits = (CachedLimit *) chunk;
+	p = chunk + MAXALIGN(sizeof(CachedLimit) * Min(Max(st->nquotas, 1), QUOTA_SLOTS));
+	strcpy(p, st->timezone);
+	cfg->timezone = p;
+	p += MAXALIGN(strlen(st->timezone) + 1);
 	cfg->nlimits = 0;
-	cfg->shared = NULL;
-	cfg->no_room = false;
 	for (int i = 0; i < st->nquotas; i++)
 	{
-		int			t = quota_type_index(st->quota_types[i]);
-		int			p = period_index(st->periods[i]);
+		const SessionQuota *q = &st->quotas[i];
+		int			t = quota_type_index(q->quota_type);
+		int			per = period_index(q->period);
 		CachedLimit *l;
 
-		if (t < 0 || p < 0 || cfg->nlimits >= QUOTA_SLOTS)
+		if (t < 0 || per < 0 || cfg->nlimits >= Min(st->nquotas, QUOTA_SLOTS))
 			continue;
 		l = &cfg->limits[cfg->nlimits++];
-		l->slot = t * QUOTA_NPERIODS + p;
-		l->unlimited = st->limit_nulls[i];
-		l->limit = st->limit_nulls[i] ? (Datum) 0 : datumCopy(st->limits[i], false, -1);
-		l->limit_u = st->limit_nulls[i] ? PG_INT64_MAX : limit_to_micro(st->limits[i]);
-		l->start = l->end = 0;
+		l->slot = t * QUOTA_NPERIODS + per;
+		l->unlimited = q->unlimited;
+		l->limit = (Datum) 0;
+		l->limit_u = PG_INT64_MAX;
+		if (!q->unlimited)
+		{
+			Size		len = VARSIZE_ANY(DatumGetPointer(q->limit));
+
+			memcpy(p, DatumGetPointer(q->limit), len);
+			l->limit = PointerGetDatum(p);
+			p += MAXALIGN(len);
+			l->limit_u = limit_to_micro_memo(l->limit);
+		}
+		l->start = starts[l->slot];
+		l->end = ends[l->slot];
 	}
 	/* in slot order: quota type, then minute < hour < day < month */
 	for (int i = 1; i < cfg->nlimits; i++)
@@ -318,35 +478,26 @@ build_config(TenantConfig *cfg, const SessionTenant *st)
 			cfg->limits[j] = cfg->limits[j - 1];
 			cfg->limits[j - 1] = tmp;
 		}
+	cfg->version = st->version;
 }
 
 /*
  * cached_config
- *		The cached configuration of a tenant for the current role (built
- *		from the tenant directory on first use); NULL when the role may not
- *		use the tenant or it does not exist.  Reads pending invalidations;
- *		expects a transaction.
+ *		The cached configuration of a tenant for the calling role, (re)built
+ *		from the tenant directory when its entry changed; NULL when the role
+ *		may not use the tenant or it does not exist.  Expects a transaction.
  */
 static TenantConfig *
 cached_config(const char *tenant)
 {
 	const SessionTenant *st;
-	ConfigKey	key;
 	TenantConfig *cfg;
+	bool		found;
 
 	if (tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX)
 		return NULL;			/* not a key of this cache: counted in the table */
 	ensure_cache();
-	memset(&key, 0, sizeof(key));
-	strlcpy(key.tenant, tenant, sizeof(key.tenant));
-	/* a hit needs no directory lookup: a change of the directory resets this cache */
-	if (session_cache_current() && config_cache != NULL)
-	{
-		cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
-		if (cfg != NULL)
-			return cfg;
-	}
-	/* may reset this cache: nothing of it is kept across */
+	/* may drop this cache: nothing of it is held across */
 	st = session_cache_tenant(tenant);
 	if (st == NULL)
 		return NULL;
@@ -355,61 +506,64 @@ cached_config(const char *tenant)
 		HASHCTL		info;
 
 		memset(&info, 0, sizeof(info));
-		info.keysize = sizeof(ConfigKey);
+		info.keysize = QUOTA_TENANT_MAX + 1;
 		info.entrysize = sizeof(TenantConfig);
 		info.hcxt = cache_ctx;
-		config_cache = hash_create("llm_usage tenant quota config", 64, &info,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		config_cache = hash_create("llm_usage tenant quota config", 256, &info,
+								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	cfg = hash_search(config_cache, &key, HASH_FIND, NULL);
-	if (cfg == NULL)
+	cfg = hash_search(config_cache, tenant, HASH_ENTER, &found);	/* string keys */
+	if (!found)
 	{
-		TenantConfig built;
-		MemoryContext old = MemoryContextSwitchTo(cache_ctx);
-
-		/* built first, so that an error leaves no half-made entry */
-		build_config(&built, st);
-		MemoryContextSwitchTo(old);
-		built.key = key;
-		cfg = hash_search(config_cache, &key, HASH_ENTER, NULL);
-		*cfg = built;
+		cfg->chunk = NULL;
+		cfg->has_shared = false;
+		cfg->no_room = false;
+		cfg->version = 0;
 	}
+	if (!found || cfg->version != st->version)
+		build_config(cfg, st);
 	return cfg;
 }
 
 /*
  * tenant_config
- *		The cached configuration of a tenant for the current role, with its
- *		shared entry looked up (created on first use); NULL when the role
- *		may not use the tenant or it does not exist.
+ *		The cached configuration of a tenant for the calling role, with its
+ *		shared entry looked up (taken on first use, the table's counters
+ *		imported); NULL when the role may not use the tenant or it does not
+ *		exist.  has_shared is false when shared memory is full (tried again
+ *		once entries were taken or given back since).
  */
 static TenantConfig *
 tenant_config(const char *tenant)
 {
 	TenantConfig *cfg = cached_config(tenant);
+	QuotaKey	qkey;
+	bool		created;
 
-	if (cfg == NULL)
-		return NULL;
-	if (cfg->shared == NULL && !cfg->no_room && shm_active())
+	if (cfg == NULL || cfg->has_shared || !shm_active())
+		return cfg;
+	if (cfg->no_room && quota_entry_count() >= llm_usage_quota_max_tenants)
+		return cfg;				/* still full */
+	make_key(&qkey, tenant);
+	if (!quota_entry(&qkey, &cfg->shared, &created))
 	{
-		QuotaKey	qkey;
-		bool		created;
+		cfg->no_room = true;
+		quota_warn_full();
+		return cfg;
+	}
+	cfg->no_room = false;
+	cfg->has_shared = true;
+	if (created)
+	{
+		QuotaRef	ref = cfg->shared;
+		int			level = session_cache_pin_search_path();
 
-		make_key(&qkey, tenant);
-		cfg->shared = quota_entry(&qkey, &created);
-		if (cfg->shared == NULL)
-		{
-			cfg->no_room = true;
-			quota_warn_full();
-		}
-		else if (created)
-		{
-			SPI_connect();
-			import_table_counters(cfg->shared, tenant);
-			SPI_finish();
-			/* invalidations read during SPI may have reset the cache */
-			return tenant_config(tenant);
-		}
+		SPI_connect();
+		import_table_counters(&ref, tenant);
+		SPI_finish();
+		session_cache_unpin_search_path(level);
+		/* the lookups of SPI may have changed the directory: look again */
+		return cached_config(tenant);
 	}
 	return cfg;
 }
@@ -433,22 +587,27 @@ typedef struct Check
 	bool		fits;
 } Check;
 
+#define CONSUME_STALE	(-1)	/* the shared entry was reclaimed meanwhile */
+
 /*
  * consume
  *		Atomic all-or-nothing check-and-consume of checks[0..n-1] of one
- *		tenant, under its spinlock.  A slot counting an older period counts
- *		as empty; one counting a newer period (another backend's clock moved
- *		on first) is consumed in that period, and the check's limit then
- *		moves to that period, so that what the caller reports (used,
- *		resets_at) is the period the consumption counted in.
+ *		tenant, under its spinlock; 1 when all fit (consumed), 0 when not
+ *		(nothing consumed), CONSUME_STALE when the entry is no longer the
+ *		tenant's.  A slot counting an older period counts as empty; one
+ *		counting a newer period (another backend's clock moved on first) is
+ *		consumed in that period, and the check's limit then moves to that
+ *		period, so that what the caller reports (used, resets_at) is the
+ *		period the consumption counted in.
  */
-static bool
+static int
 consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 {
-	QuotaEntry *e = cfg->shared;
+	QuotaEntry *e = cfg->shared.entry;
 	bool		all_fit = true;
 
-	SpinLockAcquire(&e->mutex);
+	if (!quota_lock(&cfg->shared))
+		return CONSUME_STALE;
 	for (int i = 0; i < n; i++)
 	{
 		QuotaSlot  *s = &e->slots[checks[i].limit->slot];
@@ -472,8 +631,9 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 			s->period_start = checks[i].counted;
 			s->updated_at = now;
 		}
+		e->dirty = true;
 	}
-	SpinLockRelease(&e->mutex);
+	quota_unlock(&cfg->shared);
 	for (int i = 0; i < n; i++)
 		if (checks[i].counted > checks[i].limit->start)
 		{
@@ -486,12 +646,10 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 			 */
 			checks[i].limit->start = checks[i].counted;
 		}
-	if (all_fit)
-		quota_changed();
-	return all_fit;
+	return all_fit ? 1 : 0;
 }
 
-/* the checks for one quota type; returns how many */
+/* the checks for one quota type; returns how many (at most QUOTA_NPERIODS) */
 static int
 checks_for_type(TenantConfig *cfg, int type, int64 amount, TimestampTz now, Check *checks)
 {
@@ -503,12 +661,283 @@ checks_for_type(TenantConfig *cfg, int type, int64 amount, TimestampTz now, Chec
 
 		if (l->slot / QUOTA_NPERIODS != type)
 			continue;
+		Assert(n < QUOTA_NPERIODS);
 		current_period(cfg, l, now);
 		checks[n].limit = l;
 		checks[n].requested = amount;
 		n++;
 	}
 	return n;
+}
+
+/* the start of the minute of t */
+static TimestampTz
+minute_of(TimestampTz t)
+{
+	TimestampTz r = t % USECS_PER_MINUTE;
+
+	return t - (r < 0 ? r + USECS_PER_MINUTE : r);
+}
+
+/*
+ * flush_denials_now
+ *		Write the tenant's closed denial window (one of an earlier minute) as
+ *		its audit event: _write_quota_denials(tenant, true) as the extension's
+ *		owner (fn's owner), search_path pinned, in a subtransaction of its
+ *		own.  If that fails the window goes back to shared memory (the
+ *		subtransaction's abort gives it back) and the failure is logged; a
+ *		cancel is raised.
+ */
+static void
+flush_denials_now(const char *tenant, Oid fn)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			owner = function_owner(fn);
+	Datum		arg = CStringGetTextDatum(tenant);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		Oid			save_userid;
+		int			save_sec;
+		int			level;
+
+		/* all undone by the subtransaction's abort if anything fails */
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		level = session_cache_pin_search_path();
+		SPI_connect();
+		if (flush_plan == NULL)
+			flush_plan = session_cache_keep_plan("SELECT llm_usage._write_quota_denials($1, true)", 1, (Oid[]) {TEXTOID});
+		if (SPI_execute_plan(flush_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "llm_usage._write_quota_denials() failed");
+		SPI_finish();
+		session_cache_unpin_search_path(level);
+		SetUserIdAndSecContext(save_userid, save_sec);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->elevel > ERROR)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("llm_usage: could not write the quota denials of tenant \"%s\" to the audit log: %s",
+						tenant, edata->message),
+				 errdetail("They are kept in shared memory and written with the next flush.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * record_denial
+ *		Add a denied call (checks[0..n-1], as consume() left them) to the
+ *		tenant's pending denial window.  A window of an earlier minute is
+ *		written first (flush_denials_now), unless this transaction cannot
+ *		write (read-only, recovery): then the window grows.  fn is the
+ *		C function called, whose owner writes the audit event.
+ */
+static void
+record_denial(TenantConfig *cfg, const char *tenant, Check *checks, int n, TimestampTz now, Oid fn)
+{
+	bool		may_flush = !XactReadOnly && !RecoveryInProgress();
+	Oid			role = llm_usage_caller_id();
+
+	if (!llm_usage_audit_quota_denials || !cfg->has_shared)
+		return;
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		QuotaRef	ref = cfg->shared;
+		QuotaDenials *d = &ref.entry->denials;
+		int			r;
+
+		if (!quota_lock(&ref))
+			return;				/* reclaimed: its tenant is gone */
+		if (may_flush && attempt == 0 && d->calls > 0 && minute_of(d->first_at) < minute_of(now))
+		{
+			quota_unlock(&ref);
+			flush_denials_now(tenant, fn);
+			continue;
+		}
+		if (d->calls == 0)
+			d->first_at = now;
+		d->last_at = Max(d->last_at, now);
+		d->calls++;
+		for (r = 0; r < QUOTA_DENIAL_ROLES && OidIsValid(d->roles[r]) && d->roles[r] != role; r++)
+			;
+		if (r == QUOTA_DENIAL_ROLES)
+			d->more_roles = true;
+		else
+			d->roles[r] = role;
+		for (int i = 0; i < n; i++)
+		{
+			QuotaDenialSlot *ds;
+
+			if (checks[i].fits)
+				continue;
+			ds = &d->slots[checks[i].limit->slot];
+			ds->denials++;
+			ds->used = checks[i].used;
+			ds->requested = checks[i].requested;
+			ds->limit_u = checks[i].limit->limit_u;
+			ds->period_start = checks[i].counted;
+		}
+		ref.entry->dirty = true;
+		quota_unlock(&ref);
+		return;
+	}
+}
+
+/*
+ * Denial windows taken by _shm_take_denials() in this transaction, with the
+ * subtransaction that took them: given back to shared memory if it aborts.
+ */
+typedef struct TakenWindow
+{
+	QuotaKey	key;
+	SubTransactionId subid;
+	QuotaDenials window;
+} TakenWindow;
+
+static List *taken_windows = NIL;	/* in TopMemoryContext */
+static bool taken_callbacks = false;
+
+/* add a window given back to an entry's pending one (caller holds the mutex) */
+static void
+merge_window(QuotaDenials *into, const QuotaDenials *w)
+{
+	bool		newer = w->last_at > into->last_at;
+
+	if (into->calls == 0)
+	{
+		*into = *w;
+		return;
+	}
+	into->calls += w->calls;
+	into->first_at = Min(into->first_at, w->first_at);
+	into->last_at = Max(into->last_at, w->last_at);
+	for (int i = 0; i < QUOTA_DENIAL_ROLES && OidIsValid(w->roles[i]); i++)
+	{
+		int			r;
+
+		for (r = 0; r < QUOTA_DENIAL_ROLES && OidIsValid(into->roles[r]) && into->roles[r] != w->roles[i]; r++)
+			;
+		if (r == QUOTA_DENIAL_ROLES)
+			into->more_roles = true;
+		else
+			into->roles[r] = w->roles[i];
+	}
+	into->more_roles |= w->more_roles;
+	for (int s = 0; s < QUOTA_SLOTS; s++)
+	{
+		const QuotaDenialSlot *ws = &w->slots[s];
+		QuotaDenialSlot *is = &into->slots[s];
+
+		if (ws->denials == 0)
+			continue;
+		if (is->denials == 0 || newer)
+		{
+			int64		sum = is->denials + ws->denials;
+
+			*is = *ws;
+			is->denials = sum;
+		}
+		else
+			is->denials += ws->denials;
+	}
+}
+
+/* give taken windows back (of subtransaction subid, or all) */
+static void
+give_back_windows(SubTransactionId subid, bool all)
+{
+	ListCell   *lc;
+
+	foreach(lc, taken_windows)
+	{
+		TakenWindow *tw = lfirst(lc);
+		QuotaRef	ref;
+
+		if (!all && tw->subid != subid)
+			continue;
+		if (quota_shmem_ready() && quota_lookup(&tw->key, &ref) && quota_lock(&ref))
+		{
+			merge_window(&ref.entry->denials, &tw->window);
+			ref.entry->dirty = true;
+			quota_unlock(&ref);
+		}
+		taken_windows = foreach_delete_current(taken_windows, lc);
+		pfree(tw);
+	}
+}
+
+static void
+taken_xact_callback(XactEvent event, void *arg)
+{
+	if (taken_windows == NIL)
+		return;
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		give_back_windows(InvalidSubTransactionId, true);
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		list_free_deep(taken_windows);
+		taken_windows = NIL;
+	}
+}
+
+static void
+taken_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		give_back_windows(mySubid, false);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		foreach(lc, taken_windows)
+		{
+			TakenWindow *tw = lfirst(lc);
+
+			if (tw->subid == mySubid)
+				tw->subid = parentSubid;
+		}
+}
+
+/* the binding check: one that denied, else least left (unlimited last), then shorter period */
+static int
+binding_check(const Check *checks, int n)
+{
+	int			b = 0;
+
+	for (int i = 1; i < n; i++)
+	{
+		const Check *c = &checks[i];
+		const Check *x = &checks[b];
+
+		if (c->fits != x->fits)
+		{
+			if (!c->fits)
+				b = i;
+			continue;
+		}
+		if (c->limit->unlimited)
+			continue;
+		if (x->limit->unlimited || c->limit->limit_u - c->used < x->limit->limit_u - x->used)
+			b = i;
+	}
+	return b;
 }
 
 static TupleDesc
@@ -530,7 +959,7 @@ enforce_result_desc(FunctionCallInfo fcinfo)
 
 /*
  * enforce_fast
- *		The admitted case of enforce_quota without SQL; NULL when the call
+ *		enforce_quota without SQL, admitted or denied; NULL when the call
  *		must take the SQL path (see the file header).
  */
 static HeapTuple
@@ -544,6 +973,7 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 	Check		checks[QUOTA_NPERIODS];
 	int			n;
 	int			b;
+	int			r;
 	TimestampTz now;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
@@ -555,11 +985,11 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 		return NULL;
 	type_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	type = quota_type_index(type_name);
-	if (type < 0 || !amount_to_micro(PG_GETARG_NUMERIC(2), &amount))
+	if (type < 0 || !arg_amount_to_micro(PG_GETARG_DATUM(2), &amount))
 		return NULL;
 
 	cfg = tenant_config(tenant);
-	if (cfg == NULL || cfg->shared == NULL)
+	if (cfg == NULL || !cfg->has_shared)
 		return NULL;
 	now = GetCurrentTimestamp();
 	n = checks_for_type(cfg, type, amount, now, checks);
@@ -570,21 +1000,18 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 		nulls[1] = nulls[2] = nulls[3] = nulls[4] = true;
 		return heap_form_tuple(desc, values, nulls);
 	}
-	if (!consume(cfg, checks, n, now))
-		return NULL;
-
-	/* the binding quota: least left, unlimited last, shorter period first */
-	b = -1;
-	for (int i = 0; i < n; i++)
+	r = consume(cfg, checks, n, now);
+	if (r == CONSUME_STALE)
 	{
-		if (checks[i].limit->unlimited)
-			continue;
-		if (b < 0 || checks[i].limit->limit_u - checks[i].used < checks[b].limit->limit_u - checks[b].used)
-			b = i;
+		/* the entry was reclaimed (its tenant deleted?): the SQL path looks again */
+		cfg->has_shared = false;
+		return NULL;
 	}
-	if (b < 0)
-		b = 0;
-	values[0] = BoolGetDatum(true);
+	if (r == 0)
+		record_denial(cfg, tenant, checks, n, now, fcinfo->flinfo->fn_oid);
+
+	b = binding_check(checks, n);
+	values[0] = BoolGetDatum(r == 1);
 	values[2] = micro_to_numeric(checks[b].used);
 	if (checks[b].limit->unlimited)
 		nulls[1] = nulls[3] = true;
@@ -602,7 +1029,7 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 	return heap_form_tuple(desc, values, nulls);
 }
 
-/* enforce_quota through the SQL implementation (errors, denials, no shared memory) */
+/* enforce_quota through the SQL implementation (errors, no shared memory) */
 static HeapTuple
 enforce_sql(FunctionCallInfo fcinfo, TupleDesc desc)
 {
@@ -611,12 +1038,14 @@ enforce_sql(FunctionCallInfo fcinfo, TupleDesc desc)
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, NUMERICOID};
 	HeapTuple	result;
 	MemoryContext caller = CurrentMemoryContext;
+	int			level;
 
 	for (int i = 0; i < 3; i++)
 	{
 		argnulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
+	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (fallback_plan == NULL)
 		fallback_plan = session_cache_keep_plan("SELECT allowed, quota_limit, used, remaining, resets_at "
@@ -637,63 +1066,63 @@ enforce_sql(FunctionCallInfo fcinfo, TupleDesc desc)
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
+	session_cache_unpin_search_path(level);
 	return result;
 }
 
 /*
  * llm_usage.enforce_quota(tenant_id text, quota_type text, amount numeric)
  *		RETURNS TABLE (allowed, quota_limit, used, remaining, resets_at)
+ *		Always one row: returned in value-per-call mode as the single
+ *		result (isDone left at ExprSingleResult), which ends the set
+ *		without a second call or a multi-call context.
  */
 Datum
 llm_usage_enforce_quota(PG_FUNCTION_ARGS)
 {
-	FuncCallContext *funcctx;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	desc;
+	HeapTuple	tup;
 
-	if (SRF_IS_FIRSTCALL())
-	{
-		MemoryContext old;
-		TupleDesc	desc;
-		HeapTuple	tup;
-
-		funcctx = SRF_FIRSTCALL_INIT();
-		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		desc = enforce_result_desc(fcinfo);
-		tup = enforce_fast(fcinfo, desc);
-		if (tup == NULL)
-			tup = enforce_sql(fcinfo, desc);
-		funcctx->user_fctx = tup;
-		MemoryContextSwitchTo(old);
-	}
-	funcctx = SRF_PERCALL_SETUP();
-	if (funcctx->call_cntr == 0)
-		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum((HeapTuple) funcctx->user_fctx));
-	SRF_RETURN_DONE(funcctx);
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || (rsinfo->allowedModes & SFRM_ValuePerCall) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	desc = enforce_result_desc(fcinfo);
+	tup = enforce_fast(fcinfo, desc);
+	if (tup == NULL)
+		tup = enforce_sql(fcinfo, desc);
+	rsinfo->returnMode = SFRM_ValuePerCall;
+	rsinfo->isDone = ExprSingleResult;
+	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
 }
 
 /*
  * llm_usage._shm_usable(tenant_id text) RETURNS boolean
- *		Whether the tenant is counted in shared memory (checks access).
+ *		Whether the tenant is counted in shared memory (checks access; takes
+ *		the tenant's entry if it has none and there is room).
  */
 Datum
 llm_usage_shm_usable(PG_FUNCTION_ARGS)
 {
 	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TenantConfig *cfg;
 
 	if (!shm_active() || tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX)
 		PG_RETURN_BOOL(false);
-	{
-		TenantConfig *cfg = tenant_config(tenant);
-
-		PG_RETURN_BOOL(cfg != NULL && cfg->shared != NULL);
-	}
+	cfg = tenant_config(tenant);
+	PG_RETURN_BOOL(cfg != NULL && cfg->has_shared);
 }
 
 /*
  * llm_usage._shm_consume(tenant_id text, quota_types text[], amounts numeric[])
  *		RETURNS SETOF llm_usage._quota_check
  *		All-or-nothing check-and-consume over several types in shared
- *		memory; the caller (_consume) has checked the arguments and that
- *		_shm_usable() is true.
+ *		memory; a denial is recorded for the audit like enforce_quota's.
+ *		The caller (_consume) has checked the amounts and that _shm_usable()
+ *		is true; this checks again what it relies on: as many amounts as
+ *		types, each type known and given once (so at most QUOTA_SLOTS
+ *		checks), each amount in range.
  */
 Datum
 llm_usage_shm_consume(PG_FUNCTION_ARGS)
@@ -702,43 +1131,87 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Datum	   *types,
 			   *amounts;
+	bool	   *type_nulls,
+			   *amount_nulls;
 	int			ntypes,
 				namounts;
+	int			type_of[QUOTA_NTYPES];	/* the argument giving each type, or -1 */
 	TenantConfig *cfg;
 	Check		checks[QUOTA_SLOTS];
 	int			n = 0;
+	int			r;
 	TimestampTz now = GetCurrentTimestamp();
-	bool		all_fit;
 
 	InitMaterializedSRF(fcinfo, 0);
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &types, NULL, &ntypes);
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), NUMERICOID, -1, false, TYPALIGN_INT, &amounts, NULL, &namounts);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &types, &type_nulls, &ntypes);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), NUMERICOID, -1, false, TYPALIGN_INT, &amounts, &amount_nulls, &namounts);
 	if (ntypes != namounts)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("quota_types and amounts differ in length")));
-	cfg = tenant_config(tenant);
-	if (cfg == NULL || cfg->shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("tenant \"%s\" is not counted in shared memory", tenant)));
-	/* in slot order, as _consume_table lists them */
 	for (int t = 0; t < QUOTA_NTYPES; t++)
-		for (int i = 0; i < ntypes; i++)
+		type_of[t] = -1;
+	for (int i = 0; i < ntypes; i++)
+	{
+		int			t;
+
+		if (type_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("quota_type must not be NULL")));
+		t = quota_type_index(TextDatumGetCString(types[i]));
+		if (t < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown quota type \"%s\"", TextDatumGetCString(types[i]))));
+		if (type_of[t] >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("quota type \"%s\" is given more than once", quota_type_names[t]),
+					 errhint("Give each quota type once, with the sum of its amounts.")));
+		if (amount_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("amount for \"%s\" must not be NULL", quota_type_names[t])));
+		type_of[t] = i;
+	}
+	/* twice at most: once more if the shared entry was reclaimed meanwhile */
+	for (int attempt = 0;; attempt++)
+	{
+		cfg = tenant_config(tenant);
+		if (cfg == NULL || !cfg->has_shared)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant \"%s\" is not counted in shared memory", tenant)));
+		/* in slot order, as _consume_table lists them; each type once: n <= QUOTA_SLOTS */
+		n = 0;
+		for (int t = 0; t < QUOTA_NTYPES; t++)
 		{
 			int64		amount;
 
-			if (quota_type_index(TextDatumGetCString(types[i])) != t)
+			if (type_of[t] < 0)
 				continue;
-			if (!amount_to_micro(DatumGetNumeric(amounts[i]), &amount))
+			if (!amount_to_micro(DatumGetNumeric(amounts[type_of[t]]), &amount))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("amount for \"%s\" is out of range", quota_type_names[t])));
+			if (n + QUOTA_NPERIODS > QUOTA_SLOTS)
+				elog(ERROR, "too many quota checks");	/* cannot happen: types are distinct */
 			n += checks_for_type(cfg, t, amount, now, checks + n);
 		}
-	if (n == 0)
-		return (Datum) 0;
-	all_fit = consume(cfg, checks, n, now);
+		if (n == 0)
+			return (Datum) 0;
+		r = consume(cfg, checks, n, now);
+		if (r != CONSUME_STALE)
+			break;
+		cfg->has_shared = false;
+		if (attempt > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("tenant \"%s\" is not counted in shared memory", tenant)));
+	}
+	if (r == 0)
+		record_denial(cfg, tenant, checks, n, now, fcinfo->flinfo->fn_oid);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[8];
@@ -753,7 +1226,7 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 		values[4] = TimestampTzGetDatum(l->start);
 		values[5] = TimestampTzGetDatum(l->end);
 		values[6] = micro_to_numeric(checks[i].used);
-		values[7] = BoolGetDatum(all_fit || checks[i].fits);
+		values[7] = BoolGetDatum(r == 1 || checks[i].fits);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -761,16 +1234,18 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 
 /* emit the used slots of one entry as quota_counters rows */
 static void
-emit_entry(void *arg, QuotaEntry *e)
+emit_entry(void *arg, QuotaEntry *e, uint64 incarnation)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
 	QuotaSlot	slots[QUOTA_SLOTS];
 	char		tenant[QUOTA_TENANT_MAX + 1];
+	QuotaRef	ref = {e, incarnation};
 
+	if (!quota_lock(&ref))
+		return;
 	memcpy(tenant, e->key.tenant, sizeof(tenant));
-	SpinLockAcquire(&e->mutex);
 	memcpy(slots, e->slots, sizeof(slots));
-	SpinLockRelease(&e->mutex);
+	quota_unlock(&ref);
 	for (int s = 0; s < QUOTA_SLOTS; s++)
 	{
 		Datum		values[6];
@@ -809,14 +1284,13 @@ llm_usage_shm_counters(PG_FUNCTION_ARGS)
 	{
 		char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 		QuotaKey	key;
-		QuotaEntry *e;
+		QuotaRef	ref;
 
 		if (strlen(tenant) > QUOTA_TENANT_MAX)
 			return (Datum) 0;
 		make_key(&key, tenant);
-		e = quota_lookup(&key);
-		if (e != NULL)
-			emit_entry(rsinfo, e);
+		if (quota_lookup(&key, &ref))
+			emit_entry(rsinfo, ref.entry, ref.incarnation);
 	}
 	else
 		quota_foreach(MyDatabaseId, tenants_relid, emit_entry, rsinfo);
@@ -837,7 +1311,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 				p;
 	int64		used;
 	QuotaKey	key;
-	QuotaEntry *e;
+	QuotaRef	ref;
 	bool		created;
 
 	if (!shm_active())
@@ -866,37 +1340,418 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 				 errmsg("tenant_id is too long for the shared quota counters")));
 	AcceptInvalidationMessages();
 	make_key(&key, tenant);
-	e = quota_entry(&key, &created);
-	if (e == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("shared quota counters are full"),
-				 errhint("Raise llm_usage.quota_max_tenants and restart the server.")));
-	SpinLockAcquire(&e->mutex);
-	e->slots[t * QUOTA_NPERIODS + p].period_start = PG_GETARG_TIMESTAMPTZ(3);
-	e->slots[t * QUOTA_NPERIODS + p].used = used;
-	e->slots[t * QUOTA_NPERIODS + p].updated_at = GetCurrentTimestamp();
-	SpinLockRelease(&e->mutex);
-	quota_changed();
+	for (int attempt = 0;; attempt++)
+	{
+		if (!quota_entry(&key, &ref, &created))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("shared quota counters are full"),
+					 errhint("Raise llm_usage.quota_max_tenants and restart the server.")));
+		if (quota_lock(&ref))
+			break;
+		if (attempt > 0)
+			elog(ERROR, "shared quota entry of tenant \"%s\" keeps being reclaimed", tenant);
+	}
+	ref.entry->slots[t * QUOTA_NPERIODS + p].period_start = PG_GETARG_TIMESTAMPTZ(3);
+	ref.entry->slots[t * QUOTA_NPERIODS + p].used = used;
+	ref.entry->slots[t * QUOTA_NPERIODS + p].updated_at = GetCurrentTimestamp();
+	ref.entry->dirty = true;
+	quota_unlock(&ref);
 	PG_RETURN_VOID();
+}
+
+/* arguments of take_entry_denials */
+typedef struct TakeArgs
+{
+	ReturnSetInfo *rsinfo;
+	const char *tenant;			/* NULL: every tenant */
+	bool		closed_only;
+	TimestampTz now;
+} TakeArgs;
+
+/* take one entry's pending window, if it qualifies, and emit its rows */
+static void
+take_entry_denials(void *arg, QuotaEntry *e, uint64 incarnation)
+{
+	TakeArgs   *a = (TakeArgs *) arg;
+	QuotaRef	ref = {e, incarnation};
+	QuotaDenials w;
+	QuotaKey	key;
+	TakenWindow *tw;
+	Datum		roles[QUOTA_DENIAL_ROLES + 1];
+	int			nroles = 0;
+	MemoryContext old;
+
+	if (!quota_lock(&ref))
+		return;
+	if (e->denials.calls == 0 || (a->tenant != NULL && strcmp(e->key.tenant, a->tenant) != 0) ||
+		(a->closed_only && minute_of(e->denials.first_at) >= minute_of(a->now)))
+	{
+		quota_unlock(&ref);
+		return;
+	}
+	w = e->denials;
+	key = e->key;
+	memset(&e->denials, 0, sizeof(e->denials));
+	e->dirty = true;
+	quota_unlock(&ref);
+
+	/* noted at once: from here an error gives it back */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	tw = palloc(sizeof(TakenWindow));
+	tw->key = key;
+	tw->subid = GetCurrentSubTransactionId();
+	tw->window = w;
+	taken_windows = lappend(taken_windows, tw);
+	MemoryContextSwitchTo(old);
+
+	for (int r = 0; r < QUOTA_DENIAL_ROLES && OidIsValid(w.roles[r]); r++)
+	{
+		char	   *name = GetUserNameFromId(w.roles[r], true);
+
+		roles[nroles++] = CStringGetTextDatum(name ? name : psprintf("%u", w.roles[r]));
+	}
+	if (w.more_roles)
+		roles[nroles++] = CStringGetTextDatum("...");
+	for (int s = 0; s < QUOTA_SLOTS; s++)
+	{
+		QuotaDenialSlot *ds = &w.slots[s];
+		Datum		values[12];
+		bool		nulls[12] = {false, false, false, false, false, false, false, false, false, false, false, false};
+
+		if (ds->denials == 0)
+			continue;
+		values[0] = CStringGetTextDatum(key.tenant);
+		values[1] = TimestampTzGetDatum(w.first_at);
+		values[2] = TimestampTzGetDatum(w.last_at);
+		values[3] = Int64GetDatum(w.calls);
+		values[4] = PointerGetDatum(construct_array(roles, nroles, TEXTOID, -1, false, TYPALIGN_INT));
+		values[5] = CStringGetTextDatum(quota_type_names[s / QUOTA_NPERIODS]);
+		values[6] = CStringGetTextDatum(period_names[s % QUOTA_NPERIODS]);
+		values[7] = micro_to_numeric(ds->limit_u);
+		values[8] = micro_to_numeric(ds->used);
+		values[9] = micro_to_numeric(ds->requested);
+		values[10] = TimestampTzGetDatum(ds->period_start);
+		values[11] = Int64GetDatum(ds->denials);
+		tuplestore_putvalues(a->rsinfo->setResult, a->rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * llm_usage._shm_take_denials(tenant_id text, closed_only boolean)
+ *		RETURNS TABLE (tenant_id, first_at, last_at, calls, roles,
+ *					   quota_type, period, quota_limit, used, requested,
+ *					   period_start, denials)
+ *		Take the pending denial windows of this database's tenants (of one
+ *		tenant if given; only those begun in an earlier minute if
+ *		closed_only): one row per quota denied.  A window taken is given
+ *		back to shared memory if the (sub)transaction aborts.  For
+ *		_write_quota_denials() only.
+ */
+Datum
+llm_usage_shm_take_denials(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TakeArgs	a;
+	char	   *tenant = NULL;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!shm_active())
+		return (Datum) 0;
+	if (!taken_callbacks)
+	{
+		RegisterXactCallback(taken_xact_callback, NULL);
+		RegisterSubXactCallback(taken_subxact_callback, NULL);
+		taken_callbacks = true;
+	}
+	if (!PG_ARGISNULL(0))
+	{
+		tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		if (strlen(tenant) > QUOTA_TENANT_MAX)
+			return (Datum) 0;
+	}
+	a.rsinfo = rsinfo;
+	a.tenant = tenant;
+	a.closed_only = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	a.now = GetCurrentTimestamp();
+	AcceptInvalidationMessages();
+	quota_foreach(MyDatabaseId, session_cache_tenants_relid(), take_entry_denials, &a);
+	return (Datum) 0;
+}
+
+/* keys found to reclaim by _shm_reclaim */
+typedef struct ReclaimSet
+{
+	int			ndbs;
+	Oid		   *dead_dbs;
+	Oid			relid;			/* this database's tenants table */
+	int			ntenants;
+	char	  **gone;			/* sorted: tenants of this database that no longer exist */
+} ReclaimSet;
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static bool
+reclaim_doomed(void *arg, const QuotaKey *key)
+{
+	ReclaimSet *rs = (ReclaimSet *) arg;
+	const char *k = key->tenant;
+
+	for (int i = 0; i < rs->ndbs; i++)
+		if (rs->dead_dbs[i] == key->dbid)
+			return true;
+	if (key->dbid != MyDatabaseId)
+		return false;
+	if (key->tenants_relid != rs->relid)
+		return true;
+	return rs->ntenants > 0 && bsearch(&k, rs->gone, rs->ntenants, sizeof(char *), cmp_str) != NULL;
+}
+
+/* gather the databases and this database's tenants of every entry */
+typedef struct ReclaimScan
+{
+	Oid		   *dbs;
+	int			ndbs;
+	char	  **tenants;
+	int			ntenants;
+	Oid			relid;
+	TimestampTz idle_before;
+} ReclaimScan;
+
+static void
+scan_entry(void *arg, QuotaEntry *e, uint64 incarnation)
+{
+	ReclaimScan *s = (ReclaimScan *) arg;
+	QuotaRef	ref = {e, incarnation};
+	QuotaKey	key;
+	TimestampTz last = 0;
+
+	if (!quota_lock(&ref))
+		return;
+	key = e->key;
+	for (int i = 0; i < QUOTA_SLOTS; i++)
+		last = Max(last, e->slots[i].updated_at);
+	last = Max(last, e->denials.last_at);
+	quota_unlock(&ref);
+	s->dbs[s->ndbs++] = key.dbid;
+	/* an entry used lately may be a tenant created by a transaction still open */
+	if (key.dbid == MyDatabaseId && key.tenants_relid == s->relid && last < s->idle_before)
+		s->tenants[s->ntenants++] = pstrdup(key.tenant);
+}
+
+/*
+ * llm_usage._shm_reclaim(idle interval DEFAULT '10 minutes') RETURNS integer
+ *		Give back the shared entries nobody can use any more: of databases
+ *		that no longer exist, of this database's dropped (or re-created)
+ *		extensions, and of this database's tenants that no longer exist
+ *		(unused for idle, so that a tenant created by a transaction still
+ *		open is not taken for gone).  Returns how many.  Commit-time
+ *		reclaiming catches these as they happen; this is the sweep behind
+ *		it (the worker's maintenance).  The extension's owner and superusers
+ *		only.
+ */
+Datum
+llm_usage_shm_reclaim(PG_FUNCTION_ARGS)
+{
+	ReclaimScan s;
+	ReclaimSet	rs;
+	int			level;
+
+	if (!shm_active())
+		PG_RETURN_INT32(0);
+	AcceptInvalidationMessages();
+	memset(&s, 0, sizeof(s));
+	s.dbs = palloc(sizeof(Oid) * Max(llm_usage_quota_max_tenants, 1));
+	s.tenants = palloc(sizeof(char *) * Max(llm_usage_quota_max_tenants, 1));
+	s.relid = session_cache_tenants_relid();
+	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
+	{
+		Interval   *idle = PG_GETARG_INTERVAL_P(0);
+
+		if (idle->month != 0 || idle->day < 0 || idle->time < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("idle must be a non-negative interval of days, hours, minutes or seconds")));
+		s.idle_before = GetCurrentTimestamp() - idle->day * USECS_PER_DAY - idle->time;
+	}
+	else
+		s.idle_before = GetCurrentTimestamp() - 10 * USECS_PER_MINUTE;
+	quota_foreach(InvalidOid, InvalidOid, scan_entry, &s);
+
+	memset(&rs, 0, sizeof(rs));
+	rs.relid = s.relid;
+	rs.dead_dbs = palloc(sizeof(Oid) * Max(s.ndbs, 1));
+	for (int i = 0; i < s.ndbs; i++)
+	{
+		bool		seen = false;
+
+		for (int j = 0; j < rs.ndbs && !seen; j++)
+			seen = rs.dead_dbs[j] == s.dbs[i];
+		if (!seen && !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(s.dbs[i])))
+			rs.dead_dbs[rs.ndbs++] = s.dbs[i];
+	}
+	if (s.ntenants > 0)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * s.ntenants);
+		Datum		arg;
+
+		for (int i = 0; i < s.ntenants; i++)
+			elems[i] = CStringGetTextDatum(s.tenants[i]);
+		arg = PointerGetDatum(construct_array(elems, s.ntenants, TEXTOID, -1, false, TYPALIGN_INT));
+		level = session_cache_pin_search_path();
+		SPI_connect();
+		if (existing_plan == NULL)
+			existing_plan = session_cache_keep_plan("SELECT x FROM pg_catalog.unnest($1) x "
+													"WHERE NOT EXISTS (SELECT 1 FROM llm_usage.tenants t "
+													"WHERE t.tenant_id OPERATOR(pg_catalog.=) x)",
+													1, (Oid[]) {TEXTARRAYOID});
+		if (SPI_execute_plan(existing_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "reading llm_usage.tenants failed");
+		rs.gone = palloc(sizeof(char *) * Max(SPI_processed, 1));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			rs.gone[rs.ntenants++] = MemoryContextStrdup(TopTransactionContext,
+														 TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+		}
+		SPI_finish();
+		session_cache_unpin_search_path(level);
+		qsort(rs.gone, rs.ntenants, sizeof(char *), cmp_str);
+	}
+	PG_RETURN_INT32(quota_reclaim(reclaim_doomed, &rs));
+}
+
+static void
+count_entry(void *arg, QuotaEntry *e, uint64 incarnation)
+{
+	(*(int *) arg)++;
+}
+
+/*
+ * llm_usage._shm_status() RETURNS TABLE (entries integer, max_entries integer,
+ *										   this_database integer)
+ *		How many shared entries are in use, of how many, and by this
+ *		database's tenants.
+ */
+Datum
+llm_usage_shm_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int			mine = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (!shm_active())
+	{
+		values[0] = values[1] = values[2] = Int32GetDatum(0);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+	}
+	quota_foreach(MyDatabaseId, InvalidOid, count_entry, &mine);
+	values[0] = Int32GetDatum(quota_entry_count());
+	values[1] = Int32GetDatum(llm_usage_quota_max_tenants);
+	values[2] = Int32GetDatum(mine);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* the tenant_id of a row of a configuration table, or NULL */
+static char *
+row_tenant(Relation rel, HeapTuple tup)
+{
+	int			attnum = SPI_fnumber(RelationGetDescr(rel), "tenant_id");
+	bool		isnull;
+	Datum		d;
+
+	if (attnum <= 0 || tup == NULL)
+		return NULL;
+	d = heap_getattr(tup, attnum, RelationGetDescr(rel), &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* a tenant's configuration changed; deleted: its shared entry goes at commit */
+static void
+tenant_changed(Relation rel, const char *tenant, bool gone)
+{
+	if (tenant == NULL)
+		return;
+	session_cache_tenant_changed(tenant);
+	if (gone && shm_active() && strlen(tenant) <= QUOTA_TENANT_MAX)
+	{
+		QuotaKey	key;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = MyDatabaseId;
+		key.tenants_relid = RelationGetRelid(rel);
+		strlcpy(key.tenant, tenant, sizeof(key.tenant));
+		quota_reclaim_tenant_at_commit(&key);
+	}
 }
 
 /*
  * llm_usage._quota_config_changed() RETURNS trigger
- *		Statement trigger on every table quota limits and access come from:
- *		every backend drops its quota cache when this transaction commits.
+ *		On every table the configuration comes from: the change reaches
+ *		every session's caches when this transaction commits
+ *		(session_cache.c), and no more of it than changed.  Row triggers on
+ *		tenants, tenant_quota_overrides and tenant_access name the tenant
+ *		(a deleted tenant's shared entry is reclaimed at commit); statement
+ *		triggers on plans and plan_quotas announce the plans, on
+ *		model_price_versions the prices; TRUNCATE of a tenant table
+ *		announces everything.
  */
 Datum
 llm_usage_quota_config_changed(PG_FUNCTION_ARGS)
 {
-	Oid			relid;
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *table;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_quota_config_changed() must be called as a trigger")));
-	relid = get_relname_relid("tenants", get_namespace_oid("llm_usage", false));
-	if (OidIsValid(relid))
-		CacheInvalidateRelcacheByRelid(relid);
+				 errmsg("_quota_config_changed() must be called as an AFTER trigger")));
+	table = RelationGetRelationName(td->tg_relation);
+	if (strcmp(table, "model_price_versions") == 0)
+		session_cache_prices_changed();
+	else if (strcmp(table, "plans") == 0 || strcmp(table, "plan_quotas") == 0)
+		session_cache_plans_changed();
+	else if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	{
+		bool		is_tenants = strcmp(table, "tenants") == 0;
+		char	   *old_tenant = NULL;
+		char	   *new_tenant = NULL;
+
+		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+			new_tenant = row_tenant(td->tg_relation, td->tg_trigtuple);
+		else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+			old_tenant = row_tenant(td->tg_relation, td->tg_trigtuple);
+		else
+		{
+			old_tenant = row_tenant(td->tg_relation, td->tg_trigtuple);
+			new_tenant = row_tenant(td->tg_relation, td->tg_newtuple);
+		}
+		tenant_changed(td->tg_relation, old_tenant,
+					   is_tenants && (new_tenant == NULL || old_tenant == NULL || strcmp(old_tenant, new_tenant) != 0));
+		if (new_tenant != NULL && (old_tenant == NULL || strcmp(old_tenant, new_tenant) != 0))
+			tenant_changed(td->tg_relation, new_tenant, false);
+	}
+	else
+	{
+		/* a statement on a tenant table (TRUNCATE): everything, and for tenants every entry */
+		session_cache_all_changed();
+		if (strcmp(table, "tenants") == 0 && shm_active())
+		{
+			QuotaKey	key;
+
+			memset(&key, 0, sizeof(key));
+			key.dbid = MyDatabaseId;
+			key.tenants_relid = RelationGetRelid(td->tg_relation);
+			quota_reclaim_tenant_at_commit(&key);	/* empty tenant: all of the table */
+		}
+	}
 	return PointerGetDatum(NULL);
 }

@@ -18,6 +18,7 @@
 #define QUOTA_SLOTS			(QUOTA_NTYPES * QUOTA_NPERIODS)
 #define QUOTA_TENANT_MAX	255		/* longer tenant ids are counted in the table */
 #define QUOTA_UNIT			INT64CONST(1000000) /* counters are in millionths */
+#define QUOTA_DENIAL_ROLES	4		/* roles named in one denial record */
 
 typedef struct QuotaKey
 {
@@ -33,24 +34,74 @@ typedef struct QuotaSlot
 	int64		used;			/* millionths of the unit */
 } QuotaSlot;
 
+/* what the denials of one quota in the pending window were, the last one's figures */
+typedef struct QuotaDenialSlot
+{
+	int64		denials;		/* denied calls this quota did not fit; 0: none */
+	int64		used;			/* counted when last denied, millionths */
+	int64		requested;		/* last amount denied, millionths */
+	int64		limit_u;		/* limit then, millionths */
+	TimestampTz period_start;	/* period it was counting */
+} QuotaDenialSlot;
+
+/*
+ * The denials of a tenant not yet written to the audit log: one window,
+ * started by the first denial, written (one audit event) when a denial
+ * comes in a later minute, or by _write_quota_denials().
+ */
+typedef struct QuotaDenials
+{
+	TimestampTz first_at;		/* 0: nothing pending */
+	TimestampTz last_at;
+	int64		calls;			/* denied calls */
+	Oid			roles[QUOTA_DENIAL_ROLES];	/* the first roles denied */
+	bool		more_roles;		/* and others */
+	QuotaDenialSlot slots[QUOTA_SLOTS];
+} QuotaDenials;
+
+/*
+ * One tenant's counters.  Entries live in a fixed array allocated at
+ * start-up and are reused: a backend holding a pointer checks, under the
+ * mutex, that incarnation is still the one it looked up.
+ */
 typedef struct QuotaEntry
 {
+	slock_t		mutex;			/* protects everything below but next_free */
+	bool		in_use;
+	bool		dirty;			/* changed since the saver last copied it */
+	uint64		incarnation;	/* 0 while free */
 	QuotaKey	key;
-	slock_t		mutex;			/* protects slots */
 	QuotaSlot	slots[QUOTA_SLOTS]; /* [type * QUOTA_NPERIODS + period] */
+	QuotaDenials denials;
+	int			next_free;		/* free list, under the table's LWLock */
 } QuotaEntry;
+
+/* a backend's reference to an entry */
+typedef struct QuotaRef
+{
+	QuotaEntry *entry;
+	uint64		incarnation;
+} QuotaRef;
 
 extern int	llm_usage_quota_max_tenants;
 extern int	llm_usage_quota_save_interval;
+extern bool llm_usage_audit_quota_denials;
 
+/* quota_shmem.c */
 extern Size quota_shmem_size(void);
 extern void quota_shmem_request(void);
 extern void quota_shmem_startup(void);
+extern void quota_shmem_install_hooks(void);
 extern bool quota_shmem_ready(void);
-extern QuotaEntry *quota_lookup(const QuotaKey *key);
-extern QuotaEntry *quota_entry(const QuotaKey *key, bool *created);
-extern void quota_foreach(Oid dbid, Oid tenants_relid, void (*fn) (void *arg, QuotaEntry *e), void *arg);
-extern void quota_changed(void);
+extern bool quota_lookup(const QuotaKey *key, QuotaRef *ref);
+extern bool quota_entry(const QuotaKey *key, QuotaRef *ref, bool *created);
+extern bool quota_lock(const QuotaRef *ref);
+extern void quota_unlock(const QuotaRef *ref);
+extern int	quota_entry_count(void);
+extern void quota_foreach(Oid dbid, Oid tenants_relid,
+						  void (*fn) (void *arg, QuotaEntry *e, uint64 incarnation), void *arg);
+extern int	quota_reclaim(bool (*doomed) (void *arg, const QuotaKey *key), void *arg);
+extern void quota_reclaim_tenant_at_commit(const QuotaKey *key);
 extern bool quota_save_if_changed(void);
 extern void quota_warn_full(void);
 extern PGDLLEXPORT void llm_usage_quota_saver_main(Datum main_arg);

@@ -1,30 +1,48 @@
 /*-------------------------------------------------------------------------
  *
  * quota_shmem.c
- *	  Quota counters of the current periods in shared memory, and their
- *	  durable copy on disk.
+ *	  Quota counters of the current periods in shared memory, their durable
+ *	  copy on disk, and the reclaiming of entries nobody can use any more.
  *
  * One QuotaEntry per (database, tenants table, tenant) holds a slot per
- * quota type and period: the start of the period the slot counts and what
- * was consumed in it, in millionths of the quota's unit.
+ * quota type and period (the start of the period the slot counts and what
+ * was consumed in it, in millionths of the quota's unit) and the tenant's
+ * denials not yet written to the audit log.
+ *
+ * Memory: llm_usage.quota_max_tenants entries, allocated once at start-up
+ * in a fixed array, and a hash table from key to array index preallocated
+ * for as many keys.  At most that many entries are ever in use (counted
+ * here: dynahash does not enforce a shared table's maximum, it would take
+ * memory from the rest of shared memory); a tenant beyond it is counted in
+ * the table by the SQL path.  Entries are reclaimed when their tenant is
+ * deleted, their extension dropped or their database dropped (at commit of
+ * the transaction that did it), and by _shm_reclaim() (the worker's
+ * maintenance) for whatever that missed.
  *
  * Locking:
- *	- quota_state->lock (an LWLock) protects the hash table's structure:
- *	  LW_SHARED to look an entry up, LW_EXCLUSIVE to add one.  Entries are
- *	  never removed while the server runs, so a pointer to an entry stays
- *	  valid without the lock; backends keep such pointers in their caches.
- *	- entry->mutex (a spinlock) protects the entry's slots and dirty flag.
- *	  It is held only to read or change them: no allocation, no error, no
- *	  other lock while it is held.  All slots of a tenant share it, so
- *	  consuming several quotas at once is atomic.
+ *	- quota_state->lock (an LWLock) protects the hash table, the free list
+ *	  and which entries are in use: LW_SHARED to look a key up, LW_EXCLUSIVE
+ *	  to take or give back an entry.
+ *	- entry->mutex (a spinlock, initialised once at start-up and never
+ *	  again) protects the entry's contents.  It is held only to read or
+ *	  change them: no allocation, no error, no other lock while it is held.
+ *	  All slots of a tenant share it, so consuming several quotas at once is
+ *	  atomic.
+ *	- Backends keep pointers to entries without the LWLock (QuotaRef).  An
+ *	  entry may meanwhile be reclaimed and reused for another tenant, so
+ *	  every use takes the mutex and checks that the entry's incarnation is
+ *	  still the one looked up (quota_lock()); a new incarnation is given
+ *	  each time an entry is taken.
  *
- * Durability: the "llm_usage quota saver" worker writes every entry to
- * pg_stat/llm_usage_quota.stat (write to a temporary file, fsync, rename)
- * every llm_usage.quota_save_interval when anything changed, and once more
- * when it stops; the postmaster writes it a last time at a clean shutdown.
- * The file is read back when shared memory is created, at start-up and
- * after a crash.  A crash therefore loses at most the consumption since
- * the last save; a clean shutdown loses nothing.
+ * Durability: the "llm_usage quota saver" worker writes every entry in use
+ * to pg_stat/llm_usage_quota.stat (write to a temporary file, fsync, rename)
+ * every llm_usage.quota_save_interval, when an entry changed (each entry's
+ * dirty flag, set under its mutex) or entries were taken or reclaimed, and
+ * once more when it stops; the postmaster writes it a last time at a clean
+ * shutdown.  It copies each entry under its mutex and holds no lock while
+ * writing or syncing.  The file is read back when shared memory is created,
+ * at start-up and after a crash.  A crash therefore loses at most the
+ * consumption since the last save; a clean shutdown loses nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +50,10 @@
 
 #include <unistd.h>
 
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -43,6 +65,8 @@
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
@@ -51,21 +75,35 @@
 #define QUOTA_FILE			"pg_stat/llm_usage_quota.stat"
 #define QUOTA_FILE_TMP		QUOTA_FILE ".tmp"
 #define QUOTA_FILE_MAGIC	0x4c4c4d51	/* "LLMQ" */
-#define QUOTA_FILE_VERSION	1
+#define QUOTA_FILE_VERSION	2		/* 1: key and slots; 2: and pending denials */
 
 typedef struct QuotaState
 {
-	LWLock	   *lock;			/* protects the hash table's structure */
-	pg_atomic_uint64 changes;	/* bumped by every consumption */
-	pg_atomic_uint64 saved_changes; /* value of changes at the last save */
+	LWLock	   *lock;			/* hash table, free list, in_use */
+	int			nentries;		/* in use */
+	int			free_head;		/* first free entry, -1: none */
+	uint64		next_incarnation;
+	pg_atomic_uint64 structure_changes; /* entries taken or given back */
+	pg_atomic_uint64 saved_structure;	/* structure_changes when last saved */
+	pg_atomic_uint32 save_failed;	/* the last save failed: write again */
 	bool		full_warned;
 } QuotaState;
+
+/* the hash table's entries: where a key's entry is */
+typedef struct QuotaHashEntry
+{
+	QuotaKey	key;
+	int			index;
+} QuotaHashEntry;
 
 int			llm_usage_quota_max_tenants = 10000;
 int			llm_usage_quota_save_interval = 1000;
 
 static QuotaState *quota_state = NULL;
+static QuotaEntry *quota_entries = NULL;
 static HTAB *quota_hash = NULL;
+
+static object_access_hook_type prev_object_access_hook = NULL;
 
 static void quota_save_at_exit(int code, Datum arg);
 static void quota_load(void);
@@ -73,8 +111,10 @@ static void quota_load(void);
 Size
 quota_shmem_size(void)
 {
-	return add_size(MAXALIGN(sizeof(QuotaState)),
-					hash_estimate_size(llm_usage_quota_max_tenants, sizeof(QuotaEntry)));
+	Size		size = MAXALIGN(sizeof(QuotaState));
+
+	size = add_size(size, MAXALIGN(mul_size(llm_usage_quota_max_tenants, sizeof(QuotaEntry))));
+	return add_size(size, hash_estimate_size(llm_usage_quota_max_tenants, sizeof(QuotaHashEntry)));
 }
 
 void
@@ -87,26 +127,44 @@ quota_shmem_request(void)
 /*
  * quota_shmem_startup
  *		Create or attach the counters; the process that creates them (the
- *		postmaster) reads the saved file and arranges the last save.
+ *		postmaster) initialises every entry's mutex, reads the saved file
+ *		and arranges the last save.
  */
 void
 quota_shmem_startup(void)
 {
-	bool		found;
+	bool		found,
+				found_entries;
 	HASHCTL		info;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	quota_state = ShmemInitStruct("llm_usage quota state", sizeof(QuotaState), &found);
+	quota_entries = ShmemInitStruct("llm_usage quota entries",
+									mul_size(llm_usage_quota_max_tenants, sizeof(QuotaEntry)), &found_entries);
 	if (!found)
 	{
 		quota_state->lock = &(GetNamedLWLockTranche("llm_usage_quota"))->lock;
-		pg_atomic_init_u64(&quota_state->changes, 0);
-		pg_atomic_init_u64(&quota_state->saved_changes, 0);
+		quota_state->nentries = 0;
+		quota_state->next_incarnation = 1;
+		pg_atomic_init_u64(&quota_state->structure_changes, 0);
+		pg_atomic_init_u64(&quota_state->saved_structure, 0);
+		pg_atomic_init_u32(&quota_state->save_failed, 0);
 		quota_state->full_warned = false;
+		for (int i = 0; i < llm_usage_quota_max_tenants; i++)
+		{
+			QuotaEntry *e = &quota_entries[i];
+
+			SpinLockInit(&e->mutex);
+			e->in_use = false;
+			e->dirty = false;
+			e->incarnation = 0;
+			e->next_free = (i + 1 < llm_usage_quota_max_tenants) ? i + 1 : -1;
+		}
+		quota_state->free_head = llm_usage_quota_max_tenants > 0 ? 0 : -1;
 	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(QuotaKey);
-	info.entrysize = sizeof(QuotaEntry);
+	info.entrysize = sizeof(QuotaHashEntry);
 	quota_hash = ShmemInitHash("llm_usage quota counters",
 							   llm_usage_quota_max_tenants, llm_usage_quota_max_tenants,
 							   &info, HASH_ELEM | HASH_BLOBS);
@@ -124,126 +182,452 @@ quota_shmem_ready(void)
 	return quota_hash != NULL;
 }
 
-/* the entry of a tenant, NULL if it has none */
-QuotaEntry *
-quota_lookup(const QuotaKey *key)
+/* an entry taken for key (caller holds the lock exclusively); NULL when full */
+static QuotaEntry *
+take_entry(const QuotaKey *key)
 {
+	QuotaHashEntry *h;
 	QuotaEntry *e;
+	bool		found;
+	int			index;
+
+	if (quota_state->nentries >= llm_usage_quota_max_tenants || quota_state->free_head < 0)
+		return NULL;
+	h = hash_search(quota_hash, key, HASH_ENTER_NULL, &found);
+	if (h == NULL)
+		return NULL;
+	Assert(!found);
+	index = quota_state->free_head;
+	e = &quota_entries[index];
+	quota_state->free_head = e->next_free;
+	quota_state->nentries++;
+	h->index = index;
+
+	SpinLockAcquire(&e->mutex);
+	e->key = *key;
+	e->in_use = true;
+	e->dirty = true;
+	e->incarnation = quota_state->next_incarnation++;
+	memset(e->slots, 0, sizeof(e->slots));
+	memset(&e->denials, 0, sizeof(e->denials));
+	SpinLockRelease(&e->mutex);
+	pg_atomic_fetch_add_u64(&quota_state->structure_changes, 1);
+	return e;
+}
+
+/* give entry index back (caller holds the lock exclusively) */
+static void
+give_back(int index)
+{
+	QuotaEntry *e = &quota_entries[index];
+	QuotaKey	key;
+
+	SpinLockAcquire(&e->mutex);
+	key = e->key;
+	e->in_use = false;
+	e->dirty = false;
+	e->incarnation = 0;
+	SpinLockRelease(&e->mutex);
+	(void) hash_search(quota_hash, &key, HASH_REMOVE, NULL);
+	e->next_free = quota_state->free_head;
+	quota_state->free_head = index;
+	quota_state->nentries--;
+	pg_atomic_fetch_add_u64(&quota_state->structure_changes, 1);
+}
+
+/*
+ * quota_lookup
+ *		The entry of a tenant, if it has one: *ref is set and true returned.
+ *		Takes the lock shared.
+ */
+bool
+quota_lookup(const QuotaKey *key, QuotaRef *ref)
+{
+	QuotaHashEntry *h;
 
 	LWLockAcquire(quota_state->lock, LW_SHARED);
-	e = hash_search(quota_hash, key, HASH_FIND, NULL);
+	h = hash_search(quota_hash, key, HASH_FIND, NULL);
+	if (h != NULL)
+	{
+		ref->entry = &quota_entries[h->index];
+		ref->incarnation = ref->entry->incarnation;	/* stable under the lock */
+	}
 	LWLockRelease(quota_state->lock);
-	return e;
+	return h != NULL;
 }
 
 /*
  * quota_entry
- *		The entry of a tenant, created (all slots empty, *created set) if
- *		missing; NULL when the table is full (llm_usage.quota_max_tenants).
+ *		The entry of a tenant, taken (all slots empty, *created set) if it
+ *		had none; false when llm_usage.quota_max_tenants entries are in use.
  */
-QuotaEntry *
-quota_entry(const QuotaKey *key, bool *created)
+bool
+quota_entry(const QuotaKey *key, QuotaRef *ref, bool *created)
 {
+	QuotaHashEntry *h;
 	QuotaEntry *e;
-	bool		found;
 
 	*created = false;
-	e = quota_lookup(key);
-	if (e != NULL)
-		return e;
+	if (quota_lookup(key, ref))
+		return true;
 
 	LWLockAcquire(quota_state->lock, LW_EXCLUSIVE);
-	e = hash_search(quota_hash, key, HASH_ENTER_NULL, &found);
-	if (e != NULL && !found)
+	h = hash_search(quota_hash, key, HASH_FIND, NULL);
+	if (h != NULL)
+		e = &quota_entries[h->index];
+	else
 	{
-		SpinLockInit(&e->mutex);
-		memset(e->slots, 0, sizeof(e->slots));
-		*created = true;
+		e = take_entry(key);
+		*created = (e != NULL);
+	}
+	if (e != NULL)
+	{
+		ref->entry = e;
+		ref->incarnation = e->incarnation;
 	}
 	LWLockRelease(quota_state->lock);
-	return e;
+	return e != NULL;
+}
+
+/*
+ * quota_lock
+ *		Take the entry's mutex if ref still names it; false (mutex not held)
+ *		when the entry was reclaimed since it was looked up.
+ */
+bool
+quota_lock(const QuotaRef *ref)
+{
+	SpinLockAcquire(&ref->entry->mutex);
+	if (ref->entry->incarnation == ref->incarnation && ref->incarnation != 0)
+		return true;
+	SpinLockRelease(&ref->entry->mutex);
+	return false;
+}
+
+void
+quota_unlock(const QuotaRef *ref)
+{
+	SpinLockRelease(&ref->entry->mutex);
+}
+
+/* entries in use */
+int
+quota_entry_count(void)
+{
+	int			n;
+
+	LWLockAcquire(quota_state->lock, LW_SHARED);
+	n = quota_state->nentries;
+	LWLockRelease(quota_state->lock);
+	return n;
 }
 
 /*
  * quota_foreach
- *		Call fn(arg, entry) for every entry of one database and tenants
- *		table.  The entries are collected under the lock and visited after
- *		it is released, so fn may allocate and raise errors.
+ *		Call fn(arg, entry, incarnation) for every entry of one database and
+ *		tenants table (InvalidOid: any).  The entries are collected under the
+ *		lock and visited after it is released, so fn may allocate and raise
+ *		errors; fn locks an entry with quota_lock() (it may be gone).
  */
 void
-quota_foreach(Oid dbid, Oid tenants_relid, void (*fn) (void *arg, QuotaEntry *e), void *arg)
+quota_foreach(Oid dbid, Oid tenants_relid, void (*fn) (void *arg, QuotaEntry *e, uint64 incarnation), void *arg)
 {
-	HASH_SEQ_STATUS seq;
-	QuotaEntry *e;
-	QuotaEntry **list;
-	long		n = 0;
+	QuotaRef   *list;
+	int			n = 0;
 
+	list = palloc(sizeof(QuotaRef) * Max(llm_usage_quota_max_tenants, 1));
 	LWLockAcquire(quota_state->lock, LW_SHARED);
-	list = palloc(sizeof(QuotaEntry *) * Max(hash_get_num_entries(quota_hash), 1));
-	hash_seq_init(&seq, quota_hash);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->key.dbid == dbid && e->key.tenants_relid == tenants_relid)
-			list[n++] = e;
+	for (int i = 0; i < llm_usage_quota_max_tenants; i++)
+	{
+		QuotaEntry *e = &quota_entries[i];
+
+		/* in_use, key and incarnation change only under the exclusive lock */
+		if (e->in_use && (!OidIsValid(dbid) || e->key.dbid == dbid) &&
+			(!OidIsValid(tenants_relid) || e->key.tenants_relid == tenants_relid))
+		{
+			list[n].entry = e;
+			list[n].incarnation = e->incarnation;
+			n++;
+		}
+	}
 	LWLockRelease(quota_state->lock);
-	for (long i = 0; i < n; i++)
-		fn(arg, list[i]);
+	for (int i = 0; i < n; i++)
+		fn(arg, list[i].entry, list[i].incarnation);
 	pfree(list);
 }
 
-/* note that counters changed, for the saver */
-void
-quota_changed(void)
+/*
+ * quota_reclaim
+ *		Give back every entry for whose key doomed(arg, key) is true;
+ *		returns how many.  doomed runs under the exclusive lock: it must
+ *		only compare (no allocation, no error, no lock).
+ */
+int
+quota_reclaim(bool (*doomed) (void *arg, const QuotaKey *key), void *arg)
 {
-	pg_atomic_fetch_add_u64(&quota_state->changes, 1);
+	int			n = 0;
+
+	LWLockAcquire(quota_state->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < llm_usage_quota_max_tenants; i++)
+	{
+		QuotaEntry *e = &quota_entries[i];
+
+		if (e->in_use && doomed(arg, &e->key))
+		{
+			give_back(i);
+			n++;
+		}
+	}
+	LWLockRelease(quota_state->lock);
+	return n;
+}
+
+/*
+ * Reclaiming at commit.  A deleted tenant (the row trigger of
+ * llm_usage.tenants), a dropped llm_usage.tenants table (DROP EXTENSION) or
+ * a dropped database (the object access hook) is noted with the
+ * subtransaction that did it; the entries go when the transaction commits,
+ * and the note is forgotten if that subtransaction or the transaction
+ * aborts (or is prepared: the maintenance sweep then finds them).
+ */
+typedef enum PendingKind
+{
+	PENDING_TENANT,				/* dbid, relid, tenant */
+	PENDING_TABLE,				/* dbid, relid */
+	PENDING_DATABASE			/* dbid */
+} PendingKind;
+
+typedef struct PendingReclaim
+{
+	PendingKind kind;
+	SubTransactionId subid;
+	QuotaKey	key;
+} PendingReclaim;
+
+static List *pending_reclaims = NIL;	/* of PendingReclaim, in TopMemoryContext */
+static bool callbacks_registered = false;
+
+static bool
+pending_doomed(void *arg, const QuotaKey *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_reclaims)
+	{
+		PendingReclaim *p = lfirst(lc);
+
+		if (p->key.dbid != key->dbid)
+			continue;
+		if (p->kind == PENDING_DATABASE)
+			return true;
+		if (p->key.tenants_relid != key->tenants_relid)
+			continue;
+		if (p->kind == PENDING_TABLE || p->key.tenant[0] == '\0' || strcmp(p->key.tenant, key->tenant) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+forget_pending(void)
+{
+	list_free_deep(pending_reclaims);
+	pending_reclaims = NIL;
+}
+
+static void
+reclaim_xact_callback(XactEvent event, void *arg)
+{
+	if (pending_reclaims == NIL)
+		return;
+	if (event == XACT_EVENT_COMMIT && quota_hash != NULL)
+		(void) quota_reclaim(pending_doomed, NULL);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget_pending();
+}
+
+static void
+reclaim_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, pending_reclaims)
+		{
+			PendingReclaim *p = lfirst(lc);
+
+			if (p->subid == mySubid)
+				p->subid = parentSubid;
+		}
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, pending_reclaims)
+		{
+			PendingReclaim *p = lfirst(lc);
+
+			if (p->subid == mySubid)
+			{
+				pending_reclaims = foreach_delete_current(pending_reclaims, lc);
+				pfree(p);
+			}
+		}
+	}
+}
+
+static void
+note_pending(PendingKind kind, const QuotaKey *key)
+{
+	MemoryContext old;
+	PendingReclaim *p;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(reclaim_xact_callback, NULL);
+		RegisterSubXactCallback(reclaim_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = palloc0(sizeof(PendingReclaim));
+	p->kind = kind;
+	p->subid = GetCurrentSubTransactionId();
+	p->key = *key;
+	pending_reclaims = lappend(pending_reclaims, p);
+	MemoryContextSwitchTo(old);
+}
+
+/* the entry of key goes when this transaction commits (a deleted tenant; an empty tenant: all of its table) */
+void
+quota_reclaim_tenant_at_commit(const QuotaKey *key)
+{
+	if (quota_hash != NULL)
+		note_pending(PENDING_TENANT, key);
+}
+
+/*
+ * quota_object_access
+ *		object_access_hook: a dropped database, or a dropped table named
+ *		llm_usage.tenants (DROP EXTENSION), has its entries reclaimed at
+ *		commit.  Expects a transaction (looks names up).
+ */
+static void
+quota_object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access != OAT_DROP || quota_hash == NULL || subId != 0)
+		return;
+	if (classId == DatabaseRelationId)
+	{
+		QuotaKey	key;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = objectId;
+		note_pending(PENDING_DATABASE, &key);
+	}
+	else if (classId == RelationRelationId)
+	{
+		char	   *name = get_rel_name(objectId);
+		char	   *nspname;
+
+		if (name == NULL || strcmp(name, "tenants") != 0)
+			return;
+		nspname = get_namespace_name(get_rel_namespace(objectId));
+		if (nspname != NULL && strcmp(nspname, "llm_usage") == 0)
+		{
+			QuotaKey	key;
+
+			memset(&key, 0, sizeof(key));
+			key.dbid = MyDatabaseId;
+			key.tenants_relid = objectId;
+			note_pending(PENDING_TABLE, &key);
+		}
+	}
+}
+
+/* _PG_init (preloaded only): the hook that notices dropped databases and extensions */
+void
+quota_shmem_install_hooks(void)
+{
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = quota_object_access;
+}
+
+/* an entry changed or is in use, to be saved: scan the dirty flags */
+static bool
+anything_to_save(void)
+{
+	if (pg_atomic_read_u32(&quota_state->save_failed) != 0 ||
+		pg_atomic_read_u64(&quota_state->structure_changes) != pg_atomic_read_u64(&quota_state->saved_structure))
+		return true;
+	for (int i = 0; i < llm_usage_quota_max_tenants; i++)
+	{
+		QuotaEntry *e = &quota_entries[i];
+		bool		dirty;
+
+		SpinLockAcquire(&e->mutex);
+		dirty = e->in_use && e->dirty;
+		SpinLockRelease(&e->mutex);
+		if (dirty)
+			return true;
+	}
+	return false;
 }
 
 /*
  * quota_save
- *		Write every entry to the quota file, each copied under its spinlock.
- *		Returns false (after a LOG line) if the file could not be written.
+ *		Write every entry in use to the quota file, each copied (and its
+ *		dirty flag cleared) under its mutex; no lock is held while writing
+ *		or syncing.  Returns false (after a LOG line) if the file could not
+ *		be written; the next save then writes again.
  */
 static bool
 quota_save(void)
 {
 	FILE	   *f;
-	HASH_SEQ_STATUS seq;
-	QuotaEntry *e;
 	uint32		header[3];
-	long		n;
-	uint64		changes = pg_atomic_read_u64(&quota_state->changes);
+	uint32		n = 0;
+	uint64		structure = pg_atomic_read_u64(&quota_state->structure_changes);
 
 	f = AllocateFile(QUOTA_FILE_TMP, PG_BINARY_W);
 	if (f == NULL)
 		goto error;
-
-	LWLockAcquire(quota_state->lock, LW_SHARED);
-	n = hash_get_num_entries(quota_hash);
 	header[0] = QUOTA_FILE_MAGIC;
 	header[1] = QUOTA_FILE_VERSION;
-	header[2] = (uint32) n;
+	header[2] = 0;				/* the count, written at the end */
 	if (fwrite(header, sizeof(header), 1, f) != 1)
-	{
-		LWLockRelease(quota_state->lock);
 		goto error;
-	}
-	hash_seq_init(&seq, quota_hash);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	for (int i = 0; i < llm_usage_quota_max_tenants; i++)
 	{
-		QuotaKey	key = e->key;
+		QuotaEntry *e = &quota_entries[i];
+		QuotaKey	key;
 		QuotaSlot	slots[QUOTA_SLOTS];
+		QuotaDenials denials;
+		bool		in_use;
 
 		SpinLockAcquire(&e->mutex);
-		memcpy(slots, e->slots, sizeof(slots));
-		SpinLockRelease(&e->mutex);
-		if (fwrite(&key, sizeof(key), 1, f) != 1 || fwrite(slots, sizeof(slots), 1, f) != 1)
+		in_use = e->in_use;
+		if (in_use)
 		{
-			hash_seq_term(&seq);
-			LWLockRelease(quota_state->lock);
-			goto error;
+			key = e->key;
+			memcpy(slots, e->slots, sizeof(slots));
+			denials = e->denials;
+			e->dirty = false;
 		}
+		SpinLockRelease(&e->mutex);
+		if (!in_use)
+			continue;
+		if (fwrite(&key, sizeof(key), 1, f) != 1 || fwrite(slots, sizeof(slots), 1, f) != 1 ||
+			fwrite(&denials, sizeof(denials), 1, f) != 1)
+			goto error;
+		n++;
 	}
-	LWLockRelease(quota_state->lock);
-
+	header[2] = n;
+	if (fseek(f, 0, SEEK_SET) != 0 || fwrite(header, sizeof(header), 1, f) != 1)
+		goto error;
 	if (fflush(f) != 0 || pg_fsync(fileno(f)) != 0)
 		goto error;
 	if (FreeFile(f) != 0)
@@ -253,8 +637,12 @@ quota_save(void)
 	}
 	f = NULL;
 	if (durable_rename(QUOTA_FILE_TMP, QUOTA_FILE, LOG) != 0)
+	{
+		pg_atomic_write_u32(&quota_state->save_failed, 1);
 		return false;
-	pg_atomic_write_u64(&quota_state->saved_changes, changes);
+	}
+	pg_atomic_write_u64(&quota_state->saved_structure, structure);
+	pg_atomic_write_u32(&quota_state->save_failed, 0);
 	return true;
 
 error:
@@ -264,15 +652,15 @@ error:
 	if (f != NULL)
 		FreeFile(f);
 	unlink(QUOTA_FILE_TMP);
+	pg_atomic_write_u32(&quota_state->save_failed, 1);
 	return false;
 }
 
-/* save if anything changed since the last save */
+/* save if anything changed since the last save (no lock held meanwhile) */
 bool
 quota_save_if_changed(void)
 {
-	if (quota_state == NULL ||
-		pg_atomic_read_u64(&quota_state->changes) == pg_atomic_read_u64(&quota_state->saved_changes))
+	if (quota_state == NULL || !anything_to_save())
 		return true;
 	return quota_save();
 }
@@ -288,16 +676,15 @@ quota_save_at_exit(int code, Datum arg)
 
 /*
  * quota_load
- *		Read the quota file into the (new, empty) hash table.  A missing
- *		file is normal (first start); an unreadable or foreign one is logged
- *		and ignored.
+ *		Read the quota file into the (new, empty) table; the postmaster,
+ *		before any backend runs.  A missing file is normal (first start); an
+ *		unreadable or foreign one is logged and ignored.
  */
 static void
 quota_load(void)
 {
 	FILE	   *f;
 	uint32		header[3];
-	uint32		i;
 	uint32		loaded = 0;
 
 	f = AllocateFile(QUOTA_FILE, PG_BINARY_R);
@@ -309,29 +696,33 @@ quota_load(void)
 					 errmsg("llm_usage: could not read quota counters from \"%s\": %m", QUOTA_FILE)));
 		return;
 	}
-	if (fread(header, sizeof(header), 1, f) != 1 ||
-		header[0] != QUOTA_FILE_MAGIC || header[1] != QUOTA_FILE_VERSION)
+	if (fread(header, sizeof(header), 1, f) != 1 || header[0] != QUOTA_FILE_MAGIC ||
+		(header[1] != 1 && header[1] != QUOTA_FILE_VERSION))
 	{
 		ereport(LOG,
 				(errmsg("llm_usage: ignoring quota counters file \"%s\" of an unknown format", QUOTA_FILE)));
 		FreeFile(f);
 		return;
 	}
-	for (i = 0; i < header[2]; i++)
+	for (uint32 i = 0; i < header[2]; i++)
 	{
 		QuotaKey	key;
 		QuotaSlot	slots[QUOTA_SLOTS];
+		QuotaDenials denials;
 		QuotaEntry *e;
-		bool		found;
 
-		if (fread(&key, sizeof(key), 1, f) != 1 || fread(slots, sizeof(slots), 1, f) != 1)
+		memset(&denials, 0, sizeof(denials));
+		if (fread(&key, sizeof(key), 1, f) != 1 || fread(slots, sizeof(slots), 1, f) != 1 ||
+			(header[1] >= 2 && fread(&denials, sizeof(denials), 1, f) != 1))
 		{
 			ereport(LOG,
 					(errmsg("llm_usage: quota counters file \"%s\" is truncated; read %u of %u tenants",
 							QUOTA_FILE, loaded, header[2])));
 			break;
 		}
-		e = hash_search(quota_hash, &key, HASH_ENTER_NULL, &found);
+		if (hash_search(quota_hash, &key, HASH_FIND, NULL) != NULL)
+			continue;
+		e = take_entry(&key);
 		if (e == NULL)
 		{
 			ereport(LOG,
@@ -339,15 +730,18 @@ quota_load(void)
 							llm_usage_quota_max_tenants, header[2])));
 			break;
 		}
-		SpinLockInit(&e->mutex);
 		memcpy(e->slots, slots, sizeof(slots));
+		e->denials = denials;
+		e->dirty = false;
 		loaded++;
 	}
 	FreeFile(f);
+	/* the file holds what was just loaded */
+	pg_atomic_write_u64(&quota_state->saved_structure, pg_atomic_read_u64(&quota_state->structure_changes));
 	ereport(LOG, (errmsg("llm_usage: restored quota counters of %u tenants", loaded)));
 }
 
-/* once per process: the table is full, this tenant is counted in the table */
+/* once per server start: the table is full, this tenant is counted in the table */
 void
 quota_warn_full(void)
 {
@@ -368,8 +762,8 @@ quota_warn_full(void)
 /*
  * llm_usage_quota_saver_main
  *		The quota saver worker: no database connection, it only writes the
- *		counters to disk every llm_usage.quota_save_interval and once more
- *		on SIGTERM.
+ *		counters to disk every llm_usage.quota_save_interval when something
+ *		changed, and once more on SIGTERM.
  */
 void
 llm_usage_quota_saver_main(Datum main_arg)
@@ -378,17 +772,21 @@ llm_usage_quota_saver_main(Datum main_arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
+	/* the file holds what was loaded at start: the first save is an interval away */
+	ResetLatch(MyLatch);
 	while (!ShutdownRequestPending)
 	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 llm_usage_quota_save_interval, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (ShutdownRequestPending)
+			break;
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		(void) quota_save_if_changed();
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 llm_usage_quota_save_interval, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
 	}
 	(void) quota_save_if_changed();
 	proc_exit(0);

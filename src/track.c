@@ -15,6 +15,11 @@
  * Whether the calling role may track for a tenant comes from the tenant
  * directory of session_cache.c; the price and the cost from cost.c.
  *
+ * Every statement runs with search_path pinned to pg_catalog, pg_temp and
+ * names every object, function and sequence with its schema, so that the
+ * caller cannot redirect what runs as the owner (a shadowing nextval(text)
+ * in the caller's schema, say).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -121,6 +126,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	char		nulls[19];
 	Oid			save_userid;
 	int			save_sec;
+	int			level;
 	bool		written = false;
 
 	/*
@@ -218,9 +224,10 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	values[17] = Int64GetDatum(tok.write_1h);
 	values[18] = CStringGetTextDatum(cost_tier_names[tier]);
 
-	/* write as the function's owner, as SECURITY DEFINER would */
+	/* write as the function's owner, with search_path pinned, as SECURITY DEFINER SET search_path would */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(function_owner(fcinfo->flinfo->fn_oid), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (insert_plan == NULL)
 	{
@@ -236,7 +243,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 		insert_with_id_plan = session_cache_keep_plan(psprintf("%s, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $19, $17)",
 															   cols), 19, types);
 		request_plan = session_cache_keep_plan("INSERT INTO llm_usage.usage_requests (tenant_id, request_id, event_id, occurred_at) "
-											   "VALUES ($1, $2, nextval('llm_usage.usage_events_id_seq'), $3) "
+											   "VALUES ($1, $2, pg_catalog.nextval('llm_usage.usage_events_id_seq'::pg_catalog.regclass), $3) "
 											   "ON CONFLICT DO NOTHING RETURNING event_id", 3,
 											   (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
 	}
@@ -268,6 +275,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 		/* else: a repeated request; the SQL path returns the first event */
 	}
 	SPI_finish();
+	session_cache_unpin_search_path(level);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	return written;
 }
@@ -282,12 +290,14 @@ track_sql(FunctionCallInfo fcinfo)
 	TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, TEXTOID};
 	bool		isnull;
 	int64		id;
+	int			level;
 
 	for (int i = 0; i < NARGS; i++)
 	{
 		argnulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
+	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (fallback_plan == NULL)
 		fallback_plan = session_cache_keep_plan("SELECT llm_usage._track_usage_sql($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
@@ -296,6 +306,7 @@ track_sql(FunctionCallInfo fcinfo)
 		elog(ERROR, "llm_usage._track_usage_sql returned no row");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	session_cache_unpin_search_path(level);
 	return id;
 }
 

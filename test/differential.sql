@@ -21,6 +21,10 @@
 --                   _shm_consume and _consume_table, which report its bounds;
 --                   and the C computation itself (_period_bounds_c) at the
 --                   instant, its periods' first and last microsecond.
+--   consume args    _shm_consume against _consume_table called directly with
+--                   a fixed list of arrays: repeated, unknown and NULL types,
+--                   NULL amounts, lengths that differ, every type at once, a
+--                   denial (results, errors, counters and denial audit).
 --
 -- A twin is "the same tenant id plus 91 characters of three bytes each":
 -- at most 128 characters, more than 255 bytes, so always counted in the
@@ -63,7 +67,8 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT a || '_' || repeat(chr(28450), 90) $$;
 CREATE FUNCTION difftest.tenant_name(p_fn text, p_seq integer, p_att integer) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE p_fn WHEN 'enforce_quota' THEN 'q' WHEN 'enforce_quotas' THEN 'm'
-                     WHEN 'track_usage' THEN 't' WHEN 'calculate_cost' THEN 'c' ELSE 'p' END
+                     WHEN 'track_usage' THEN 't' WHEN 'calculate_cost' THEN 'c'
+                     WHEN 'consume_args' THEN 'a' ELSE 'p' END
            || p_seq || '_' || p_att
 $$;
 
@@ -533,6 +538,8 @@ BEGIN
                            interval '1 day') d
      WHERE (((d + interval '1 day')::timestamp AT TIME ZONE z.tz) - (d::timestamp AT TIME ZONE z.tz)) <> interval '24 hours'
      ORDER BY z.tz, d;
+    -- the argument probes: one fixed sequence on the dt_tight plan
+    INSERT INTO difftest.seqs VALUES ('consume_args', 1, 'dt_tight', 'UTC', '[]');
     -- sequence 1 is fixed: the small hours of Lord Howe Island's half-hour DST
     -- changes, where date_trunc('hour') of an hour's start is not that start
     UPDATE difftest.seqs SET tz = 'Australia/Lord_Howe' WHERE fn = 'period_bounds' AND seq = 1;
@@ -611,9 +618,16 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
-/* counters, quota_status and denial audit of one tenant: what enforce_quota(s) wrote */
+/*
+ * counters, quota_status and denial audit of one tenant: what enforce_quota(s)
+ * wrote.  Denials are aggregated (pending in shared memory for the C side,
+ * in quota_denials_pending for the table twin) until written: both are
+ * written first, and the times of the first and last denial (each side's
+ * own clock) are left out of the comparison.
+ */
 CREATE FUNCTION difftest.quota_state(p_tenant text) RETURNS TABLE (what text, j jsonb)
 LANGUAGE sql AS $$
+    SELECT llm_usage._write_quota_denials(p_tenant, false);
     SELECT 'counters', coalesce(jsonb_agg(jsonb_build_object('type', c.quota_type, 'period', c.period,
                                                              'period_start', c.period_start, 'used', c.used)
                                           ORDER BY c.quota_type, c.period), '[]')
@@ -622,7 +636,10 @@ LANGUAGE sql AS $$
     SELECT 'quota_status', coalesce(jsonb_agg(to_jsonb(q) ORDER BY q.quota_type, q.period), '[]')
       FROM llm_usage.quota_status(p_tenant) q
     UNION ALL
-    SELECT 'audit', coalesce(jsonb_agg(jsonb_build_object('result', e.result, 'role', e.role_name, 'details', e.details)
+    SELECT 'audit', coalesce(jsonb_agg(jsonb_build_object('result', e.result, 'role', e.role_name, 'origin', e.origin,
+                                                          'details', e.details - 'first_at' - 'last_at',
+                                                          'times_ordered', (e.details->>'first_at')::timestamptz
+                                                                           <= (e.details->>'last_at')::timestamptz)
                                        ORDER BY e.audit_id), '[]')
       FROM llm_usage.audit_events e WHERE e.tenant_id = p_tenant AND e.action = 'quota_exceeded'
 $$;
@@ -861,6 +878,66 @@ BEGIN
 END
 $$;
 
+/* one direct call of _shm_consume (C) or _consume_table (SQL): its rows, or the error */
+CREATE FUNCTION difftest.args_call(p_sql boolean, p_tenant text, p_types text[], p_amounts numeric[]) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb;
+    v_state text;
+    v_msg text;
+BEGIN
+    IF p_sql THEN
+        SELECT jsonb_agg(to_jsonb(k) ORDER BY k.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], k.period)) INTO r
+          FROM llm_usage._consume_table((SELECT t FROM llm_usage.tenants t WHERE t.tenant_id = p_tenant), p_types, p_amounts) k;
+    ELSE
+        SELECT jsonb_agg(to_jsonb(k) ORDER BY k.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], k.period)) INTO r
+          FROM llm_usage._shm_consume(p_tenant, p_types, p_amounts) k;
+    END IF;
+    RETURN coalesce(r, '[]');
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+    RETURN jsonb_build_object('sqlstate', v_state, 'message', v_msg);
+END
+$$;
+
+/* the fixed argument probes of _shm_consume and _consume_table, on the dt_tight plan; false if a minute ended meanwhile */
+CREATE FUNCTION difftest.args_seq(p_seq integer, p_att integer) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    a text := difftest.tenant_name('consume_args', p_seq, p_att);
+    b text := difftest.twin(a);
+    m0 timestamptz := date_trunc('minute', clock_timestamp());
+    r record;
+BEGIN
+    FOR r IN SELECT * FROM (VALUES
+            (1, ARRAY['api_calls'], ARRAY[1]::numeric[]),
+            (2, ARRAY['api_calls', 'tokens'], ARRAY[1, 5]::numeric[]),
+            (3, ARRAY['tokens', 'api_calls'], ARRAY[5, 1]::numeric[]),
+            (4, array_fill('api_calls'::text, ARRAY[12]), array_fill(1::numeric, ARRAY[12])),
+            (5, ARRAY['tokens', 'api_calls', 'tokens'], ARRAY[1, 1, 1]::numeric[]),
+            (6, ARRAY['api_calls', 'tokens'], ARRAY[1]::numeric[]),
+            (7, ARRAY[NULL, 'tokens'], ARRAY[1, 1]::numeric[]),
+            (8, ARRAY['widgets'], ARRAY[1]::numeric[]),
+            (9, ARRAY['tokens', 'widgets', 'tokens'], ARRAY[1, 1, 1]::numeric[]),
+            (10, ARRAY['tokens'], ARRAY[NULL]::numeric[]),
+            (11, ARRAY['tokens', 'tokens'], ARRAY[NULL, 1]::numeric[]),
+            (12, ARRAY['api_calls', 'chat_messages', 'cost_usd', 'embeddings', 'tokens'], ARRAY[0, 0, 0, 0, 0]::numeric[]),
+            (13, ARRAY[]::text[], ARRAY[]::numeric[]),
+            (14, ARRAY['cost_usd', 'embeddings'], ARRAY[3, 8]::numeric[]),          -- embeddings per day (7) denies
+            (15, ARRAY['embeddings'], ARRAY[7]::numeric[]),
+            (16, ARRAY['embeddings', 'tokens'], ARRAY[1, 1]::numeric[])) v(i, types, amounts)
+    LOOP
+        INSERT INTO difftest.results VALUES ('consume_args', p_seq, p_att, r.i,
+            jsonb_build_object('types', r.types, 'amounts', r.amounts),
+            difftest.args_call(false, a, r.types, r.amounts), difftest.args_call(true, b, r.types, r.amounts), 'c');
+    END LOOP;
+    INSERT INTO difftest.state
+    SELECT 'consume_args', p_seq, p_att, x.what, x.j, y.j
+      FROM difftest.quota_state(a) x JOIN difftest.quota_state(b) y USING (what);
+    RETURN date_trunc('minute', clock_timestamp()) = m0;
+END
+$$;
+
 /*
  * run(fn): every sequence of one function, each on fresh tenants in
  * transactions of its own; a sequence of enforce_quota(s) that crossed a
@@ -884,7 +961,7 @@ BEGIN
             END IF;
             PERFORM difftest.make_pair(p_fn, s.seq, att);
             COMMIT;
-            IF p_fn IN ('enforce_quota', 'enforce_quotas') THEN
+            IF p_fn IN ('enforce_quota', 'enforce_quotas', 'consume_args') THEN
                 PERFORM difftest.clear_of_minute(greatest(3 * dur, interval '0.3 seconds'));
             END IF;
             t0 := clock_timestamp();
@@ -892,7 +969,8 @@ BEGIN
                             WHEN 'enforce_quotas' THEN difftest.eqs_seq(s.seq, att)
                             WHEN 'track_usage' THEN difftest.tr_seq(s.seq, att)
                             WHEN 'calculate_cost' THEN difftest.cost_seq(s.seq, att)
-                            WHEN 'period_bounds' THEN difftest.pb_seq(s.seq, att) END;
+                            WHEN 'period_bounds' THEN difftest.pb_seq(s.seq, att)
+                            WHEN 'consume_args' THEN difftest.args_seq(s.seq, att) END;
             dur := clock_timestamp() - t0;
             IF ok THEN
                 INSERT INTO difftest.done VALUES (p_fn, s.seq, att, difftest.tenant_name(p_fn, s.seq, att),

@@ -32,10 +32,11 @@
 # direct writes, [R] grants of dropped roles, [O] the schema llm_usage made
 # by a database owner before the install or update.
 #
-# Some checks guard code that other changes fix: [W1] (the worker's own
-# session search_path, src/worker.c and src/collector.c) and [S1]/[S2] (the
-# C track_usage preparing its SPI statements as the owner under the
-# caller's search_path, src/track.c); they fail until those land.
+# One check guards code that another change fixes: [W1] (the worker's own
+# session search_path, src/worker.c and src/collector.c); it fails until
+# that lands.  [S1]/[S2] (the C track_usage's SPI as the owner) and [I2]
+# (the session caches keyed by the caller) guard src/track.c,
+# src/session_cache.c and src/quota.c.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/worker_lib.sh"
@@ -251,7 +252,10 @@ SELECT * FROM llm_usage._enforce_quota_sql('atk_acme', 'api_calls', 1);
 SELECT * FROM llm_usage._enforce_quota_sql('atk_beta', 'api_calls', 1);
 SELECT llm_usage._track_usage_sql('atk_acme', 'chat', 'gpt-4o', 1, 1, 0, 1, 200, 'success', '{}', 'app-5', pg_catalog.now(), 0);
 SELECT llm_usage._track_usage_sql('atk_beta', 'chat', 'gpt-4o', 1, 1, 0, 1, 200, 'success', '{}', 'app-6', pg_catalog.now(), 0);
-SELECT * FROM llm_usage._quota_configs();
+SELECT * FROM llm_usage._quota_configs(NULL, 100);
+SELECT * FROM llm_usage._quota_configs('atk_acme', 1);
+SELECT * FROM llm_usage._quota_configs('atk_beta', 1);
+SELECT * FROM llm_usage._plan_quotas();
 SELECT * FROM llm_usage._quota_table_counters('atk_acme');
 SELECT * FROM llm_usage._quota_table_counters('atk_beta');
 SELECT * FROM llm_usage.build_info();

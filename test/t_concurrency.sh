@@ -4,7 +4,8 @@
 #  1. 16 pgbench sessions send 3,000 enforce_quota(..., 1) calls against a
 #     limit of 1,000 (day) under a second limit (month): exactly 1,000 are
 #     admitted, each admission saw a distinct count 1..1,000, the counters
-#     say 1,000, and the 2,000 denials are audited.  Run twice.
+#     say 1,000, and the 2,000 denials are audited (aggregated: the events
+#     count 2,000 denied calls, at most one event per minute).  Run twice.
 #  2. 16 sessions send 1,000 enforce_quotas('{"tokens": 3, "api_calls": 1}')
 #     against tokens 300 / api_calls 1,000: exactly 100 admitted, and no
 #     quota moved for a denied call (all or nothing).
@@ -52,16 +53,23 @@ SCRIPT
     # 16 clients x 188 transactions = 3,008 numbers drawn, 3,000 calls made
     as_user "$PGBIN/pgbench" -n -c 16 -j 4 -t 188 -f "$script" "$DB" >"$WORK/pgbench_$t.log" 2>&1 \
         || { cat "$WORK/pgbench_$t.log"; fail "pgbench failed"; }
-    local got
+    local got events
+    psql_q -d "$DB" -o /dev/null -c "SELECT llm_usage.flush_quota_denials()"
     got=$(psql_q -At -d "$DB" -c "
         SELECT count(*), count(*) FILTER (WHERE allowed),
                count(DISTINCT used) FILTER (WHERE allowed), max(used) FILTER (WHERE allowed),
                (SELECT string_agg(used::text, ',' ORDER BY period) FROM llm_usage.quota_counters
                  WHERE tenant_id = '$t' AND quota_type = 'api_calls'),
-               (SELECT count(*) FROM llm_usage.audit_events WHERE tenant_id = '$t' AND action = 'quota_exceeded')
+               (SELECT sum((details->>'denied_calls')::bigint) FROM llm_usage.audit_events
+                 WHERE tenant_id = '$t' AND action = 'quota_exceeded')
           FROM results WHERE tenant = '$t'")
-    echo "$t: calls|admitted|distinct counts|max count|counters day,month|denials audited = $got"
+    events=$(psql_q -At -d "$DB" -c "
+        SELECT count(*) || ' events over ' || count(DISTINCT date_trunc('minute', (details->>'first_at')::timestamptz)) || ' minute(s)'
+          FROM llm_usage.audit_events WHERE tenant_id = '$t' AND action = 'quota_exceeded'")
+    echo "$t: calls|admitted|distinct counts|max count|counters day,month|denials audited = $got ($events)"
     [[ $got == "3000|1000|1000|1000|1000,1000|2000" ]] || fail "$t: expected 3000|1000|1000|1000|1000,1000|2000"
+    [[ $events =~ ^([0-9]+)\ events\ over\ ([0-9]+) ]] && (( BASH_REMATCH[1] == BASH_REMATCH[2] )) \
+        || fail "$t: more than one denial event in a minute"
 }
 
 run_single hot1

@@ -5,9 +5,10 @@
 # (table), enforce_quotas over _shm_consume against _consume_table,
 # track_usage (C) against _track_usage_sql, calculate_cost against the cost
 # the C track_usage writes, and C period bounds against _period_bounds in
-# coming years.  Results are compared column by column (errors by SQLSTATE
-# and message), then the rows written (counters, quota_status, denial audit,
-# usage_events).  How and what is forgiven: test/differential.sql.
+# coming years, and _shm_consume against _consume_table on a fixed list of
+# malformed and edge arguments.  Results are compared column by column
+# (errors by SQLSTATE and message), then the rows written (counters,
+# quota_status, denial audit, usage_events).  How and what is forgiven: test/differential.sql.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 DB=llm_usage_diff
@@ -19,7 +20,7 @@ fresh_db "$DB"
 t0=$(date +%s.%N)
 psql_q -d "$DB" -o /dev/null -c "CREATE EXTENSION llm_usage" -f "$(dirname "$0")/differential.sql" \
     -c "SELECT difftest.generate($SEED, $SEQS, $CALLS, $PB_SEQS)"
-for fn in enforce_quota enforce_quotas track_usage calculate_cost period_bounds; do
+for fn in enforce_quota enforce_quotas track_usage calculate_cost period_bounds consume_args; do
     psql_q -d "$DB" -c "SET track_functions = 'all'" -c "SET client_min_messages = warning" \
         -c "CALL difftest.run('$fn')"
 done
@@ -57,7 +58,8 @@ if [[ $n -ne 0 ]]; then
          FROM difftest.mismatches ORDER BY fn, seq, i NULLS LAST LIMIT 20"
     fail "the C and SQL paths disagree on $n of the compared results"
 fi
-short=$(q "SELECT string_agg(fn, ', ') FROM (SELECT fn FROM difftest.compared WHERE what = 'call' GROUP BY fn HAVING count(*) < CASE WHEN fn = 'period_bounds' THEN 500 ELSE 2000 END) x")
+short=$(q "SELECT string_agg(fn, ', ') FROM (SELECT fn FROM difftest.compared WHERE what = 'call' GROUP BY fn
+                                              HAVING count(*) < CASE fn WHEN 'period_bounds' THEN 500 WHEN 'consume_args' THEN 16 ELSE 2000 END) x")
 [[ -z "$short" ]] || fail "fewer than 2,000 calls compared for: $short"
 psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
 echo "PASS"

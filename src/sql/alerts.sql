@@ -316,6 +316,14 @@ DECLARE
     r       record;
 BEGIN
     PERFORM llm_usage._require_admin('check_alerts');
+    -- denials still pending (aggregated in shared memory or the pending
+    -- table, src/sql/quotas.sql) become audit events before they are read
+    BEGIN
+        PERFORM llm_usage._write_quota_denials(NULL, false);
+    EXCEPTION WHEN OTHERS THEN
+        n := n + llm_usage._maintenance_failed('check_alerts/quota_denials', SQLSTATE, SQLERRM);
+    END;
+    v_now := clock_timestamp();
     INSERT INTO llm_usage.alert_state (name, checked_at) VALUES ('check_alerts', v_now - interval '1 hour')
     ON CONFLICT DO NOTHING;
     SELECT checked_at, pending_at INTO v_since, v_pend FROM llm_usage.alert_state WHERE name = 'check_alerts' FOR UPDATE;
@@ -325,10 +333,12 @@ BEGIN
 
     -- quota_exceeded: denials since the last check, one per quota type and
     -- period, from the extension's own records only (never from events an
-    -- application wrote with audit()), read defensively
+    -- application wrote with audit()), read defensively; an event counts
+    -- the denials it aggregates ("denials" of each quota; 1 before 1.3)
     BEGIN
         k := 0;
-        FOR r IN SELECT a.tenant_id, d->>'quota_type' AS quota_type, d->>'period' AS period, count(*) AS denials,
+        FOR r IN SELECT a.tenant_id, d->>'quota_type' AS quota_type, d->>'period' AS period,
+                        sum(CASE WHEN jsonb_typeof(d->'denials') = 'number' THEN (d->>'denials')::numeric ELSE 1 END) AS denials,
                         max(CASE WHEN jsonb_typeof(d->'quota_limit') = 'number' THEN (d->>'quota_limit')::numeric END) AS quota_limit
                    FROM llm_usage.audit_events a
                   CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(a.details->'denied') = 'array'

@@ -209,8 +209,9 @@ DECLARE
     v_result jsonb := '{}';
     v_failed jsonb := '{}';
 BEGIN
-    FOREACH v_step IN ARRAY ARRAY['partitions_created', 'hourly', 'daily', 'monthly', 'alerts',
-                                  'partitions_dropped', 'history_pruned', 'quota_counters_saved', 'access_pruned']
+    FOREACH v_step IN ARRAY ARRAY['partitions_created', 'hourly', 'daily', 'monthly', 'quota_denials_written', 'alerts',
+                                  'partitions_dropped', 'history_pruned', 'quota_counters_saved', 'access_pruned',
+                                  'quota_entries_reclaimed']
     LOOP
         BEGIN
             v_n := CASE v_step
@@ -218,10 +219,12 @@ BEGIN
                        WHEN 'hourly' THEN llm_usage.aggregate_usage_metrics('hourly')
                        WHEN 'daily' THEN llm_usage.aggregate_usage_metrics('daily')
                        WHEN 'monthly' THEN llm_usage.aggregate_usage_metrics('monthly')
+                       WHEN 'quota_denials_written' THEN llm_usage._write_quota_denials(NULL, false)
                        WHEN 'alerts' THEN llm_usage.check_alerts()
                        WHEN 'partitions_dropped' THEN llm_usage._drop_old_partitions()
                        WHEN 'history_pruned' THEN llm_usage._prune_history()
                        WHEN 'quota_counters_saved' THEN llm_usage.save_quota_counters()
+                       WHEN 'quota_entries_reclaimed' THEN llm_usage._shm_reclaim()
                        WHEN 'access_pruned' THEN llm_usage._prune_tenant_access()
                    END;
             v_result := v_result || jsonb_build_object(v_step, v_n);
@@ -237,4 +240,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION llm_usage._maintenance() IS
-'Internal (worker, every llm_usage.aggregate_interval): make usage_events partitions two months ahead, roll up hourly, daily and monthly, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table, remove tenant grants of dropped roles; each step in a subtransaction of its own that waits at most 5 s for a lock (lock_timeout), a failing one reported as a maintenance_failed alert (and under "failed" in the result) while the others go on and it is tried again next run.';
+'Internal (worker, every llm_usage.aggregate_interval): make usage_events partitions two months ahead, roll up hourly, daily and monthly, write pending quota denials to the audit log, check alerts, drop partitions past llm_usage.event_retention, prune history past llm_usage.history_retention, copy the quota counters to their table, remove tenant grants of dropped roles, reclaim shared quota entries nobody can use; each step in a subtransaction of its own that waits at most 5 s for a lock (lock_timeout), a failing one reported as a maintenance_failed alert (and under "failed" in the result) while the others go on and it is tried again next run.';

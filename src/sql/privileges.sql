@@ -49,7 +49,8 @@ GRANT EXECUTE ON FUNCTION
     -- what the C enforce_quota and track_usage call as the calling role
     llm_usage._enforce_quota_sql(text, text, numeric),
     llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
-    llm_usage._quota_configs(),
+    llm_usage._quota_configs(text, integer),
+    llm_usage._plan_quotas(),
     llm_usage._quota_table_counters(text)
     TO llm_usage_app;
 
@@ -107,6 +108,8 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.check_alerts(),
     llm_usage.admin_summary(timestamptz, timestamptz, integer),
     llm_usage.save_quota_counters(),
+    llm_usage.flush_quota_denials(),
+    llm_usage._shm_status(),
     -- what the triggers of tables admins may write call: the time zone
     -- check of tenants, counter corrections through the quota_counters view
     llm_usage._check_timezone(text),
@@ -121,7 +124,7 @@ GRANT EXECUTE ON FUNCTION
 REVOKE ALL ON TABLE
     llm_usage.quota_types, llm_usage.plans, llm_usage.plan_quotas, llm_usage.tenants,
     llm_usage.tenant_quota_overrides, llm_usage.tenant_access, llm_usage.quota_counters_table,
-    llm_usage.quota_counters, llm_usage.model_price_versions, llm_usage.model_prices,
+    llm_usage.quota_denials_pending, llm_usage.quota_counters, llm_usage.model_price_versions, llm_usage.model_prices,
     llm_usage.usage_events, llm_usage.usage_requests, llm_usage.tenant_usage_metrics,
     llm_usage.aggregation_state, llm_usage.provider_usage, llm_usage.provider_costs,
     llm_usage.provider_key_store, llm_usage.provider_keys, llm_usage.collector_runs,
@@ -205,7 +208,7 @@ DO $rls$
 DECLARE
     tbl text;
 BEGIN
-    FOREACH tbl IN ARRAY ARRAY['tenants', 'tenant_quota_overrides', 'quota_counters_table', 'tenant_access',
+    FOREACH tbl IN ARRAY ARRAY['tenants', 'tenant_quota_overrides', 'quota_counters_table', 'quota_denials_pending', 'tenant_access',
                                'usage_events', 'usage_requests', 'tenant_usage_metrics', 'provider_usage',
                                'provider_costs', 'audit_events', 'credit_balances', 'credit_ledger', 'alerts',
                                'collector_runs', 'provider_key_store', 'provider_attributions',

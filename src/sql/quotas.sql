@@ -5,8 +5,9 @@
  * shared memory (src/quota_shmem.c); the SQL here is the table path
  * (_consume_table) for a server without the library preloaded or tenants
  * beyond llm_usage.quota_max_tenants, the SQL enforce_quota that the C one
- * falls back to for bad input and denials (_enforce_quota_sql), the live
- * counters view and the helpers both paths share.
+ * falls back to for bad input (_enforce_quota_sql), the aggregated audit of
+ * denials, the live counters view, the queries that fill the per-session
+ * caches and the helpers both paths share.
  */
 
 ------------------------------------------------------------------------
@@ -82,26 +83,138 @@ COMMENT ON FUNCTION llm_usage._effective_quotas(text, text) IS
 -- The table path
 ------------------------------------------------------------------------
 
-/* _audit_quota_denial(tenant, checks): the quota_exceeded audit event of a denied call (if audit_quota_denials is on) */
-CREATE OR REPLACE FUNCTION llm_usage._audit_quota_denial(p_tenant text, p_checks llm_usage._quota_check[])
-RETURNS void
-LANGUAGE sql VOLATILE
+/*
+ * Denials are audited aggregated: a tenant's denied calls collect in one
+ * pending window (shared memory for tenants counted there, kept by
+ * src/quota.c; table quota_denials_pending for the table path), written as
+ * one quota_exceeded audit event when a denial comes in a later minute, or
+ * by _write_quota_denials() (check_alerts(), the worker's maintenance,
+ * flush_quota_denials()).  The event's details: denied_calls, first_at,
+ * last_at, roles (the first four roles denied; "..." when there were more)
+ * and denied, one element per quota that denied (quota_type, period,
+ * denials, and the last denial's quota_limit, used, requested,
+ * period_start).
+ */
+CREATE OR REPLACE FUNCTION llm_usage._write_quota_denials(p_tenant text DEFAULT NULL, p_closed_only boolean DEFAULT false)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH table_windows AS (
+        DELETE FROM llm_usage.quota_denials_pending p
+         WHERE (p_tenant IS NULL OR p.tenant_id = p_tenant)
+           AND (NOT p_closed_only OR date_trunc('minute', p.first_at) < date_trunc('minute', clock_timestamp()))
+        RETURNING p.*),
+    windows AS (
+        SELECT d.tenant_id, d.first_at, d.last_at, d.calls, d.roles,
+               jsonb_agg(jsonb_build_object('quota_type', d.quota_type, 'period', d.period, 'denials', d.denials,
+                                            'quota_limit', d.quota_limit, 'used', d.used, 'requested', d.requested,
+                                            'period_start', d.period_start)
+                         ORDER BY d.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], d.period)) AS denied
+          FROM llm_usage._shm_take_denials(p_tenant, p_closed_only) d
+         GROUP BY d.tenant_id, d.first_at, d.last_at, d.calls, d.roles
+        UNION ALL
+        SELECT w.tenant_id, w.first_at, w.last_at, w.calls, w.roles,
+               (SELECT jsonb_agg(e.value ORDER BY e.value->>'quota_type',
+                                 array_position(ARRAY['minute', 'hour', 'day', 'month'], e.value->>'period'))
+                  FROM jsonb_each(w.denied) e)
+          FROM table_windows w)
     INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details)
-    SELECT p_tenant, 'quota', 'quota_exceeded', 'denied', llm_usage._caller()::regrole::text,
-           jsonb_build_object('requested', jsonb_object_agg(r.quota_type || '/' || r.period, r.requested),
-                              'denied', jsonb_agg(jsonb_build_object('quota_type', r.quota_type,
-                                                                     'period', r.period,
-                                                                     'quota_limit', r.quota_limit,
-                                                                     'used', r.used,
-                                                                     'period_start', r.period_start))
-                                        FILTER (WHERE NOT r.fits))
+    SELECT w.tenant_id, 'quota', 'quota_exceeded', 'denied', w.roles[1],
+           jsonb_build_object('denied_calls', w.calls, 'first_at', w.first_at, 'last_at', w.last_at,
+                              'roles', to_jsonb(w.roles), 'denied', w.denied)
+      FROM windows w
+     ORDER BY w.first_at, w.tenant_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._write_quota_denials(text, boolean) IS
+'Internal: writes pending denial windows (of one tenant, or all of this database; only those begun in an earlier minute if p_closed_only) as quota_exceeded audit events, one per tenant and window; returns how many.';
+
+/* _audit_quota_denial(tenant, checks): a denied call of the table path joins the tenant's pending window */
+CREATE OR REPLACE FUNCTION llm_usage._audit_quota_denial(p_tenant text, p_checks llm_usage._quota_check[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now    timestamptz := clock_timestamp();
+    v_role   text := llm_usage._caller()::regrole::text;
+    v_denied jsonb;
+BEGIN
+    IF coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') <> 'on' THEN
+        RETURN;
+    END IF;
+    SELECT jsonb_object_agg(r.quota_type || '/' || r.period,
+                            jsonb_build_object('quota_type', r.quota_type, 'period', r.period, 'denials', 1,
+                                               'quota_limit', r.quota_limit, 'used', r.used,
+                                               'requested', r.requested, 'period_start', r.period_start))
+      INTO v_denied
       FROM unnest(p_checks) r
-    HAVING coalesce(current_setting('llm_usage.audit_quota_denials', true), 'on') = 'on'
+     WHERE NOT r.fits;
+    IF v_denied IS NULL THEN
+        RETURN;
+    END IF;
+    -- a window begun in an earlier minute is written first
+    PERFORM llm_usage._write_quota_denials(p_tenant, true);
+    INSERT INTO llm_usage.quota_denials_pending AS p (tenant_id, first_at, last_at, calls, roles, denied)
+    VALUES (p_tenant, v_now, v_now, 1, ARRAY[v_role], v_denied)
+    ON CONFLICT (tenant_id) DO UPDATE
+       SET last_at = greatest(p.last_at, EXCLUDED.last_at),
+           calls = p.calls + 1,
+           roles = CASE WHEN v_role = ANY (p.roles) THEN p.roles
+                        WHEN cardinality(array_remove(p.roles, '...')) >= 4 THEN array_remove(p.roles, '...') || '...'::text
+                        ELSE p.roles || v_role END,
+           denied = (SELECT jsonb_object_agg(coalesce(n.key, o.key),
+                                             CASE WHEN n.key IS NULL THEN o.value
+                                                  WHEN o.key IS NULL THEN n.value
+                                                  ELSE n.value || jsonb_build_object('denials', (o.value->>'denials')::bigint + 1) END)
+                       FROM jsonb_each(p.denied) o
+                       FULL JOIN jsonb_each(EXCLUDED.denied) n ON n.key = o.key);
+END
 $$;
 COMMENT ON FUNCTION llm_usage._audit_quota_denial(text, llm_usage._quota_check[]) IS
-'Internal: writes the quota_exceeded audit event of a denied enforce_quota()/enforce_quotas() call, unless llm_usage.audit_quota_denials is off.';
+'Internal: adds a denied call of the table path to the tenant''s pending denial window (quota_denials_pending), writing an earlier minute''s window first; nothing if llm_usage.audit_quota_denials is off.';
+
+/* _check_quota_args(types, amounts): what _consume_table and _shm_consume rely on */
+CREATE OR REPLACE FUNCTION llm_usage._check_quota_args(p_types text[], p_amounts numeric[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF coalesce(cardinality(p_types), 0) <> coalesce(cardinality(p_amounts), 0) THEN
+        RAISE EXCEPTION 'quota_types and amounts differ in length'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- in order, as _shm_consume checks them
+    FOR i IN 1..coalesce(cardinality(p_types), 0) LOOP
+        IF p_types[i] IS NULL THEN
+            RAISE EXCEPTION 'quota_type must not be NULL'
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM llm_usage.quota_types q WHERE q.quota_type = p_types[i]) THEN
+            RAISE EXCEPTION 'unknown quota type "%"', p_types[i]
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p_types[i] = ANY (p_types[1:i - 1]) THEN
+            RAISE EXCEPTION 'quota type "%" is given more than once', p_types[i]
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Give each quota type once, with the sum of its amounts.';
+        END IF;
+        IF p_amounts[i] IS NULL THEN
+            RAISE EXCEPTION 'amount for "%" must not be NULL', p_types[i]
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._check_quota_args(text[], numeric[]) IS
+'Internal: raise 22004/22023 unless there are as many amounts as quota types, each type known, not NULL and given once, each amount not NULL (what _shm_consume checks, in the same order).';
 
 CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[])
 RETURNS SETOF llm_usage._quota_check
@@ -114,6 +227,7 @@ DECLARE
     v_chk    llm_usage._quota_check[];
     v_ok     boolean;
 BEGIN
+    PERFORM llm_usage._check_quota_args(p_types, p_amounts);
     SELECT array_agg(ROW(q.quota_type, q.period, q.quota_limit, a.amount,
                          b.period_start, b.period_end, NULL, NULL)::llm_usage._quota_check
                      ORDER BY q.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], q.period))
@@ -156,6 +270,14 @@ BEGIN
         ON CONFLICT DO NOTHING;
     END LOOP;
 
+    -- shared memory had no room when this call began; if it has now, the
+    -- tenant's entry was taken (its table counters, locked here, imported
+    -- once this transaction ends) and the consumption goes there
+    IF llm_usage._shm_usable(t.tenant_id) THEN
+        RETURN QUERY SELECT * FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts);
+        RETURN;
+    END IF;
+
     SELECT array_agg(ROW(c.quota_type, c.period, c.quota_limit, c.requested, c.period_start, c.period_end, c.used,
                          c.quota_limit IS NULL OR c.used + c.requested <= c.quota_limit)::llm_usage._quota_check
                      ORDER BY c.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], c.period)),
@@ -182,7 +304,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION llm_usage._consume_table(llm_usage.tenants, text[], numeric[]) IS
-'Internal: check-and-consume in llm_usage.quota_counters_table, row locks in a global order (the path without shared memory).';
+'Internal: check-and-consume in llm_usage.quota_counters_table, row locks in a global order (the path without shared memory); a denial joins the tenant''s pending denial window.';
 
 ------------------------------------------------------------------------
 -- Shared-memory counters (C) and the per-session limit cache
@@ -200,7 +322,37 @@ RETURNS SETOF llm_usage._quota_check
 LANGUAGE c VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'llm_usage_shm_consume';
 COMMENT ON FUNCTION llm_usage._shm_consume(text, text[], numeric[]) IS
-'Internal: atomic all-or-nothing check-and-consume in shared memory, under the tenant''s spinlock.';
+'Internal: atomic all-or-nothing check-and-consume in shared memory, under the tenant''s spinlock; a denial joins the tenant''s pending denial window.  Each quota type at most once.';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_take_denials(p_tenant text, p_closed_only boolean)
+RETURNS TABLE (tenant_id text, first_at timestamptz, last_at timestamptz, calls bigint, roles text[],
+               quota_type text, period text, quota_limit numeric, used numeric, requested numeric,
+               period_start timestamptz, denials bigint)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_take_denials';
+COMMENT ON FUNCTION llm_usage._shm_take_denials(text, boolean) IS
+'Internal: takes the pending denial windows of this database''s tenants from shared memory, one row per quota denied; given back if the transaction aborts.  For _write_quota_denials().';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_reclaim(p_idle interval DEFAULT '10 minutes')
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_reclaim';
+COMMENT ON FUNCTION llm_usage._shm_reclaim(interval) IS
+'Internal (worker): gives back the shared quota entries of dropped databases, of this database''s dropped extensions and of its deleted tenants (unused for p_idle); returns how many.';
+
+CREATE OR REPLACE FUNCTION llm_usage._session_cache_stats(OUT directory_loads bigint, OUT tenant_reads bigint,
+                                                          OUT plan_loads bigint, OUT resets bigint, OUT tenants bigint,
+                                                          OUT merges bigint)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_session_cache_stats';
+COMMENT ON FUNCTION llm_usage._session_cache_stats() IS
+'Internal: what this session read into its configuration caches since it started (full directory loads, single tenants, plan loads, full resets), the tenants it caches now, and how many times a tenant''s quotas were merged from its plan and overrides; for tests and diagnosis.';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_status(OUT entries integer, OUT max_entries integer, OUT this_database integer)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_status';
+COMMENT ON FUNCTION llm_usage._shm_status() IS
+'Internal: shared quota entries in use (all databases), llm_usage.quota_max_tenants, and entries of this database.';
 
 CREATE OR REPLACE FUNCTION llm_usage._shm_counters(tenant_id text DEFAULT NULL)
 RETURNS TABLE (tenant_id text, quota_type text, period text, period_start timestamptz, used numeric, updated_at timestamptz)
@@ -221,68 +373,106 @@ RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'llm_usage_quota_config_changed';
 COMMENT ON FUNCTION llm_usage._quota_config_changed() IS
-'Internal: statement trigger; every backend drops its cached quota limits and tenant access when the transaction commits.';
+'Internal: trigger on the tables the configuration comes from; every session reads again what changed (a tenant, the plans, the prices) once the transaction commits, and a deleted tenant''s shared quota entry is reclaimed.';
 
--- a change to a tenant, plan, quota, override or grant reaches every
--- session's cached limits at commit (prices: tracking.sql)
-CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.tenants
+-- a change to a tenant, override or grant (row triggers: which tenant), to
+-- a plan or plan quota (the plans), reaches every session's caches at
+-- commit (prices: tracking.sql); TRUNCATE of a tenant table, everything
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE ON llm_usage.tenants
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._quota_config_changed();
+CREATE OR REPLACE TRIGGER quota_config_truncated AFTER TRUNCATE ON llm_usage.tenants
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
 CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.plans
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
 CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.plan_quotas
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
-CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.tenant_quota_overrides
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE ON llm_usage.tenant_quota_overrides
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._quota_config_changed();
+CREATE OR REPLACE TRIGGER quota_config_truncated AFTER TRUNCATE ON llm_usage.tenant_quota_overrides
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
-CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.tenant_access
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE ON llm_usage.tenant_access
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._quota_config_changed();
+CREATE OR REPLACE TRIGGER quota_config_truncated AFTER TRUNCATE ON llm_usage.tenant_access
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
 
 /*
- * _quota_configs(): what enforce_quota() caches per session, in one query:
- * for every tenant the calling role may act on, its time zone and the
- * quotas in force.
+ * _quota_configs(tenant, max_rows): what the sessions cache about tenants
+ * (src/session_cache.c): for the tenant given, if the caller may act on
+ * it, or else for up to max_rows tenants the caller may act on, the time
+ * zone, the plan and the tenant's own overrides (the plans' quotas come
+ * from _plan_quotas()).
  */
-CREATE OR REPLACE FUNCTION llm_usage._quota_configs()
-RETURNS TABLE (tenant_id text, timezone text, quota_types text[], periods text[], limits numeric[])
+CREATE OR REPLACE FUNCTION llm_usage._quota_configs(p_tenant text, p_max_rows integer)
+RETURNS TABLE (tenant_id text, timezone text, plan text, quota_types text[], periods text[], limits numeric[])
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
-COMMENT ON FUNCTION llm_usage._quota_configs() IS
-'Internal: time zone and quotas in force of every tenant the caller may act on (cached by enforce_quota() until a plan, quota, tenant or access changes).';
+COMMENT ON FUNCTION llm_usage._quota_configs(text, integer) IS
+'Internal: time zone, plan and overrides of a tenant the caller may act on (or of up to p_max_rows of them), for the per-session caches of enforce_quota() and track_usage().';
 
-CREATE OR REPLACE FUNCTION llm_usage._quota_configs_impl()
-RETURNS TABLE (tenant_id text, timezone text, quota_types text[], periods text[], limits numeric[])
+CREATE OR REPLACE FUNCTION llm_usage._quota_configs_impl(p_tenant text, p_max_rows integer)
+RETURNS TABLE (tenant_id text, timezone text, plan text, quota_types text[], periods text[], limits numeric[])
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH visible AS MATERIALIZED (
         SELECT t.* FROM llm_usage.tenants t
-         WHERE (SELECT llm_usage._is_admin()) OR t.tenant_id IN (SELECT unnest(llm_usage._my_tenants())))
-    SELECT v.tenant_id, v.timezone,
+         WHERE p_tenant IS NOT NULL AND t.tenant_id = p_tenant
+           AND ((SELECT llm_usage._is_admin())
+                OR EXISTS (SELECT 1 FROM llm_usage.tenant_access a JOIN pg_catalog.pg_roles r ON r.oid = a.role_name
+                            WHERE a.tenant_id = t.tenant_id
+                              AND pg_catalog.pg_has_role(llm_usage._caller(), r.oid, 'USAGE')))
+        UNION ALL
+        (SELECT t.* FROM llm_usage.tenants t
+          WHERE p_tenant IS NULL
+            AND ((SELECT llm_usage._is_admin()) OR t.tenant_id IN (SELECT unnest(llm_usage._my_tenants())))
+          ORDER BY t.tenant_id
+          LIMIT p_max_rows))
+    SELECT v.tenant_id, v.timezone, v.plan,
+           coalesce(array_agg(o.quota_type ORDER BY o.quota_type, o.period) FILTER (WHERE o.quota_type IS NOT NULL), '{}'),
+           coalesce(array_agg(o.period ORDER BY o.quota_type, o.period) FILTER (WHERE o.quota_type IS NOT NULL), '{}'),
+           coalesce(array_agg(o.quota_limit ORDER BY o.quota_type, o.period) FILTER (WHERE o.quota_type IS NOT NULL), '{}')
+      FROM visible v
+      LEFT JOIN llm_usage.tenant_quota_overrides o ON o.tenant_id = v.tenant_id
+     GROUP BY v.tenant_id, v.timezone, v.plan
+$$;
+COMMENT ON FUNCTION llm_usage._quota_configs_impl(text, integer) IS
+'Internal: the body of llm_usage._quota_configs(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
+/* _plan_quotas(): every plan's quotas, cached by the sessions apart from the tenants */
+CREATE OR REPLACE FUNCTION llm_usage._plan_quotas()
+RETURNS TABLE (plan text, quota_types text[], periods text[], limits numeric[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.plan,
            coalesce(array_agg(q.quota_type ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}'),
            coalesce(array_agg(q.period ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}'),
            coalesce(array_agg(q.quota_limit ORDER BY q.quota_type, q.period) FILTER (WHERE q.quota_type IS NOT NULL), '{}')
-      FROM visible v
-      LEFT JOIN LATERAL llm_usage._effective_quotas(v.tenant_id, v.plan) q ON true
-     GROUP BY v.tenant_id, v.timezone
+      FROM llm_usage.plans p
+      LEFT JOIN llm_usage.plan_quotas q ON q.plan = p.plan
+     GROUP BY p.plan
 $$;
-COMMENT ON FUNCTION llm_usage._quota_configs_impl() IS
-'Internal: the body of llm_usage._quota_configs(), run as the owner by its entry point, which records the caller (src/caller.c).';
+COMMENT ON FUNCTION llm_usage._plan_quotas() IS
+'Internal: the quotas of every plan (read with the caller''s rights), for the per-session caches of enforce_quota() and track_usage().';
 
 /* _quota_table_counters(tenant): the table's counters of a tenant, carried into a new shared entry */
 CREATE OR REPLACE FUNCTION llm_usage._quota_table_counters(p_tenant text,
                                                            OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
-LANGUAGE c STABLE
+LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
 COMMENT ON FUNCTION llm_usage._quota_table_counters(text) IS
-'Internal: a tenant''s counters in llm_usage.quota_counters_table, added to its shared-memory entry when that is created (so counting carries on across the upgrade and a restore).';
+'Internal: a tenant''s counters in llm_usage.quota_counters_table, locked, added to its shared-memory entry when that is created (so counting carries on across the upgrade, a restore, and a time without room in shared memory).';
 
 CREATE OR REPLACE FUNCTION llm_usage._quota_table_counters_impl(p_tenant text,
                                                                 OUT counter_types text[], OUT counter_periods text[], OUT counter_starts timestamptz[], OUT counter_used numeric[])
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT array_agg(c.quota_type), array_agg(c.period), array_agg(c.period_start), array_agg(c.used)
-      FROM llm_usage.quota_counters_table c
-     WHERE c.tenant_id = p_tenant COLLATE pg_catalog."default" AND llm_usage._can_access(p_tenant)
+      FROM (SELECT x.quota_type, x.period, x.period_start, x.used
+              FROM llm_usage.quota_counters_table x
+             WHERE x.tenant_id = p_tenant COLLATE pg_catalog."default" AND llm_usage._can_access(p_tenant)
+               FOR UPDATE) c
 $$;
 COMMENT ON FUNCTION llm_usage._quota_table_counters_impl(text) IS
 'Internal: the body of llm_usage._quota_table_counters(), run as the owner by its entry point, which records the caller (src/caller.c).';
@@ -358,32 +548,23 @@ RETURNS SETOF llm_usage._quota_check
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_chk llm_usage._quota_check[];
 BEGIN
     IF NOT llm_usage._shm_usable(t.tenant_id) THEN
         RETURN QUERY SELECT * FROM llm_usage._consume_table(t, p_types, p_amounts);
         RETURN;
     END IF;
-    SELECT array_agg(c) INTO v_chk FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts) c;
-    IF v_chk IS NULL THEN
-        RETURN;
-    END IF;
-    IF NOT (SELECT bool_and(r.fits) FROM unnest(v_chk) r) THEN
-        PERFORM llm_usage._audit_quota_denial(t.tenant_id, v_chk);
-    END IF;
-    RETURN QUERY SELECT * FROM unnest(v_chk);
+    RETURN QUERY SELECT * FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts);
 END
 $$;
 COMMENT ON FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) IS
-'Internal: atomic all-or-nothing check-and-consume of the quotas in force for some types, in shared memory when in use (else the table); audits a denial.';
+'Internal: atomic all-or-nothing check-and-consume of the quotas in force for some types, in shared memory when in use (else the table); a denial joins the tenant''s pending denial window.';
 
 CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql(tenant_id text, quota_type text, amount numeric DEFAULT 1)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
 COMMENT ON FUNCTION llm_usage._enforce_quota_sql(text, text, numeric) IS
-'Internal: enforce_quota() in SQL; the C enforce_quota() hands it bad arguments, denials and the path without shared memory.';
+'Internal: enforce_quota() in SQL; the C enforce_quota() hands it bad arguments and the path without shared memory.';
 
 CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql_impl(tenant_id text, quota_type text, amount numeric DEFAULT 1)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
@@ -635,3 +816,23 @@ END
 $$;
 COMMENT ON FUNCTION llm_usage._save_quota_counters_impl() IS
 'Internal: the body of llm_usage.save_quota_counters(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
+CREATE OR REPLACE FUNCTION llm_usage.flush_quota_denials()
+RETURNS integer
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.flush_quota_denials() IS
+'Writes the pending quota denials of this database (aggregated per tenant; written anyway when a denial comes in a later minute, by check_alerts() and by the worker) to the audit log now; returns the events written.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._flush_quota_denials_impl()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM llm_usage._require_admin('flush_quota_denials');
+    RETURN llm_usage._write_quota_denials(NULL, false);
+END
+$$;
+COMMENT ON FUNCTION llm_usage._flush_quota_denials_impl() IS
+'Internal: the body of llm_usage.flush_quota_denials(), run as the owner by its entry point, which records the caller (src/caller.c).';

@@ -29,3 +29,14 @@ CREATE TYPE llm_usage._quota_check AS (
     fits         boolean
 );
 COMMENT ON TYPE llm_usage._quota_check IS 'Internal: one quota of one enforce call: limit, amount asked, period, usage, whether it fits.';
+
+CREATE TABLE llm_usage.quota_denials_pending (
+    tenant_id text PRIMARY KEY REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    first_at  timestamptz NOT NULL,
+    last_at   timestamptz NOT NULL,
+    calls     bigint NOT NULL,
+    roles     text[] NOT NULL,
+    denied    jsonb NOT NULL
+);
+COMMENT ON TABLE llm_usage.quota_denials_pending IS
+'Internal: denied calls of the table path not yet written to the audit log, one window per tenant (the shared-memory path keeps its windows in shared memory); written as one quota_exceeded event by _write_quota_denials().';

@@ -135,6 +135,24 @@ COMMENT ON COLUMN llm_usage.audit_events.origin IS
 'Who wrote the event: llm_usage (the extension itself; the only events alerts are derived from), application (through llm_usage.audit(), as the role in role_name), unknown (written before 1.3, when this was not recorded).';
 COMMENT ON COLUMN llm_usage.audit_events.role_name IS 'The role the action was checked for: the current user when the llm_usage API was entered (llm_usage._caller()).';
 
+-- Quota denials are audited aggregated (one event per tenant and minute);
+-- the table path collects its pending windows here.
+CREATE TABLE llm_usage.quota_denials_pending (
+    tenant_id text PRIMARY KEY REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    first_at  timestamptz NOT NULL,
+    last_at   timestamptz NOT NULL,
+    calls     bigint NOT NULL,
+    roles     text[] NOT NULL,
+    denied    jsonb NOT NULL
+);
+COMMENT ON TABLE llm_usage.quota_denials_pending IS
+'Internal: denied calls of the table path not yet written to the audit log, one window per tenant (the shared-memory path keeps its windows in shared memory); written as one quota_exceeded event by _write_quota_denials().';
+
+-- The session caches read a tenant alone and the plans apart: the
+-- directory query takes a tenant and a row limit and returns overrides.
+DROP FUNCTION IF EXISTS llm_usage._quota_configs();
+DROP FUNCTION IF EXISTS llm_usage._quota_configs_impl();
+
 -- Alert deliveries are retried across worker cycles with backoff: when each
 -- pending channel is due again.
 ALTER TABLE llm_usage.alerts ADD COLUMN webhook_next_at timestamptz, ADD COLUMN email_next_at timestamptz;
