@@ -18,17 +18,21 @@ SELECT count(llm_usage.track_usage(t, 'chat', m, i, o, latency_ms => l, result =
 -- and one outside the period
 SELECT llm_usage.track_usage('ds3', 'chat', 'gpt-4o-mini', 1, 1, occurred_at => '2025-12-05 00:00+00') > 0 AS outside;
 
--- denials as the extension records them: one per event, or aggregated with a
--- count; an application's own "quota_exceeded" events are not the extension's
+-- denials as the extension records them: one event per tenant and minute
+-- with the number of denied calls (1.3), or one event per denial (1.2 and
+-- before); an application's own "quota_exceeded" events are not the
+-- extension's
 INSERT INTO llm_usage.audit_events (tenant_id, event_type, action, result, role_name, details, created_at, origin)
 VALUES ('ds1', 'quota', 'quota_exceeded', 'denied', 'app', '{"requested": {"tokens/day": 150},
          "denied": [{"quota_type": "tokens", "period": "day", "quota_limit": 100, "used": 90}]}', '2025-12-01 12:00+00', 'llm_usage'),
-       ('ds1', 'quota', 'quota_exceeded', 'denied', 'app', '{"quota_type": "api_calls", "period": "minute", "count": 5}',
-        '2025-12-02 08:00+00', 'llm_usage'),
-       ('ds2', 'quota', 'quota_exceeded', 'denied', 'app', '{"denied": 3, "quota_type": "tokens", "period": "minute"}',
-        '2025-12-02 13:00+00', 'llm_usage'),
-       ('ds2', 'quota', 'quota_exceeded', 'denied', 'app', '{"count": 1000}', '2025-12-02 14:00+00', 'application'),
-       ('ds3', 'quota', 'quota_exceeded', 'denied', 'app', '{"count": 7}', '2025-12-07 00:00+00', 'llm_usage');
+       ('ds1', 'quota', 'quota_exceeded', 'denied', 'app', '{"denied_calls": 5, "first_at": "2025-12-02T08:00:00Z",
+         "last_at": "2025-12-02T08:00:40Z", "denied": [{"quota_type": "api_calls", "period": "minute", "denials": 5}]}',
+        '2025-12-02 08:01+00', 'llm_usage'),
+       ('ds2', 'quota', 'quota_exceeded', 'denied', 'app', '{"denied_calls": 3, "first_at": "2025-12-02T13:00:00Z",
+         "last_at": "2025-12-02T13:00:09Z", "denied": [{"quota_type": "tokens", "period": "minute", "denials": 3}]}',
+        '2025-12-02 13:01+00', 'llm_usage'),
+       ('ds2', 'quota', 'quota_exceeded', 'denied', 'app', '{"denied_calls": 1000}', '2025-12-02 14:00+00', 'application'),
+       ('ds3', 'quota', 'quota_exceeded', 'denied', 'app', '{"denied_calls": 7}', '2025-12-07 00:00+00', 'llm_usage');
 
 SELECT jsonb_pretty(s - 'from' - 'to' - 'tenants') AS summary, s->'tenants'->'with_calls' AS tenants_with_calls,
        (s->'tenants'->>'total')::int >= 3 AS tenants_total

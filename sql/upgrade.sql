@@ -167,6 +167,9 @@ SELECT 'only in a fresh install', line
   FROM (SELECT pg_catalog.regexp_split_to_table(:'fresh_fp', E'\n')
         EXCEPT SELECT pg_catalog.regexp_split_to_table(:'chain_fp', E'\n')) d(line)
 ORDER BY 2, 1;
+-- a fresh install answers the dashboards before any roll-up ran
+SELECT llm_usage.create_tenant('fresh1', 'trial', 'Europe/Berlin');
+SELECT (llm_usage.usage_overview('fresh1', '7d'))->'overview'->>'runs' AS runs_before_any_rollup;
 -- what was compared
 SELECT split_part(line, ' ', 1) AS fact, count(*) > 0 AS compared
   FROM pg_catalog.regexp_split_to_table(:'fresh_fp', E'\n') line

@@ -460,9 +460,10 @@ BEGIN
                               ORDER BY d.denials DESC, d.tenant_id), '[]')
       INTO v_quota
       FROM (SELECT a.tenant_id,
-                   sum(CASE WHEN jsonb_typeof(a.details->'count') = 'number' THEN (a.details->>'count')::numeric
-                            WHEN jsonb_typeof(a.details->'denied') = 'number' THEN (a.details->>'denied')::numeric
-                            ELSE 1 END) AS denials,
+                   -- 1.3 aggregates a minute's denials into one event with
+                   -- their number; before, an event was one denial
+                   sum(CASE WHEN jsonb_typeof(a.details->'denied_calls') = 'number'
+                            THEN (a.details->>'denied_calls')::numeric ELSE 1 END) AS denials,
                    (SELECT coalesce(jsonb_agg(DISTINCT q.name ORDER BY q.name), '[]')
                       FROM llm_usage.audit_events a2
                      CROSS JOIN LATERAL (
@@ -475,7 +476,10 @@ BEGIN
                      WHERE a2.tenant_id = a.tenant_id AND a2.origin = 'llm_usage' AND a2.event_type = 'quota'
                        AND a2.action = 'quota_exceeded' AND a2.created_at >= v_from AND a2.created_at < v_to
                        AND q.name IS NOT NULL) AS quotas,
-                   min(a.created_at) AS first_at, max(a.created_at) AS last_at
+                   min(CASE WHEN jsonb_typeof(a.details->'first_at') = 'string'
+                            THEN (a.details->>'first_at')::timestamptz ELSE a.created_at END) AS first_at,
+                   max(CASE WHEN jsonb_typeof(a.details->'last_at') = 'string'
+                            THEN (a.details->>'last_at')::timestamptz ELSE a.created_at END) AS last_at
               FROM llm_usage.audit_events a
              WHERE a.origin = 'llm_usage' AND a.event_type = 'quota' AND a.action = 'quota_exceeded'
                AND a.created_at >= v_from AND a.created_at < v_to

@@ -80,10 +80,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a  timestamptz := p_day::timestamp AT TIME ZONE 'UTC';     -- the local midnight's wall clock, read as UTC
-    o1 interval := llm_usage._utc_offset(a - interval '16 hours', p_tz);
-    o2 interval := llm_usage._utc_offset(a + interval '16 hours', p_tz);
+    o1 interval;
+    o2 interval;
     t  timestamptz;
 BEGIN
+    IF NOT isfinite(p_day) THEN
+        RETURN a;                       -- -infinity or infinity: the same instant in every zone
+    END IF;
+    o1 := llm_usage._utc_offset(a - interval '16 hours', p_tz);
+    o2 := llm_usage._utc_offset(a + interval '16 hours', p_tz);
     IF o1 = o2 THEN
         RETURN a - o1;
     END IF;
