@@ -139,6 +139,16 @@ llm_usage_shmem_startup_hook(void)
 static void
 define_settings(void)
 {
+	/*
+	 * Settings the postmaster acts on (the worker's database, shared memory
+	 * sizes) can only be defined as PGC_POSTMASTER while the library is
+	 * being preloaded; defined later that would be FATAL.  Loaded into a
+	 * backend of a server that does not preload it, the SQL API still works
+	 * (table counters, no worker), and these settings are read from the
+	 * configuration like any reloadable one, with nothing to act on them.
+	 */
+	GucContext	postmaster = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP;
+
 	DefineCustomBoolVariable("llm_usage.audit_quota_denials",
 							 "Audits denied enforce_quota() and enforce_quotas() calls as quota_exceeded events.",
 							 "Aggregated: one event per tenant and minute at most, with the count of denied calls.",
@@ -149,7 +159,7 @@ define_settings(void)
 							   "Database the llm_usage background worker connects to.",
 							   NULL,
 							   &llm_usage_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   postmaster, 0, NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("llm_usage.enabled",
 							 "Whether the llm_usage worker collects provider usage.",
@@ -161,7 +171,7 @@ define_settings(void)
 							   "File holding the master key that encrypts stored provider keys.",
 							   "256 bits as 64 hex digits or base64, or lines \"version:key\"; owned by the server's OS user, mode 0600.",
 							   &llm_usage_master_key_file, "",
-							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+							   postmaster, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llm_usage.collect_schedule",
 							   "When the worker collects provider usage, as a cron expression.",
@@ -283,7 +293,7 @@ define_settings(void)
 							"Tenants whose quota counters are kept in shared memory (further ones are counted in a table).",
 							NULL,
 							&llm_usage_quota_max_tenants, 10000, 100, 10000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							postmaster, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("llm_usage.quota_save_interval",
 							"How often the shared quota counters are saved to disk; a crash loses at most this much consumption.",
