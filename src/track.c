@@ -55,9 +55,7 @@ static SPIPlanPtr insert_with_id_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static Oid	owner_oid = InvalidOid;
 
-static const char *const event_types[] = {
-	"chat", "completion", "embedding", "image", "audio", "moderation", "tool", "other", NULL
-};
+#define EVENT_TYPE_MAX	64		/* characters */
 static const char *const results[] = {"success", "failure", "rate_limited", NULL};
 
 PG_FUNCTION_INFO_V1(llm_usage_track_usage);
@@ -69,6 +67,32 @@ in_list(const char *s, const char *const *list)
 		if (strcmp(s, list[i]) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * plain_event_type
+ *		An event type the fast path takes: 1 to EVENT_TYPE_MAX printable
+ *		ASCII characters (0x20 to 0x7e), not only spaces.  Every such name
+ *		is valid by _check_event_type(); any other one (non-ASCII, too long,
+ *		a control character, blank) goes to the SQL path, which accepts the
+ *		other valid names (any character but a control character) and
+ *		raises 22023 for the rest.
+ */
+static bool
+plain_event_type(const char *t)
+{
+	size_t		len = strlen(t);
+	bool		blank = true;
+
+	if (len == 0 || len > EVENT_TYPE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		if ((unsigned char) t[i] < 0x20 || (unsigned char) t[i] > 0x7e)
+			return false;
+		blank &= (t[i] == ' ');
+	}
+	return !blank;
 }
 
 static bool
@@ -167,7 +191,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 		return false;
 	event_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	result = text_to_cstring(PG_GETARG_TEXT_PP(8));
-	if (!in_list(event_type, event_types) || !in_list(result, results))
+	if (!plain_event_type(event_type) || !in_list(result, results))
 		return false;
 	{
 		Jsonb	   *meta = PG_GETARG_JSONB_P(9);

@@ -489,8 +489,10 @@ BEGIN
             v_split := difftest.gen_split(v_in, v_clean);
             v_at := difftest.gen_at(v_clean);
             INSERT INTO difftest.tr_in VALUES (s, i, difftest.gen_tenant_kind(v_clean),
-                CASE WHEN v_clean OR random() < 0.9 THEN difftest.pick(ARRAY['chat', 'completion', 'embedding', 'image', 'audio', 'moderation', 'tool', 'other'])
-                     ELSE difftest.pick(ARRAY[NULL, '', 'CHAT', 'chat_message', 'search']) END,
+                CASE WHEN v_clean OR random() < 0.9 THEN difftest.pick(ARRAY['chat', 'chat_message', 'completion', 'embedding', 'embeddings',
+                                                                              'search', 'image', 'tool', 'other', 'CHAT', 'My App Call',
+                                                                              repeat('x', 64), 'ünïcode', '日本語'])
+                     ELSE difftest.pick(ARRAY[NULL, '', '   ', repeat('x', 65), repeat('é', 65), E'tab\there', E'nl\n', E'c1\u0085']) END,
                 difftest.gen_model(v_clean),
                 v_in, difftest.gen_count(1000000000, v_clean), v_split.cached, v_split.cache_write,
                 CASE WHEN v_clean OR random() < 0.85 THEN difftest.pick(ARRAY[NULL, 0, 1, 250, 86400000, difftest.rnd(100000)])

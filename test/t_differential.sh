@@ -61,5 +61,5 @@ fi
 short=$(q "SELECT string_agg(fn, ', ') FROM (SELECT fn FROM difftest.compared WHERE what = 'call' GROUP BY fn
                                               HAVING count(*) < CASE fn WHEN 'period_bounds' THEN 500 WHEN 'consume_args' THEN 16 ELSE 2000 END) x")
 [[ -z "$short" ]] || fail "fewer than 2,000 calls compared for: $short"
-psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
+[[ -n ${LLM_USAGE_KEEP_DIFF:-} ]] || psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
 echo "PASS"
