@@ -290,6 +290,18 @@ define_settings(void)
 							&llm_usage_quota_save_interval, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("llm_usage.max_reservations",
+							"Open quota reservations (enforce_quota with a request_id, not yet settled by track_usage) kept in shared memory.",
+							NULL,
+							&llm_usage_max_reservations, 10000, 100, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.reservation_ttl",
+							"How long a quota reservation waits for track_usage to settle it; after that it stays counted as used.",
+							NULL,
+							&llm_usage_reservation_ttl, 900, 1, 7 * 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
 	DefineCustomStringVariable("llm_usage.source_window_from",
 							   "Start of the window (RFC 3339, UTC) a custom source's mapping function is called for; empty outside.",
 							   "Set by the collector around each call; set it yourself to try a mapping function.",

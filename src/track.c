@@ -13,7 +13,11 @@
  * occurred_at more than 28 days back (retention checks) or ahead.
  *
  * Whether the calling role may track for a tenant comes from the tenant
- * directory of session_cache.c; the price and the cost from cost.c.
+ * directory of session_cache.c; the price and the cost from cost.c; what
+ * an event type counts as from session_cache.c.  The quotas count what is
+ * recorded (quota_settle() of quota.c, applied at commit); a tenant whose
+ * counters are not in shared memory takes the SQL path, which settles in
+ * the table.
  *
  * Every statement runs with search_path pinned to pg_catalog, pg_temp and
  * names every object, function and sequence with its schema, so that the
@@ -43,6 +47,7 @@
 
 #include "llm_usage.h"
 #include "cost.h"
+#include "quota.h"
 #include "session_cache.h"
 
 #define MODEL_MAX		200
@@ -215,6 +220,8 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (session_cache_tenant(tenant) == NULL)
 		return false;			/* empty, too long, unknown or not the caller's */
+	if (!quota_settle_ready(tenant))
+		return false;			/* the SQL path settles in the table */
 
 	if (model != NULL)
 		p = cost_price_at(model, at);
@@ -301,6 +308,16 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	SPI_finish();
 	session_cache_unpin_search_path(level);
 	SetUserIdAndSecContext(save_userid, save_sec);
+	if (written)
+	{
+		/* the quotas count what was recorded, at commit; its reservation is released */
+		SettleAmounts a;
+
+		a.tokens = tok.input + tok.output;
+		a.cost_usd = p ? values[8] : (Datum) 0;
+		a.counter = session_cache_event_counter(event_type);
+		quota_settle(tenant, PG_ARGISNULL(10) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(10)), &a, at);
+	}
 	return written;
 }
 

@@ -820,6 +820,10 @@ CREATE OR REPLACE TRIGGER price_versions_no_truncate
     BEFORE TRUNCATE ON llm_usage.model_price_versions
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._price_versions_immutable();
 
+-- an event-type change reaches every session (read with the plans) at commit
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.event_types
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+
 -- a price change reaches every session's price cache at commit
 CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.model_price_versions
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
@@ -959,6 +963,7 @@ DECLARE
     p       llm_usage.model_price_versions;
     v_id    bigint;
     v_tier  text;
+    v_cost  numeric;
 BEGIN
     PERFORM llm_usage._check_event_type($2);
     IF $3 IS NOT NULL AND $3 !~ '^[[:graph:]]{1,200}$' THEN
@@ -1001,6 +1006,7 @@ BEGIN
     IF $3 IS NOT NULL THEN
         p := llm_usage._price_at($3, $12);
     END IF;
+    v_cost := llm_usage._cost(p, $4, $5, $6, $13, $14, v_tier);
 
     -- retention drops whole UTC months, as the partitions are cut
     IF $12 < date_trunc('month', now(), 'UTC') - make_interval(months => coalesce(current_setting('llm_usage.event_retention', true), '13')::integer) THEN
@@ -1026,16 +1032,19 @@ BEGIN
              cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
              occurred_at, cache_write_1h_tokens, service_tier)
         VALUES (t.tenant_id, v_id, $2, $3, p.provider, $4, $5, $6, $13,
-                llm_usage._cost(p, $4, $5, $6, $13, $14, v_tier), p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier);
+                v_cost, p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier);
     ELSE
         INSERT INTO llm_usage.usage_events
             (tenant_id, event_type, model, provider, input_tokens, output_tokens, cached_input_tokens,
              cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
              occurred_at, cache_write_1h_tokens, service_tier)
         VALUES (t.tenant_id, $2, $3, p.provider, $4, $5, $6, $13,
-                llm_usage._cost(p, $4, $5, $6, $13, $14, v_tier), p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier)
+                v_cost, p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier)
         RETURNING event_id INTO v_id;
     END IF;
+    -- the quotas count what was recorded; the request's reservation is released
+    PERFORM llm_usage._settle(t, $11, $4 + $5, v_cost,
+                              (SELECT k.counts_as FROM llm_usage.event_type_counters k WHERE k.event_type = $2), $12);
     RETURN v_id;
 END
 $$;
@@ -1055,7 +1064,7 @@ RETURNS bigint
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_track_usage';
 COMMENT ON FUNCTION llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text) IS
-'Records one LLM call after it happened and returns its event id; cost_usd from the price valid at occurred_at (NULL for an unpriced model), for its tokens (input including cache reads and 5-minute / 1-hour cache writes) and service_tier (standard, batch, flex, priority).  Idempotent on (tenant_id, request_id).';
+'Records one LLM call after it happened and returns its event id; cost_usd from the price valid at occurred_at (NULL for an unpriced model), for its tokens (input including cache reads and 5-minute / 1-hour cache writes) and service_tier (standard, batch, flex, priority).  Settles the quotas: the call counts 1 api call, its tokens, its cost and 1 chat message or embedding by its event type, and the reservation enforce_quota() made for the same request_id is released (when the transaction commits).  Idempotent on (tenant_id, request_id).';
 
 ------------------------------------------------------------------------
 -- Tracking from the provider's own usage object

@@ -618,3 +618,25 @@ INSERT INTO llm_usage.event_types (event_type, counts_as, is_shipped) VALUES
     ('moderation',   NULL,            true),
     ('other',        NULL,            true);
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.event_types', 'WHERE NOT is_shipped');
+
+-- Reserve, then settle (1.3): enforce_quota/enforce_quotas take a
+-- request_id; track_usage of that request settles the reservation.
+DROP FUNCTION llm_usage.enforce_quota(text, text, numeric);
+DROP FUNCTION llm_usage.enforce_quotas(text, jsonb);
+DROP FUNCTION llm_usage._enforce_quota_sql(text, text, numeric);
+DROP FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]);
+DROP FUNCTION llm_usage._consume_table(llm_usage.tenants, text[], numeric[]);
+DROP FUNCTION llm_usage._shm_consume(text, text[], numeric[]);
+
+CREATE TABLE llm_usage.quota_reservations (
+    tenant_id    text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    request_id   text NOT NULL,
+    quota_type   text NOT NULL,
+    period       text NOT NULL,
+    period_start timestamptz NOT NULL,
+    amount       numeric NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, request_id, quota_type, period)
+);
+COMMENT ON TABLE llm_usage.quota_reservations IS
+'Internal: open reservations of the table path (enforce_quota with a request_id, not yet settled by track_usage): what was counted per quota and period; the shared-memory path keeps them in shared memory.  An expired one stays counted and is deleted.';
