@@ -326,7 +326,9 @@ RETURNS interval
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(nullif(current_setting('llm_usage.reservation_ttl', true), ''), '900')::integer * interval '1 second'
+    -- shown with its unit ('15min', '1s'); a bare number is seconds
+    SELECT CASE WHEN v ~ '^[0-9]+$' THEN v || 's' ELSE v END::interval
+      FROM coalesce(nullif(current_setting('llm_usage.reservation_ttl', true), ''), '900') v
 $$;
 COMMENT ON FUNCTION llm_usage._reservation_ttl() IS 'Internal: llm_usage.reservation_ttl (default 15 minutes) as an interval.';
 
@@ -348,7 +350,15 @@ AS $$
 DECLARE
     v_now timestamptz := clock_timestamp();
 BEGIN
-    -- the tenant's counters, locked in the global order of _consume_table
+    -- every counter this settles made first, holding no counter lock (a
+    -- row another transaction is making is waited for here), then all of
+    -- the tenant's counters locked in the global order of _consume_table:
+    -- no row is locked out of that order below
+    INSERT INTO llm_usage.quota_counters_table (tenant_id, quota_type, period, period_start, used)
+    SELECT t.tenant_id, q.quota_type, q.period, b.period_start, 0
+      FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
+     CROSS JOIN LATERAL llm_usage._period_bounds(q.period, p_at, t.timezone) b
+    ON CONFLICT DO NOTHING;
     PERFORM 1 FROM llm_usage.quota_counters_table c
       WHERE c.tenant_id = t.tenant_id
       ORDER BY c.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], c.period)
