@@ -377,7 +377,8 @@ BEGIN
     INSERT INTO llm_usage.quota_counters_table AS c (tenant_id, quota_type, period, period_start, used, updated_at)
     SELECT t.tenant_id, q.quota_type, q.period, b.period_start, a.amount, v_now
       FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
-      JOIN (VALUES ('api_calls', 1::numeric), ('tokens', p_tokens::numeric), ('cost_usd', coalesce(p_cost, 0)),
+      -- the cost in millionths of a dollar, rounded up, as shared memory counts it
+      JOIN (VALUES ('api_calls', 1::numeric), ('tokens', p_tokens::numeric), ('cost_usd', ceil(coalesce(p_cost, 0) * 1000000) / 1000000),
                    ('chat_messages', CASE WHEN p_counts_as = 'chat_messages' THEN 1 ELSE 0 END::numeric),
                    ('embeddings', CASE WHEN p_counts_as = 'embeddings' THEN 1 ELSE 0 END::numeric)) a(quota_type, amount)
         ON a.quota_type = q.quota_type
