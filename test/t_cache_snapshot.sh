@@ -58,7 +58,7 @@ run_case() {        # run_case ISOLATION N
     # 4. new transactions of the same session
     echo "SELECT 'after_limit', allowed, quota_limit FROM llm_usage.enforce_quota('$tl', 'tokens', 10);" >&9
     echo "SELECT 'after_revoke', allowed FROM llm_usage.enforce_quota('$tr', 'tokens', 1);" >&9
-    echo "SELECT 'after_price', cost_usd FROM llm_usage.tenant_events('$tl', now() - interval '1 hour', now() + interval '1 hour') WHERE event_id = llm_usage.track_usage('$tl', 'chat', '$model', 1000000, 0);" >&9
+    echo "SELECT 'after_price', llm_usage.track_usage('$tl', 'chat', '$model', 1000000, 0);" >&9
     echo "SELECT 'after_track_revoked', llm_usage.track_usage('$tr', 'chat', '$model', 1, 0) > 0;" >&9
     exec 9>&-
     wait "$pid" || true
@@ -66,6 +66,7 @@ run_case() {        # run_case ISOLATION N
     limit=$(grep '^after_limit|' "$out" || true)
     revoke=$(grep -E '^after_revoke\||ERROR' "$out" | grep -v 'after_track' | sed -n '1,3p' | tr '\n' ' ')
     price=$(grep '^after_price|' "$out" || true)
+    [[ -n $price ]] && price="after_price|$(q "SELECT cost_usd FROM llm_usage.usage_events WHERE tenant_id = '$tl' AND event_id = ${price#after_price|}")"
     track_revoked=$(grep -E '^after_track_revoked' "$out" || true)
     echo "$iso: after the transaction: limit: ${limit:-none}; revoked tenant: $(grep -c 'ERROR' "$out") error(s), '${revoke:0:160}'; price: ${price:-none}"
     [[ $limit == "after_limit|f|5" ]] || { cat "$out"; fail "$iso: the new limit (5) was not applied after the transaction ended"; }
