@@ -60,6 +60,13 @@ SELECT e AS schedule, pg_temp.why(format('SELECT llm_usage.next_collection(%L, n
 SELECT try($$SELECT llm_usage.next_collection('0 0 * * *', now(), 'Mars/Olympus_Mons')$$);
 SELECT try($$SELECT llm_usage.next_collection('0 0 * * *', NULL)$$);
 SELECT try($$SELECT llm_usage.next_collection('0 0 * * *', 'infinity')$$);
+-- no time after the last one timestamptz can hold: never
+SELECT llm_usage.next_collection('0 0 * * *', '294276-12-31 12:00+00', 'UTC') AS after_the_end_of_time;
+-- the C period bounds (the quota path's, callable for tests) refuse what
+-- they cannot bound
+SELECT try($$SELECT llm_usage._period_bounds_c('day', 'infinity', 'UTC')$$);
+SELECT try($$SELECT llm_usage._period_bounds_c('month', '-infinity', 'Asia/Tokyo')$$);
+SELECT try($$SELECT llm_usage._period_bounds_c('hour', '294276-12-31 23:59:59+00', 'UTC')$$);
 \set VERBOSITY default
 -- admin only
 SELECT has_function_privilege('llm_usage_admin', 'llm_usage.next_collection(text, timestamptz, text)', 'EXECUTE') AS admin,

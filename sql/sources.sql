@@ -26,6 +26,16 @@ LANGUAGE sql AS $$ SELECT NULL::llm_usage.usage_source_row WHERE false $$;
 REVOKE EXECUTE ON FUNCTION regress_maps.hidden_map(jsonb, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION regress_maps.map(jsonb, bigint) TO regress_src_mapper;
 
+-- where custom sources may go is a superuser's decision
+-- (llm_usage.source_url_prefixes); this session allows the endpoints below
+SET llm_usage.source_url_prefixes = 'https://usage.example.test, http://127.0.0.1:, https://x.test';
+SELECT base, llm_usage._source_url_allowed(base) AS allowed
+  FROM unnest(ARRAY['https://usage.example.test', 'https://usage.example.test/v1', 'https://usage.example.testing',
+                    'https://usage.example.test.evil.example', 'http://usage.example.test', 'http://127.0.0.1:9',
+                    'http://127.0.0.10:9', 'https://x.test', 'https://169.254.169.254']) base;
+SELECT try($$SELECT llm_usage.add_usage_source('meta', 'src1', 'http://169.254.169.254', '/latest?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+SELECT try($$SELECT llm_usage.add_usage_source('near', 'src1', 'https://usage.example.test.evil.example', '/u?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+
 -- a source with a bearer secret, cursor pages; one without authentication
 SELECT llm_usage.add_usage_source('svc', 'src1', 'https://usage.example.test/v1', '/metrics/api-usage?from={from}&to={to}',
                                   'regress_maps.map(jsonb,bigint)', 'regress_src_mapper', auth => 'bearer',
@@ -91,6 +101,10 @@ ALTER ROLE regress_src_mapper NOBYPASSRLS NOCREATEROLE;
 GRANT pg_read_all_data TO regress_src_mapper;
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 REVOKE pg_read_all_data FROM regress_src_mapper;
+-- a non-superuser admin may not widen where sources may go
+SET ROLE regress_src_admin;
+SELECT try($$SET llm_usage.source_url_prefixes = 'http://169.254.169.254'$$);
+RESET ROLE;
 -- a non-superuser admin may name only a role it could SET ROLE to
 SET ROLE regress_src_admin;
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);

@@ -171,7 +171,7 @@ body_of(Oid fn_oid)
 Datum
 llm_usage_entry(PG_FUNCTION_ARGS)
 {
-	EntryCache *cache = (EntryCache *) fcinfo->flinfo->fn_extra;
+	EntryCache *volatile cache = (EntryCache *) fcinfo->flinfo->fn_extra;
 	FmgrInfo   *save_flinfo;
 	Oid			save_collation;
 	Oid			caller;

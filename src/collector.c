@@ -133,7 +133,7 @@ load_source(int64 source_id, MemoryContext ctx)
 
 	args[0] = Int64GetDatum(source_id);
 	if (SPI_execute_with_args("SELECT base_url, path_template, time_format, per_day, auth, auth_name, pagination,"
-							  " page_param, cursor_path, has_more_path, next_path, items_path, first_page"
+							  " page_param, cursor_path, has_more_path, next_path, items_path, first_page, url_allowed"
 							  " FROM llm_usage._source_for_run($1)", 1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "llm_usage._source_for_run(" INT64_FORMAT ") failed", source_id);
@@ -160,6 +160,11 @@ load_source(int64 source_id, MemoryContext ctx)
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 13, &isnull);
 
 		s->first_page = isnull ? 1 : DatumGetInt32(d);
+	}
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 14, &isnull);
+
+		s->url_allowed = !isnull && DatumGetBool(d);
 	}
 	MemoryContextSwitchTo(old);
 	return s;
@@ -229,7 +234,7 @@ make_request(const char *url, char **headers)
 static char **
 auth_headers_for(const Provider *p, char *key)
 {
-	char	  **headers = NULL;
+	char	  **volatile headers = NULL;
 
 	secret_register_string(key);
 	PG_TRY();
@@ -356,6 +361,11 @@ fetch_custom(Run *run)
 	pg_time_t	wfrom = timestamptz_to_time_t(run->window_from);
 	pg_time_t	wto = timestamptz_to_time_t(run->window_to);
 
+	if (!s->url_allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the source's base URL is not allowed by llm_usage.source_url_prefixes"),
+				 errhint("A superuser lists the URL prefixes custom sources may use in llm_usage.source_url_prefixes.")));
 	PG_TRY();
 	{
 		if (s->auth != CA_NONE)

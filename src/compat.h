@@ -4,8 +4,11 @@
  *	  Every PostgreSQL and libcurl version difference llm_usage cares about,
  *	  in one place.
  *
- * llm_usage targets PostgreSQL 15 and later; shared memory is requested in
- * shmem_request_hook, which exists from 15 on.
+ * llm_usage targets PostgreSQL 15 and later on Unix-like systems (it uses
+ * mmap/madvise for the master key ring and gmtime_r; Windows is not
+ * supported); shared memory is requested in shmem_request_hook, which
+ * exists from 15 on.  InitMaterializedSRF() was called SetSingleFuncCall()
+ * in 15.0.
  *
  * libcurl: 7.68.0 and later (Ubuntu 20.04 has 7.68, RHEL 9 7.76, Ubuntu
  * 22.04 7.81, Debian 12 7.88).  The code uses nothing newer than 7.68
@@ -27,6 +30,10 @@
 
 #if PG_VERSION_NUM < 150000
 #error "llm_usage requires PostgreSQL 15 or later"
+#endif
+
+#if PG_VERSION_NUM < 150001
+#define InitMaterializedSRF(fcinfo, flags) SetSingleFuncCall((fcinfo), (flags))
 #endif
 
 #ifdef LIBCURL_VERSION_NUM

@@ -438,7 +438,7 @@ llm_usage_next_collection(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid schedule"),
-				 errdetail("%s.", error),
+				 errdetail("%c%s.", pg_toupper((unsigned char) error[0]), error + 1),
 				 errhint("Use five cron fields (minute hour day-of-month month day-of-week), e.g. \"0 9 * * *\", or @daily, @hourly, @weekly, @monthly, @yearly.")));
 	tz = pg_tzset(zone);
 	if (tz == NULL)
@@ -447,7 +447,7 @@ llm_usage_next_collection(PG_FUNCTION_ARGS)
 				 errmsg("time zone \"%s\" is not recognized", zone),
 				 errhint("Use a name from pg_timezone_names, e.g. \"Europe/Berlin\".")));
 	next = cron_next(&spec, after, tz);
-	if (next == DT_NOEND)
-		PG_RETURN_NULL();
+	if (next == DT_NOEND || !IS_VALID_TIMESTAMP(next))
+		PG_RETURN_NULL();		/* never, or not before the end of time */
 	PG_RETURN_TIMESTAMPTZ(next);
 }

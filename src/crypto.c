@@ -379,7 +379,8 @@ llm_usage_check_master_key_file(void)
 		return;
 	}
 	ereport(WARNING,
-			(errmsg("llm_usage master key not loaded: %s", problem),
+			(errcode(ERRCODE_CONFIG_FILE_ERROR),
+			 errmsg("llm_usage master key not loaded: %s", problem),
 			 errhint("Provider keys cannot be stored or used until this is fixed.")));
 }
 
@@ -389,7 +390,7 @@ master_key_error(void)
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("llm_usage master key is not loaded"),
-			 errdetail("%s.", master_problem),
+			 errdetail("%c%s.", pg_toupper((unsigned char) master_problem[0]), master_problem + 1),
 			 errhint("Set llm_usage.master_key_file to a file holding a 256-bit key (64 hex digits or base64), owned by the server's OS user with mode 0600.")));
 }
 
@@ -534,7 +535,7 @@ llm_usage_decrypt_provider_key(bytea *ciphertext, bytea *wrapped_dek, int master
 {
 	int			len = VARSIZE_ANY_EXHDR(ciphertext);
 	unsigned char *out = palloc0(len + 1);
-	int			n;
+	volatile int n;
 
 	ring_require();
 	PG_TRY();

@@ -325,7 +325,8 @@ delivery_run(TimestampTz deadline, bool *more)
 			CHECK_FOR_INTERRUPTS();
 			if (!configured)
 			{
-				next = record(a, channel == 0 ? "webhook" : "email", false, 0, 0, true,
+				/* recorded as failed for good: nothing more is due for it */
+				(void) record(a, channel == 0 ? "webhook" : "email", false, 0, 0, true,
 							  channel == 0 ? "llm_usage.alert_webhook_url is no longer set"
 							  : "llm_usage.alert_smtp_url or alert_email_to is no longer set");
 				continue;

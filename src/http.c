@@ -42,6 +42,7 @@
 #include "postmaster/postmaster.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "llm_usage.h"
@@ -204,19 +205,28 @@ retryable_status(long status)
 	return status == 408 || status == 409 || status == 429 || status >= 500;
 }
 
-/* sleep on the latch, noticing interrupts and postmaster death every second at most */
+/*
+ * sleep_ms
+ *		Sleep ms milliseconds on the latch, noticing interrupts and
+ *		postmaster death at least every second.  A latch set early (a
+ *		collect_now() wake-up, a procsignal) does not shorten the sleep: the
+ *		time left is taken from the clock.
+ */
 static void
 sleep_ms(long ms)
 {
-	while (ms > 0)
-	{
-		long		step = Min(ms, 1000);
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
 
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+
+		if (left <= 0)
+			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 step, PG_WAIT_EXTENSION);
+						 Min(left, 1000), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		ms -= step;
 	}
 }
 
@@ -340,8 +350,8 @@ llm_usage_curl_init(void)
 CURLcode
 llm_usage_curl_perform(CURLM *m, CURL *h)
 {
-	CURLcode	result = CURLE_OK;
-	bool		done = false;
+	volatile CURLcode result = CURLE_OK;
+	volatile bool done = false;
 	CURLMcode	mc;
 
 	mc = curl_multi_add_handle(m, h);
@@ -431,7 +441,6 @@ http_fetch(const HttpRequest *req, HttpResult *res)
 	CURL	   *volatile h = NULL;
 	CURLM	   *volatile m = NULL;
 	struct curl_slist *volatile headers = NULL;
-	char		errbuf[CURL_ERROR_SIZE];
 	BodyBuffer	body;
 	HeaderState hs;
 
@@ -484,8 +493,7 @@ http_fetch(const HttpRequest *req, HttpResult *res)
 			curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body) == CURLE_OK &&
 			curl_easy_setopt(h, CURLOPT_WRITEDATA, &body) == CURLE_OK &&
 			curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
-			curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs) == CURLE_OK &&
-			curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK;
+			curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs) == CURLE_OK;
 		if (ok && req->post_body != NULL)
 			ok = curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->post_body) == CURLE_OK &&
 				curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long) strlen(req->post_body)) == CURLE_OK;
@@ -509,7 +517,6 @@ http_fetch(const HttpRequest *req, HttpResult *res)
 			if (body.data != NULL)
 				body.data[0] = '\0';
 			memset(&hs, 0, sizeof(hs));
-			errbuf[0] = '\0';
 			res->status = 0;
 			res->attempts++;
 

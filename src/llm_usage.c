@@ -44,6 +44,7 @@ int			llm_usage_aggregate_interval = 300;
 int			llm_usage_max_pages = 1000;
 int			llm_usage_alert_delivery_attempts = 10;
 int			llm_usage_alert_retry_delay = 30;
+static char *llm_usage_source_url_prefixes = NULL;	/* read in SQL (_source_url_allowed) */
 char	   *llm_usage_source_window_from = NULL;
 char	   *llm_usage_source_window_to = NULL;
 
@@ -64,7 +65,7 @@ check_schedule(char **newval, void **extra, GucSource source)
 
 	if (!cron_parse(*newval, &spec, &error))
 	{
-		GUC_check_errdetail("%s.", error);
+		GUC_check_errdetail("%c%s.", pg_toupper((unsigned char) error[0]), error + 1);
 		GUC_check_errhint("Use five cron fields: minute hour day-of-month month day-of-week, e.g. \"0 9 * * *\", or @daily, @hourly, @weekly, @monthly, @yearly.");
 		return false;
 	}
@@ -301,6 +302,12 @@ define_settings(void)
 							NULL,
 							&llm_usage_reservation_ttl, 900, 1, 7 * 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("llm_usage.source_url_prefixes",
+							   "URL prefixes (comma-separated) that custom usage sources may be registered and fetched under.",
+							   "Empty: no custom source may be used.  The worker runs as a superuser, so only a superuser decides which addresses it may be sent to.",
+							   &llm_usage_source_url_prefixes, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llm_usage.source_window_from",
 							   "Start of the window (RFC 3339, UTC) a custom source's mapping function is called for; empty outside.",

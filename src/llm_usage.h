@@ -159,7 +159,6 @@ typedef struct ProviderPage
 	bool		has_more;
 	char	   *next_page;		/* NULL at the end */
 	List	   *keys;			/* char *: natural keys of its buckets and rows */
-	int			nrows;
 } ProviderPage;
 
 extern const Provider *provider_lookup(const char *name);
@@ -209,6 +208,7 @@ typedef struct CustomSource
 	char	   *next_path;
 	char	   *items_path;
 	int			first_page;
+	bool		url_allowed;	/* llm_usage.source_url_prefixes allows base_url */
 } CustomSource;
 
 typedef struct CustomPage

@@ -246,9 +246,18 @@ llm_usage_period_bounds_c(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown period \"%s\"", period),
 				 errhint("Periods are: minute, hour, day, month.")));
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("at must be a finite time")));
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "_period_bounds_c must return a record");
 	period_bounds_in_zone((PeriodUnit) unit, at, tzname, &start, &end);
+	if (!IS_VALID_TIMESTAMP(start) || !IS_VALID_TIMESTAMP(end))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("the %s containing %s ends outside the range of timestamp with time zone",
+						period, timestamptz_to_str(at))));
 	values[0] = TimestampTzGetDatum(start);
 	values[1] = TimestampTzGetDatum(end);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));

@@ -504,7 +504,6 @@ provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
 	List	   *keys = NIL;
 	char	   *next_page = NULL;
 	bool		has_more;
-	int			nrows = 0;
 	int64		wfrom = (int64) timestamptz_to_time_t(window_from);
 	int64		wto = (int64) timestamptz_to_time_t(window_to);
 
@@ -583,7 +582,6 @@ provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
 			appendStringInfo(&rkey, "R\x1f%s", bkey.data);
 			reduce_result(ep, r->val.binary.data, &ps, &rkey, where);
 			keys = lappend(keys, rkey.data);
-			nrows++;
 		}
 		(void) pushJsonbValue(&ps, WJB_END_ARRAY, NULL);
 		(void) pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
@@ -605,6 +603,5 @@ provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
 		foreach(lc, keys)
 			out->keys = lappend(out->keys, pstrdup((char *) lfirst(lc)));
 	}
-	out->nrows = nrows;
 	MemoryContextDelete(tmp);
 }

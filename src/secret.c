@@ -8,8 +8,11 @@
  * Whoever holds such a buffer registers it at once and releases it when it
  * is done, on every path (PG_FINALLY on errors); releasing wipes it.  Paths
  * that never unwind (FATAL on SIGTERM, exit on postmaster death) are covered
- * by a process-exit callback that wipes every buffer still registered.  So a
- * registered buffer must be released before its memory is freed.
+ * by an exit callback that wipes every buffer still registered.  It is a
+ * before_shmem_exit callback, registered after InitPostgres, so it runs
+ * before ShutdownPostgres frees the transaction's and portals' memory,
+ * where a backend's copies live.  So a registered buffer must be released
+ * before its memory is freed.
  *
  * The registry is a small fixed array: registering never allocates.  More
  * than SECRET_SLOTS live secrets at once is a programming error (ERROR).
@@ -70,7 +73,7 @@ secret_register(void *ptr, size_t len)
 		return;
 	if (!exit_callback_registered)
 	{
-		on_proc_exit(wipe_all_at_exit, (Datum) 0);
+		before_shmem_exit(wipe_all_at_exit, (Datum) 0);
 		exit_callback_registered = true;
 	}
 	for (int i = 0; i < SECRET_SLOTS; i++)

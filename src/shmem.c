@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  The one piece of shared state llm_usage has so far: where the
- *	  collector worker's latch is, so that collect_now() can wake it.
+ *	  Where the collector worker's latch is, so that collect_now() can
+ *	  wake it.  (The quota counters and the session caches' generations
+ *	  have shared state of their own: quota_shmem.c, session_cache.c.)
  *
  * Locking: LlmUsageShared.mutex (a spinlock) protects worker_latch and
  * worker_pid; it is held only to copy a pointer.  The worker publishes its

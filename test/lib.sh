@@ -86,6 +86,8 @@ llm_usage.master_key_file = '$WORK/master.key'
 llm_usage.http_timeout_ms = 5000
 # the regression suites use fixed 2026 dates; keep them inside retention
 llm_usage.event_retention = 600
+# custom usage sources of the suites and the quick start: the local simulator
+llm_usage.source_url_prefixes = 'http://127.0.0.1:'
 CONF
     as_user "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 60 start >/dev/null \
         || { cat "$WORK/server.log" >&2; die "the test cluster did not start"; }

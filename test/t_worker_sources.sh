@@ -259,5 +259,23 @@ echo "the collector's activity during a query-authenticated request: $act"
 [[ $(wait_run "$r") == succeeded ]] || fail "the slow run failed"
 echo "no secret in the server log, the runs, the source table, the activity; provider_key_store holds ciphertext"
 
+# 7. the worker goes only where a superuser allows: with
+#    llm_usage.source_url_prefixes no longer covering the simulator, a run
+#    fails before any request, and registering there is refused
+sim_requests() { curl -sf "$SIM/_sim/requests" | python3 -c "import json,sys; print(len(json.load(sys.stdin)))"; }
+before=$(sim_requests)
+wq -c "ALTER SYSTEM SET llm_usage.source_url_prefixes = 'https://usage.example.test'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+r=$(wq -c "SELECT llm_usage.collect_source_now($SC, '2026-10-12', '2026-10-12')")
+st=$(wait_run "$r")
+err=$(wq -c "SELECT error FROM llm_usage.collector_runs WHERE run_id = $r")
+echo "a source outside llm_usage.source_url_prefixes: run $st: $err; requests made: $(( $(sim_requests) - before ))"
+[[ $st == failed && $err == *"not allowed by llm_usage.source_url_prefixes"* && $(sim_requests) == "$before" ]] \
+    || fail "the worker fetched a source outside llm_usage.source_url_prefixes"
+out=$(wq -c "SELECT llm_usage.add_usage_source('elsewhere', 'svc_org', '$SIM', '/x?f={from}&t={to}', 'usage_maps.api_usage(jsonb,bigint)', 'usage_mapper')" 2>&1 || true)
+echo "registering there: $out"
+[[ $out == *"not allowed by llm_usage.source_url_prefixes"* ]] || fail "a source outside llm_usage.source_url_prefixes was registered"
+wq -c "ALTER SYSTEM RESET llm_usage.source_url_prefixes" -c "SELECT pg_reload_conf()" >/dev/null
+
 wq -c "SELECT count(llm_usage.deactivate_usage_source(id)) FROM llm_usage.usage_sources WHERE is_active" >/dev/null
 echo "PASS"

@@ -198,10 +198,37 @@ $$;
 COMMENT ON FUNCTION llm_usage._check_pagination(jsonb) IS
 'Internal: a pagination rule with its defaults, or 22023: none; cursor (cursor_path, param "cursor"); has_more (has_more_path "has_more", next_path "next_page", param "page"); page_number (items_path, param "page", first 1).';
 
+/*
+ * _source_url_allowed(base_url): whether a superuser allowed custom sources
+ * at this base URL, in llm_usage.source_url_prefixes (a comma-separated
+ * list of URL prefixes).  The worker runs as a superuser, so without such a
+ * list an llm_usage admin could make it fetch any address the server can
+ * reach (loopback, link-local, internal services) and send a source's
+ * secret there.  A prefix matches a base URL equal to it or continuing it
+ * after "/"; one that ends in "/" or ":" matches every base URL starting
+ * with it ("http://127.0.0.1:" allows every port of the loopback address).
+ * Read at registration in the admin's session and by the worker before
+ * every run, each with its own value of the setting.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._source_url_allowed(p_base_url text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(bool_or(p_base_url = x.prefix
+                            OR left(p_base_url, length(x.prefix) + 1) = x.prefix || '/'
+                            OR (right(x.prefix, 1) IN ('/', ':') AND left(p_base_url, length(x.prefix)) = x.prefix)), false)
+      FROM (SELECT btrim(p) AS prefix
+              FROM unnest(string_to_array(coalesce(current_setting('llm_usage.source_url_prefixes', true), ''), ',')) p) x
+     WHERE x.prefix <> ''
+$$;
+COMMENT ON FUNCTION llm_usage._source_url_allowed(text) IS
+'Internal: whether llm_usage.source_url_prefixes (a superuser setting) allows a custom source at this base URL.';
+
 CREATE OR REPLACE FUNCTION llm_usage._check_source_endpoint(p_base_url text, p_path text, p_time_format text,
                                                             p_auth text, p_auth_name text)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -213,6 +240,11 @@ BEGIN
         RAISE EXCEPTION 'base_url must be an http or https URL without user, query or trailing slash'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example https://api.example.com or https://api.example.com/v2.';
+    END IF;
+    IF NOT llm_usage._source_url_allowed(p_base_url) THEN
+        RAISE EXCEPTION 'base_url "%" is not allowed by llm_usage.source_url_prefixes', p_base_url
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A superuser lists the URL prefixes custom sources may use in llm_usage.source_url_prefixes (postgresql.conf or ALTER SYSTEM), e.g. ''https://api.example.com''.';
     END IF;
     PERFORM llm_usage._check_text(p_path, 'path_template', 1000);
     v_rest := replace(replace(p_path, '{from}', ''), '{to}', '');
@@ -251,7 +283,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION llm_usage._check_source_endpoint(text, text, text, text, text) IS
-'Internal: raise 22004/22023 unless base URL, path template, time format and authentication of a custom source are well formed.';
+'Internal: raise 22004/22023 unless base URL, path template, time format and authentication of a custom source are well formed, 42501 unless llm_usage.source_url_prefixes allows the base URL.';
 
 CREATE OR REPLACE FUNCTION llm_usage._check_source_secret(p_secret text)
 RETURNS void
@@ -630,18 +662,18 @@ COMMENT ON FUNCTION llm_usage._collect_source_now_impl(bigint, date, date) IS
 CREATE OR REPLACE FUNCTION llm_usage._source_for_run(p_source_id bigint,
     OUT base_url text, OUT path_template text, OUT time_format text, OUT per_day boolean, OUT auth text,
     OUT auth_name text, OUT pagination text, OUT page_param text, OUT cursor_path text, OUT has_more_path text,
-    OUT next_path text, OUT items_path text, OUT first_page integer)
+    OUT next_path text, OUT items_path text, OUT first_page integer, OUT url_allowed boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.base_url, s.path_template, s.time_format, s.per_day, s.auth, s.auth_name,
            s.pagination->>'type', s.pagination->>'param', s.pagination->>'cursor_path',
            s.pagination->>'has_more_path', s.pagination->>'next_path', s.pagination->>'items_path',
-           (s.pagination->>'first')::integer
+           (s.pagination->>'first')::integer, llm_usage._source_url_allowed(s.base_url)
       FROM llm_usage.usage_source_store s
      WHERE s.source_id = p_source_id
 $$;
-COMMENT ON FUNCTION llm_usage._source_for_run(bigint) IS 'Internal (worker): how to fetch a custom source, for the collector.';
+COMMENT ON FUNCTION llm_usage._source_for_run(bigint) IS 'Internal (worker): how to fetch a custom source, for the collector, and whether the worker''s llm_usage.source_url_prefixes still allows its base URL.';
 
 CREATE OR REPLACE FUNCTION llm_usage._source_mapping_for_run(p_source_id bigint, OUT fn oid, OUT role_id oid)
 LANGUAGE plpgsql STABLE
