@@ -214,7 +214,3 @@ SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY['tokens'], ARRAY[5
 SELECT try($$SELECT * FROM llm_usage._shm_consume(NULL, ARRAY['tokens'], ARRAY[5]::numeric[], 'x')$$);
 SELECT try($$SELECT llm_usage._shm_settle(NULL, 'x', 1, 0, NULL, now())$$);
 SELECT used AS q1_tokens_after FROM llm_usage.quota_status('q1') WHERE quota_type = 'tokens' AND period = 'day';
--- a request id of 255 multi-byte characters is a request id like any other
-SELECT allowed FROM llm_usage.enforce_quota('q1', 'tokens', 5, repeat('é', 255));
-SELECT llm_usage.track_usage('q1', 'chat', 'gpt-4o', 2, 1, request_id => repeat('é', 255)) > 0 AS tracked;
-SELECT used AS q1_tokens_settled FROM llm_usage.quota_status('q1') WHERE quota_type = 'tokens' AND period = 'day';

@@ -187,3 +187,11 @@ SELECT try($$SELECT llm_usage.remove_event_type('search')$$);
 SELECT try($$INSERT INTO llm_usage.event_types VALUES ('x', NULL)$$);
 SELECT count(*) > 0 AS readable FROM llm_usage.event_type_counters;
 RESET ROLE;
+SELECT llm_usage.remove_event_type('search');
+SELECT llm_usage.remove_event_type('My App Call');
+-- a request id of 255 multi-byte characters reserves and settles like any other
+SELECT llm_usage.set_custom_quota('evt', 'tokens', 1000, 'day');
+SELECT allowed, used FROM llm_usage.enforce_quota('evt', 'tokens', 500, repeat('é', 255));
+SELECT used FROM llm_usage.quota_status('evt') WHERE quota_type = 'tokens' AND period = 'day';
+SELECT llm_usage.track_usage('evt', 'chat', 'gpt-4o', 2, 1, request_id => repeat('é', 255)) > 0 AS tracked;
+SELECT used FROM llm_usage.quota_status('evt') WHERE quota_type = 'tokens' AND period = 'day';
