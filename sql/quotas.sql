@@ -201,3 +201,16 @@ SELECT count(*) AS changed_by_refused_statements
   FROM ((SELECT * FROM llm_usage.quota_counters WHERE tenant_id IN ('q1', 'q2') EXCEPT SELECT * FROM counters_before)
         UNION ALL
         (SELECT * FROM counters_before EXCEPT SELECT * FROM llm_usage.quota_counters WHERE tenant_id IN ('q1', 'q2'))) x;
+
+-- reserve, then settle: a request_id that is empty, blank or over 255
+-- characters is refused (22023) by both functions and counts nothing
+SELECT used AS q1_tokens_before FROM llm_usage.quota_status('q1') WHERE quota_type = 'tokens' AND period = 'day';
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', 5, '')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', 5, '   ')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', 5, repeat('r', 256))$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": 5}', '')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": 5}', repeat('é', 256))$$);
+SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY['tokens'], ARRAY[5]::numeric[], '')$$);
+SELECT try($$SELECT * FROM llm_usage._shm_consume(NULL, ARRAY['tokens'], ARRAY[5]::numeric[], 'x')$$);
+SELECT try($$SELECT llm_usage._shm_settle(NULL, 'x', 1, 0, NULL, now())$$);
+SELECT used AS q1_tokens_after FROM llm_usage.quota_status('q1') WHERE quota_type = 'tokens' AND period = 'day';

@@ -83,3 +83,33 @@ SELECT try($$SELECT * FROM llm_usage.tenant_usage('r_utc', NULL, '2026-01-01')$$
 SELECT try($$SELECT * FROM llm_usage.tenant_usage('r_utc', '2026-01-01', '2026-02-01', 'yearly')$$);
 SELECT try($$SELECT * FROM llm_usage.tenant_usage('nobody', '2026-01-01', '2026-02-01')$$);
 SELECT try($$SELECT * FROM llm_usage.tenant_usage(NULL, '2026-01-01', '2026-02-01')$$);
+
+-- chat messages and embeddings count by the event-type mapping, by name:
+-- chat_message and chat feed chat_messages_sent, embedding and embeddings
+-- embeddings_generated, search nothing until an admin maps it; incremental
+-- and full runs agree
+SELECT llm_usage.create_tenant('r_evt', 'enterprise', 'UTC');
+SELECT count(llm_usage.track_usage('r_evt', t, 'gpt-4o', 100, 10, occurred_at => '2026-03-02 10:00+00'))
+  FROM unnest(ARRAY['chat', 'chat_message', 'chat_message', 'embedding', 'embeddings', 'search', 'search', 'search', 'My Tool']) t;
+SELECT llm_usage.aggregate_usage_metrics('daily') > 0 AS rolled_up;
+SELECT period_start, api_calls_total, chat_messages_sent, embeddings_generated
+  FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'r_evt' AND period_type = 'daily';
+SELECT llm_usage.set_event_type('search', 'embeddings');
+SELECT llm_usage.set_event_type('My Tool', 'chat_messages');
+SELECT llm_usage.track_usage('r_evt', 'search', 'gpt-4o', 100, 10, occurred_at => '2026-03-02 11:00+00') > 0 AS tracked;
+-- the next run recomputes the period the new call is in, every call by the mapping in force;
+-- a recomputation counts the periods computed before the change by it too
+-- (here the tracking suite's search calls of tenant evt)
+SELECT llm_usage.aggregate_usage_metrics('daily') > 0 AS rolled_up;
+SELECT period_start, api_calls_total, chat_messages_sent, embeddings_generated
+  FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'r_evt' AND period_type = 'daily';
+SELECT llm_usage.aggregate_usage_metrics('daily', since => '2026-03-02') > 0 AS recomputed;
+SELECT period_start, api_calls_total, chat_messages_sent, embeddings_generated
+  FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'r_evt' AND period_type = 'daily';
+SELECT llm_usage.remove_event_type('search');
+SELECT llm_usage.remove_event_type('My Tool');
+-- back to the shipped mapping: the periods computed under the admin's are recomputed
+SELECT sum(llm_usage.aggregate_usage_metrics(p, since => '2025-01-01')) > 0 AS recomputed
+  FROM unnest(ARRAY['hourly', 'daily', 'monthly']) p;
+SELECT period_start, api_calls_total, chat_messages_sent, embeddings_generated
+  FROM llm_usage.tenant_usage_metrics WHERE tenant_id = 'r_evt' AND period_type = 'daily';

@@ -115,7 +115,15 @@ SELECT try($$SELECT llm_usage.track_usage(NULL, 'chat')$$);
 SELECT try($$SELECT llm_usage.track_usage('', 'chat')$$);
 SELECT try($$SELECT llm_usage.track_usage('nobody', 'chat')$$);
 SELECT try($$SELECT llm_usage.track_usage('trk', NULL)$$);
-SELECT try($$SELECT llm_usage.track_usage('trk', 'telepathy')$$);
+-- event types: any name of 1 to 64 characters without control characters, not blank
+SELECT try($$SELECT llm_usage.track_usage('trk', '')$$);
+SELECT try($$SELECT llm_usage.track_usage('trk', '   ')$$);
+SELECT try($$SELECT llm_usage.track_usage('trk', repeat('x', 65))$$);
+SELECT try($$SELECT llm_usage.track_usage('trk', repeat('é', 65))$$);
+SELECT try($$SELECT llm_usage.track_usage('trk', E'tab\there')$$);
+SELECT try($$SELECT llm_usage.track_usage('trk', E'line\nbreak')$$);
+SELECT try($$SELECT llm_usage.track_usage('trk', E'del\u007f')$$);
+SELECT try($$SELECT llm_usage.track_usage('trk', E'c1\u0085')$$);
 SELECT try($$SELECT llm_usage.track_usage('trk', 'chat', 'has space')$$);
 SELECT try($$SELECT llm_usage.track_usage('trk', 'chat', 'gpt-4o', -1)$$);
 SELECT try($$SELECT llm_usage.track_usage('trk', 'chat', 'gpt-4o', 1, -1)$$);
@@ -140,3 +148,50 @@ SELECT count(*) AS events FROM llm_usage.usage_events;
 \set SHOW_CONTEXT never
 SELECT llm_usage.track_usage('trk', 'chat', 'gpt-4o', 10, 1, 11);
 SELECT llm_usage.track_usage('trk', 'chat', 'gpt-4o', 10, 1, result => 'meh');
+
+-- Open event types: any valid name is tracked (C path and SQL path), by its own name
+\set SHOW_CONTEXT errors
+SELECT llm_usage.create_tenant('evt');
+-- (3 days back: in no current period that later suites rank tenants by)
+SELECT llm_usage.track_usage('evt', t, 'gpt-4o', 10, 1, occurred_at => now() - interval '3 days') > 0 AS tracked
+  FROM unnest(ARRAY['chat_message', 'search', 'My App Call', repeat('x', 64), 'ünïcode', repeat('é', 64)]) t;
+-- the SQL twin takes the same names (an occurred_at 30 days back goes to it)
+SELECT llm_usage.track_usage('evt', 'search', 'gpt-4o', 10, 1, occurred_at => now() - interval '30 days') > 0 AS tracked_sql;
+SELECT event_type, count(*) FROM llm_usage.usage_events WHERE tenant_id = 'evt' GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS searches FROM llm_usage.tenant_events('evt', now() - interval '40 days', now() + interval '1 hour', 'search');
+-- the shipped mapping, and an admin's
+SELECT * FROM llm_usage.event_type_counters ORDER BY event_type;
+SELECT llm_usage.set_event_type('search', 'embeddings');
+SELECT llm_usage.set_event_type('My App Call', 'chat_messages');
+SELECT llm_usage.set_event_type('chat', NULL);
+SELECT llm_usage.set_event_type('chat', 'none');
+SELECT * FROM llm_usage.event_type_counters WHERE source = 'admin' ORDER BY event_type;
+SELECT event_type, counts_as, is_shipped FROM llm_usage.event_types WHERE event_type = 'chat' ORDER BY is_shipped;
+SELECT llm_usage.remove_event_type('chat');
+SELECT * FROM llm_usage.event_type_counters WHERE event_type = 'chat';
+-- bad input changes nothing
+SELECT try($$SELECT llm_usage.set_event_type('', 'embeddings')$$);
+SELECT try($$SELECT llm_usage.set_event_type(NULL, 'embeddings')$$);
+SELECT try($$SELECT llm_usage.set_event_type(repeat('y', 65), NULL)$$);
+SELECT try($$SELECT llm_usage.set_event_type(E'a\tb', NULL)$$);
+SELECT try($$SELECT llm_usage.set_event_type('search', 'tokens')$$);
+SELECT try($$SELECT llm_usage.remove_event_type('chat')$$);
+SELECT try($$SELECT llm_usage.remove_event_type('never-set')$$);
+SELECT try($$SELECT llm_usage.remove_event_type(NULL)$$);
+SELECT try($$SELECT llm_usage.remove_event_type('   ')$$);
+SELECT count(*) AS admin_rows FROM llm_usage.event_types WHERE NOT is_shipped;
+-- only admins change the mapping; every role reads it
+SET ROLE llm_usage_app;
+SELECT try($$SELECT llm_usage.set_event_type('search', NULL)$$);
+SELECT try($$SELECT llm_usage.remove_event_type('search')$$);
+SELECT try($$INSERT INTO llm_usage.event_types VALUES ('x', NULL)$$);
+SELECT count(*) > 0 AS readable FROM llm_usage.event_type_counters;
+RESET ROLE;
+SELECT llm_usage.remove_event_type('search');
+SELECT llm_usage.remove_event_type('My App Call');
+-- a request id of 255 multi-byte characters reserves and settles like any other
+SELECT llm_usage.set_custom_quota('evt', 'tokens', 1000, 'day');
+SELECT allowed, used FROM llm_usage.enforce_quota('evt', 'tokens', 500, repeat('é', 255));
+SELECT used FROM llm_usage.quota_status('evt') WHERE quota_type = 'tokens' AND period = 'day';
+SELECT llm_usage.track_usage('evt', 'chat', 'gpt-4o', 2, 1, request_id => repeat('é', 255)) > 0 AS tracked;
+SELECT used FROM llm_usage.quota_status('evt') WHERE quota_type = 'tokens' AND period = 'day';

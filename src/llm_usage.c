@@ -301,6 +301,18 @@ define_settings(void)
 							&llm_usage_quota_save_interval, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("llm_usage.max_reservations",
+							"Open quota reservations (enforce_quota with a request_id, not yet settled by track_usage) kept in shared memory.",
+							NULL,
+							&llm_usage_max_reservations, 10000, 100, 10000000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.reservation_ttl",
+							"How long a quota reservation waits for track_usage to settle it; after that it stays counted as used.",
+							NULL,
+							&llm_usage_reservation_ttl, 900, 1, 7 * 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
 	DefineCustomStringVariable("llm_usage.source_url_prefixes",
 							   "URL prefixes (comma-separated) that custom usage sources may be registered and fetched under.",
 							   "Empty: no custom source may be used.  The worker runs as a superuser, so only a superuser decides which addresses it may be sent to.",

@@ -649,6 +649,92 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 	return all_fit ? 1 : 0;
 }
 
+#define CONSUME_FULL	(-2)	/* llm_usage.max_reservations reservations are open */
+
+/*
+ * consume_reserving
+ *		consume(), and when all fit, what was counted noted as (added to)
+ *		the reservation of request_id (rid, rid_len bytes), which expires
+ *		llm_usage.reservation_ttl from now; nothing is noted when not all
+ *		fit.  Holds the reservation's partition lock around the entry's
+ *		mutex.  CONSUME_FULL (nothing consumed) when no reservation can be
+ *		made, even after expired ones were swept.
+ */
+static int
+consume_reserving(TenantConfig *cfg, Check *checks, int n, TimestampTz now, const char *rid, int rid_len)
+{
+	ReservationKey key;
+	uint32		hash;
+	LWLock	   *lock;
+	Reservation *r;
+	bool		found;
+	int			rc;
+
+	reservation_key(&key, cfg->shared.incarnation, rid, rid_len);
+	lock = reservation_lock(&key, &hash);
+	for (int attempt = 0;; attempt++)
+	{
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		r = reservation_find(&key, hash, true, &found);
+		if (r != NULL || attempt > 0)
+			break;
+		LWLockRelease(lock);
+		(void) reservation_sweep(now);
+	}
+	if (r == NULL)
+	{
+		LWLockRelease(lock);
+		return CONSUME_FULL;
+	}
+	if (found && r->expires_at <= now)
+	{
+		/* expired: what it counted stays counted; a new reservation starts */
+		memset(r->amount, 0, sizeof(r->amount));
+		memset(r->period_start, 0, sizeof(r->period_start));
+	}
+	rc = consume(cfg, checks, n, now);
+	if (rc == 1)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			int			s = checks[i].limit->slot;
+
+			if (r->period_start[s] != checks[i].counted)
+			{
+				r->period_start[s] = checks[i].counted;
+				r->amount[s] = 0;
+			}
+			r->amount[s] = (r->amount[s] > PG_INT64_MAX - checks[i].requested) ?
+				PG_INT64_MAX : r->amount[s] + checks[i].requested;
+		}
+		r->expires_at = now + (int64) llm_usage_reservation_ttl * USECS_PER_SEC;
+	}
+	else if (!found)
+		reservation_remove(&key, hash);
+	LWLockRelease(lock);
+	return rc;
+}
+
+/* a request id the shared path takes: 1 to 255 bytes, not only spaces (else SQL, for its check) */
+static bool
+plain_request_id(const char *rid)
+{
+	size_t		len = strlen(rid);
+
+	return len > 0 && len <= 255 && strspn(rid, " ") != len;
+}
+
+static void
+full_error(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("too many open quota reservations"),
+			 errdetail("llm_usage.max_reservations (%d) reservations are open: enforce_quota() was called with a request_id that track_usage() has not settled yet.",
+					   llm_usage_max_reservations),
+			 errhint("Raise llm_usage.max_reservations and restart the server, or lower llm_usage.reservation_ttl.")));
+}
+
 /* the checks for one quota type; returns how many (at most QUOTA_NPERIODS) */
 static int
 checks_for_type(TenantConfig *cfg, int type, int64 amount, TimestampTz now, Check *checks)
@@ -978,8 +1064,16 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
 
+	char	   *rid = NULL;
+
 	if (!shm_active() || PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		return NULL;
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		rid = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		if (!plain_request_id(rid))
+			return NULL;
+	}
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX)
 		return NULL;
@@ -1000,7 +1094,9 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 		nulls[1] = nulls[2] = nulls[3] = nulls[4] = true;
 		return heap_form_tuple(desc, values, nulls);
 	}
-	r = consume(cfg, checks, n, now);
+	r = rid ? consume_reserving(cfg, checks, n, now, rid, strlen(rid)) : consume(cfg, checks, n, now);
+	if (r == CONSUME_FULL)
+		full_error();
 	if (r == CONSUME_STALE)
 	{
 		/* the entry was reclaimed (its tenant deleted?): the SQL path looks again */
@@ -1033,23 +1129,25 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 static HeapTuple
 enforce_sql(FunctionCallInfo fcinfo, TupleDesc desc)
 {
-	Datum		args[3];
-	char		argnulls[3];
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, NUMERICOID};
+	Datum		args[4];
+	char		argnulls[4];
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, NUMERICOID, TEXTOID};
 	HeapTuple	result;
 	MemoryContext caller = CurrentMemoryContext;
 	int			level;
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 	{
-		argnulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
-		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		bool		isnull = i >= PG_NARGS() || PG_ARGISNULL(i);
+
+		argnulls[i] = isnull ? 'n' : ' ';
+		args[i] = isnull ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
 	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (fallback_plan == NULL)
 		fallback_plan = session_cache_keep_plan("SELECT allowed, quota_limit, used, remaining, resets_at "
-												"FROM llm_usage._enforce_quota_sql($1, $2, $3)", 3, argtypes);
+												"FROM llm_usage._enforce_quota_sql($1, $2, $3, $4)", 4, argtypes);
 	if (SPI_execute_plan(fallback_plan, args, argnulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "llm_usage._enforce_quota_sql returned no row");
 	{
@@ -1128,7 +1226,7 @@ Datum
 llm_usage_shm_consume(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant;
 	Datum	   *types,
 			   *amounts;
 	bool	   *type_nulls,
@@ -1141,8 +1239,22 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 	int			n = 0;
 	int			r;
 	TimestampTz now = GetCurrentTimestamp();
+	char	   *rid = NULL;
 
 	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id, quota_types and amounts must not be NULL")));
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		rid = text_to_cstring(PG_GETARG_TEXT_PP(3));
+		if (rid[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("request_id must not be empty")));
+	}
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &types, &type_nulls, &ntypes);
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), NUMERICOID, -1, false, TYPALIGN_INT, &amounts, &amount_nulls, &namounts);
 	if (ntypes != namounts)
@@ -1201,7 +1313,9 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 		}
 		if (n == 0)
 			return (Datum) 0;
-		r = consume(cfg, checks, n, now);
+		r = rid ? consume_reserving(cfg, checks, n, now, rid, strlen(rid)) : consume(cfg, checks, n, now);
+		if (r == CONSUME_FULL)
+			full_error();
 		if (r != CONSUME_STALE)
 			break;
 		cfg->has_shared = false;
@@ -1623,6 +1737,8 @@ llm_usage_shm_reclaim(PG_FUNCTION_ARGS)
 		session_cache_unpin_search_path(level);
 		qsort(rs.gone, rs.ntenants, sizeof(char *), cmp_str);
 	}
+	/* and the reservations that expired (they stay counted) */
+	(void) reservation_sweep(GetCurrentTimestamp());
 	PG_RETURN_INT32(quota_reclaim(reclaim_doomed, &rs));
 }
 
@@ -1717,8 +1833,8 @@ llm_usage_quota_config_changed(PG_FUNCTION_ARGS)
 	table = RelationGetRelationName(td->tg_relation);
 	if (strcmp(table, "model_price_versions") == 0)
 		session_cache_prices_changed();
-	else if (strcmp(table, "plans") == 0 || strcmp(table, "plan_quotas") == 0)
-		session_cache_plans_changed();
+	else if (strcmp(table, "plans") == 0 || strcmp(table, "plan_quotas") == 0 || strcmp(table, "event_types") == 0)
+		session_cache_plans_changed();	/* the event types are read with the plans */
 	else if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
 	{
 		bool		is_tenants = strcmp(table, "tenants") == 0;
@@ -1754,4 +1870,301 @@ llm_usage_quota_config_changed(PG_FUNCTION_ARGS)
 		}
 	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * Settlement.  track_usage() settles what it recorded: the reservation of
+ * its request (enforce_quota(..., request_id)) is taken out of the
+ * counters, and what the call used -- 1 api call, its tokens, its cost,
+ * 1 chat message or 1 embedding by its event type's mapping -- is counted
+ * in the period of each quota in force that occurred_at falls in (nothing
+ * when that period is over: the counter has moved on).  No limit is
+ * checked: a settlement may take a period over its limit.
+ *
+ * It takes effect when the tracking transaction commits (or is prepared):
+ * the backend keeps what to settle in TopMemoryContext, forgets what a
+ * rolled-back (sub)transaction tracked, and applies the rest in the commit
+ * callback, where nothing may fail (partition locks, spinlocks, no
+ * allocation).  So a rolled-back track_usage settles nothing and its
+ * reservation stays open until it is tracked again or expires.  A
+ * reservation that has expired is not taken out: what it counted stays.
+ */
+typedef struct PendingRelease
+{
+	SubTransactionId subid;
+	QuotaRef	ref;
+	ReservationKey key;
+} PendingRelease;
+
+typedef struct PendingAmount
+{
+	SubTransactionId subid;
+	QuotaRef	ref;
+	int			slot;
+	TimestampTz start;			/* the period the amount counts in */
+	int64		amount;			/* millionths */
+} PendingAmount;
+
+static List *pending_releases = NIL;	/* in TopMemoryContext */
+static List *pending_amounts = NIL;
+static bool settle_callbacks = false;
+
+/* apply everything pending (commit or prepare); must not fail */
+static void
+apply_settlements(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	ListCell   *lc;
+
+	foreach(lc, pending_releases)
+	{
+		PendingRelease *p = lfirst(lc);
+		uint32		hash;
+		LWLock	   *lock = reservation_lock(&p->key, &hash);
+		Reservation *r;
+		Reservation copy;
+		bool		found;
+
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		r = reservation_find(&p->key, hash, false, &found);
+		if (r != NULL)
+		{
+			copy = *r;
+			reservation_remove(&p->key, hash);
+		}
+		LWLockRelease(lock);
+		if (r == NULL || copy.expires_at <= now || !quota_lock(&p->ref))
+			continue;
+		for (int s = 0; s < QUOTA_SLOTS; s++)
+		{
+			QuotaSlot  *slot = &p->ref.entry->slots[s];
+
+			if (copy.amount[s] > 0 && slot->period_start == copy.period_start[s])
+				slot->used -= Min(slot->used, copy.amount[s]);
+		}
+		p->ref.entry->dirty = true;
+		quota_unlock(&p->ref);
+	}
+	foreach(lc, pending_amounts)
+	{
+		PendingAmount *p = lfirst(lc);
+		QuotaSlot  *slot;
+
+		if (!quota_lock(&p->ref))
+			continue;
+		slot = &p->ref.entry->slots[p->slot];
+		if (slot->period_start == p->start)
+			slot->used = (slot->used > PG_INT64_MAX - p->amount) ? PG_INT64_MAX : slot->used + p->amount;
+		else if (slot->period_start < p->start)
+		{
+			slot->period_start = p->start;
+			slot->used = p->amount;
+		}
+		/* else: the period is over, the counter counts a later one */
+		slot->updated_at = now;
+		p->ref.entry->dirty = true;
+		quota_unlock(&p->ref);
+	}
+}
+
+static void
+forget_settlements(void)
+{
+	list_free_deep(pending_releases);
+	list_free_deep(pending_amounts);
+	pending_releases = pending_amounts = NIL;
+}
+
+static void
+settle_xact_callback(XactEvent event, void *arg)
+{
+	if (pending_releases == NIL && pending_amounts == NIL)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			if (quota_shmem_ready())
+				apply_settlements();
+			forget_settlements();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			forget_settlements();
+			break;
+		default:
+			break;
+	}
+}
+
+/* forget what an aborted subtransaction tracked; a committed one's passes to its parent */
+static List *
+subxact_list(List *list, SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+	{
+		SubTransactionId *subid = (SubTransactionId *) lfirst(lc);	/* first member of both structs */
+
+		if (*subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			*subid = parentSubid;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			list = foreach_delete_current(list, lc);
+			pfree(subid);
+		}
+	}
+	return list;
+}
+
+static void
+settle_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	pending_releases = subxact_list(pending_releases, event, mySubid, parentSubid);
+	pending_amounts = subxact_list(pending_amounts, event, mySubid, parentSubid);
+}
+
+/* note amount for a slot, merged with what this subtransaction noted for the same slot and period */
+static void
+note_amount(const QuotaRef *ref, int slot, TimestampTz start, int64 amount)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	PendingAmount *p;
+	int			seen = 0;
+
+	/* the last few entries: one track_usage adds at most QUOTA_SLOTS */
+	for (int i = list_length(pending_amounts) - 1; i >= 0 && seen < 2 * QUOTA_SLOTS; i--, seen++)
+	{
+		p = list_nth(pending_amounts, i);
+		if (p->subid == subid && p->ref.incarnation == ref->incarnation && p->slot == slot && p->start == start)
+		{
+			p->amount = (p->amount > PG_INT64_MAX - amount) ? PG_INT64_MAX : p->amount + amount;
+			return;
+		}
+	}
+	p = MemoryContextAlloc(TopMemoryContext, sizeof(PendingAmount));
+	p->subid = subid;
+	p->ref = *ref;
+	p->slot = slot;
+	p->start = start;
+	p->amount = amount;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		pending_amounts = lappend(pending_amounts, p);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * quota_settle_ready
+ *		Whether a tracked call of the tenant is settled in shared memory
+ *		(else the SQL path settles it in the table).  Expects a transaction.
+ */
+bool
+quota_settle_ready(const char *tenant)
+{
+	TenantConfig *cfg;
+
+	if (!shm_active() || tenant[0] == '\0' || strlen(tenant) > QUOTA_TENANT_MAX)
+		return false;
+	cfg = tenant_config(tenant);
+	return cfg != NULL && cfg->has_shared;
+}
+
+/*
+ * quota_settle
+ *		Settle a tracked call of a tenant counted in shared memory (see
+ *		above): noted now, applied at commit.  request_id NULL: no
+ *		reservation to release.  Expects quota_settle_ready(tenant).
+ */
+void
+quota_settle(const char *tenant, const char *request_id, const SettleAmounts *a, TimestampTz occurred_at)
+{
+	TenantConfig *cfg = tenant_config(tenant);
+	MemoryContext old;
+	int64		per_type[QUOTA_NTYPES];
+	int64		cost_u = 0;
+
+	if (cfg == NULL || !cfg->has_shared)
+		elog(ERROR, "tenant \"%s\" is not counted in shared memory", tenant);
+	if (!settle_callbacks)
+	{
+		RegisterXactCallback(settle_xact_callback, NULL);
+		RegisterSubXactCallback(settle_subxact_callback, NULL);
+		settle_callbacks = true;
+	}
+	if (a->cost_usd != (Datum) 0 && !amount_to_micro(DatumGetNumeric(a->cost_usd), &cost_u))
+		cost_u = PG_INT64_MAX;
+	/* in the order of quota_type_names */
+	per_type[0] = QUOTA_UNIT;	/* api_calls */
+	per_type[1] = (a->counter == 1) ? QUOTA_UNIT : 0;	/* chat_messages */
+	per_type[2] = cost_u;		/* cost_usd */
+	per_type[3] = (a->counter == 2) ? QUOTA_UNIT : 0;	/* embeddings */
+	per_type[4] = (a->tokens > PG_INT64_MAX / QUOTA_UNIT) ? PG_INT64_MAX : a->tokens * QUOTA_UNIT;	/* tokens */
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (request_id != NULL)
+	{
+		PendingRelease *p = palloc(sizeof(PendingRelease));
+
+		p->subid = GetCurrentSubTransactionId();
+		p->ref = cfg->shared;
+		reservation_key(&p->key, cfg->shared.incarnation, request_id, strlen(request_id));
+		pending_releases = lappend(pending_releases, p);
+	}
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < cfg->nlimits; i++)
+	{
+		CachedLimit *l = &cfg->limits[i];
+		int64		amount = per_type[l->slot / QUOTA_NPERIODS];
+		TimestampTz start,
+					end;
+
+		if (amount == 0)
+			continue;
+		if (occurred_at >= l->start && occurred_at < l->end)
+			start = l->start;
+		else
+			period_bounds(l->slot % QUOTA_NPERIODS, occurred_at, cfg->timezone, &start, &end);
+		note_amount(&cfg->shared, l->slot, start, amount);
+	}
+}
+
+PG_FUNCTION_INFO_V1(llm_usage_shm_settle);
+
+/*
+ * llm_usage._shm_settle(tenant_id text, request_id text, tokens bigint,
+ *						 cost_usd numeric, counts_as text, occurred_at timestamptz)
+ *		RETURNS boolean
+ *		quota_settle() for the SQL track_usage: false (nothing done) when
+ *		the tenant is not counted in shared memory, for the caller to
+ *		settle in the table.
+ */
+Datum
+llm_usage_shm_settle(PG_FUNCTION_ARGS)
+{
+	char	   *tenant;
+	SettleAmounts a;
+	char	   *counts_as;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id, tokens and occurred_at must not be NULL")));
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!quota_settle_ready(tenant))
+		PG_RETURN_BOOL(false);
+	a.tokens = Max(PG_GETARG_INT64(2), 0);
+	a.cost_usd = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	counts_as = PG_ARGISNULL(4) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	a.counter = strcmp(counts_as, "chat_messages") == 0 ? 1 : strcmp(counts_as, "embeddings") == 0 ? 2 : 0;
+	quota_settle(tenant, PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)), &a,
+				 PG_GETARG_TIMESTAMPTZ(5));
+	PG_RETURN_BOOL(true);
 }

@@ -10,6 +10,7 @@
 #define LLM_USAGE_QUOTA_H
 
 #include "datatype/timestamp.h"
+#include "storage/lwlock.h"
 #include "storage/spin.h"
 
 /* quota types (alphabetical, the order results are listed in) and periods */
@@ -83,7 +84,31 @@ typedef struct QuotaRef
 	uint64		incarnation;
 } QuotaRef;
 
+/*
+ * An open reservation: what enforce_quota(..., request_id) counted for one
+ * request of one tenant, per slot, in the period it counted it in;
+ * track_usage of the same request takes it out again when it settles
+ * (quota.c).  Keyed by the tenant entry's incarnation (unique among
+ * entries ever taken) and a 128-bit hash of the request id (two 64-bit
+ * hashes with different seeds), whatever its length.
+ */
+typedef struct ReservationKey
+{
+	uint64		incarnation;	/* of the tenant's QuotaEntry */
+	uint64		request[2];		/* hash of the request id */
+} ReservationKey;
+
+typedef struct Reservation
+{
+	ReservationKey key;			/* hash key */
+	TimestampTz expires_at;		/* from then on it is no longer settled, but stays counted */
+	TimestampTz period_start[QUOTA_SLOTS];	/* period each amount was counted in */
+	int64		amount[QUOTA_SLOTS];	/* millionths; 0: none */
+} Reservation;
+
 extern int	llm_usage_quota_max_tenants;
+extern int	llm_usage_max_reservations;
+extern int	llm_usage_reservation_ttl;
 extern int	llm_usage_quota_save_interval;
 extern bool llm_usage_audit_quota_denials;
 
@@ -105,5 +130,22 @@ extern void quota_reclaim_tenant_at_commit(const QuotaKey *key);
 extern bool quota_save_if_changed(void);
 extern void quota_warn_full(void);
 extern PGDLLEXPORT void llm_usage_quota_saver_main(Datum main_arg);
+extern void reservation_key(ReservationKey *key, uint64 incarnation, const char *request_id, int len);
+extern LWLock *reservation_lock(const ReservationKey *key, uint32 *hash);
+extern Reservation *reservation_find(const ReservationKey *key, uint32 hash, bool create, bool *found);
+extern void reservation_remove(const ReservationKey *key, uint32 hash);
+extern int	reservation_sweep(TimestampTz now);
+extern int	reservation_count(void);
+
+/* quota.c: settlement of tracked calls (track.c) */
+typedef struct SettleAmounts
+{
+	int64		tokens;
+	Datum		cost_usd;		/* numeric, (Datum) 0: no cost */
+	int			counter;		/* 0 none, 1 chat_messages, 2 embeddings */
+} SettleAmounts;
+
+extern bool quota_settle_ready(const char *tenant);
+extern void quota_settle(const char *tenant, const char *request_id, const SettleAmounts *a, TimestampTz occurred_at);
 
 #endif							/* LLM_USAGE_QUOTA_H */

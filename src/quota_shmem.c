@@ -34,6 +34,14 @@
  *	  still the one looked up (quota_lock()); a new incarnation is given
  *	  each time an entry is taken.
  *
+ * Reservations: enforce_quota(..., request_id) notes what it counted for
+ * that request in a shared hash of llm_usage.max_reservations entries,
+ * keyed by the tenant entry's incarnation and the request id, partitioned
+ * over RESERVATION_PARTITIONS LWLocks; track_usage of the request takes it
+ * out (quota.c).  A partition lock may be held while an entry's mutex is
+ * taken, never the other way round.  Reservations are not saved: after a
+ * restart the amounts they counted stay counted, as when they expire.
+ *
  * Durability: the "llm_usage quota saver" worker writes every entry in use
  * to pg_stat/llm_usage_quota.stat (write to a temporary file, fsync, rename)
  * every llm_usage.quota_save_interval, when an entry changed (each entry's
@@ -54,6 +62,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -98,6 +107,14 @@ typedef struct QuotaHashEntry
 
 int			llm_usage_quota_max_tenants = 10000;
 int			llm_usage_quota_save_interval = 1000;
+int			llm_usage_max_reservations = 10000;
+int			llm_usage_reservation_ttl = 900;
+
+#define RESERVATION_PARTITIONS	16
+
+static HTAB *reservation_hash = NULL;
+static LWLockPadded *reservation_locks = NULL;
+static pg_atomic_uint32 *reservation_used = NULL;	/* entries in the hash */
 
 static QuotaState *quota_state = NULL;
 static QuotaEntry *quota_entries = NULL;
@@ -114,7 +131,9 @@ quota_shmem_size(void)
 	Size		size = MAXALIGN(sizeof(QuotaState));
 
 	size = add_size(size, MAXALIGN(mul_size(llm_usage_quota_max_tenants, sizeof(QuotaEntry))));
-	return add_size(size, hash_estimate_size(llm_usage_quota_max_tenants, sizeof(QuotaHashEntry)));
+	size = add_size(size, hash_estimate_size(llm_usage_quota_max_tenants, sizeof(QuotaHashEntry)));
+	size = add_size(size, MAXALIGN(sizeof(pg_atomic_uint32)));
+	return add_size(size, hash_estimate_size(llm_usage_max_reservations, sizeof(Reservation)));
 }
 
 void
@@ -122,6 +141,7 @@ quota_shmem_request(void)
 {
 	RequestAddinShmemSpace(quota_shmem_size());
 	RequestNamedLWLockTranche("llm_usage_quota", 1);
+	RequestNamedLWLockTranche("llm_usage_reservations", RESERVATION_PARTITIONS);
 }
 
 /*
@@ -168,6 +188,17 @@ quota_shmem_startup(void)
 	quota_hash = ShmemInitHash("llm_usage quota counters",
 							   llm_usage_quota_max_tenants, llm_usage_quota_max_tenants,
 							   &info, HASH_ELEM | HASH_BLOBS);
+	reservation_used = ShmemInitStruct("llm_usage reservations in use", sizeof(pg_atomic_uint32), &found_entries);
+	if (!found_entries)
+		pg_atomic_init_u32(reservation_used, 0);
+	reservation_locks = GetNamedLWLockTranche("llm_usage_reservations");
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(ReservationKey);
+	info.entrysize = sizeof(Reservation);
+	info.num_partitions = RESERVATION_PARTITIONS;
+	reservation_hash = ShmemInitHash("llm_usage quota reservations",
+									 llm_usage_max_reservations, llm_usage_max_reservations,
+									 &info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
 	LWLockRelease(AddinShmemInitLock);
 
 	if (!IsUnderPostmaster)
@@ -790,4 +821,107 @@ llm_usage_quota_saver_main(Datum main_arg)
 	}
 	(void) quota_save_if_changed();
 	proc_exit(0);
+}
+
+/*
+ * Reservations (see the file header).  reservation_key() builds a key,
+ * reservation_lock() names the partition lock of a key (and its hash);
+ * reservation_find() and reservation_remove() expect that lock held
+ * exclusively (find without create: shared is enough).
+ */
+void
+reservation_key(ReservationKey *key, uint64 incarnation, const char *request_id, int len)
+{
+	memset(key, 0, sizeof(*key));
+	key->incarnation = incarnation;
+	key->request[0] = DatumGetUInt64(hash_bytes_extended((const unsigned char *) request_id, len, 0));
+	key->request[1] = DatumGetUInt64(hash_bytes_extended((const unsigned char *) request_id, len, UINT64CONST(0x6c6c6d5f75736167)));
+}
+
+LWLock *
+reservation_lock(const ReservationKey *key, uint32 *hash)
+{
+	*hash = get_hash_value(reservation_hash, key);
+	return &reservation_locks[*hash % RESERVATION_PARTITIONS].lock;
+}
+
+/*
+ * reservation_find
+ *		The reservation of key (*found set), or with create a new one, all
+ *		amounts 0; NULL when it does not exist (not create) or when
+ *		llm_usage.max_reservations are in use (create).
+ */
+Reservation *
+reservation_find(const ReservationKey *key, uint32 hash, bool create, bool *found)
+{
+	Reservation *r;
+
+	r = hash_search_with_hash_value(reservation_hash, key, hash, HASH_FIND, NULL);
+	*found = (r != NULL);
+	if (r != NULL || !create)
+		return r;
+	/* dynahash would take a shared table's entries beyond its size from the rest of shared memory */
+	if (pg_atomic_fetch_add_u32(reservation_used, 1) >= (uint32) llm_usage_max_reservations)
+	{
+		pg_atomic_fetch_sub_u32(reservation_used, 1);
+		return NULL;
+	}
+	r = hash_search_with_hash_value(reservation_hash, key, hash, HASH_ENTER_NULL, NULL);
+	if (r == NULL)
+	{
+		pg_atomic_fetch_sub_u32(reservation_used, 1);
+		return NULL;
+	}
+	r->expires_at = 0;
+	memset(r->period_start, 0, sizeof(r->period_start));
+	memset(r->amount, 0, sizeof(r->amount));
+	return r;
+}
+
+void
+reservation_remove(const ReservationKey *key, uint32 hash)
+{
+	if (hash_search_with_hash_value(reservation_hash, key, hash, HASH_REMOVE, NULL) != NULL)
+		pg_atomic_fetch_sub_u32(reservation_used, 1);
+}
+
+/*
+ * reservation_sweep
+ *		Remove the reservations expired at now (they stay counted; those of
+ *		entries given back since expire too, their incarnation never comes
+ *		again); returns how many.  Takes every partition lock exclusively,
+ *		in order, for one scan: rare (a full hash, the worker's maintenance).
+ */
+int
+reservation_sweep(TimestampTz now)
+{
+	HASH_SEQ_STATUS seq;
+	Reservation *r;
+	int			n = 0;
+
+	if (reservation_hash == NULL)
+		return 0;
+	for (int p = 0; p < RESERVATION_PARTITIONS; p++)
+		LWLockAcquire(&reservation_locks[p].lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, reservation_hash);
+	while ((r = hash_seq_search(&seq)) != NULL)
+	{
+		if (r->expires_at <= now)
+		{
+			/* removing the entry just returned is allowed during a scan */
+			if (hash_search(reservation_hash, &r->key, HASH_REMOVE, NULL) != NULL)
+				pg_atomic_fetch_sub_u32(reservation_used, 1);
+			n++;
+		}
+	}
+	for (int p = RESERVATION_PARTITIONS - 1; p >= 0; p--)
+		LWLockRelease(&reservation_locks[p].lock);
+	return n;
+}
+
+/* reservations in the hash (open or expired and not yet swept) */
+int
+reservation_count(void)
+{
+	return reservation_hash != NULL ? (int) pg_atomic_read_u32(reservation_used) : 0;
 }

@@ -133,6 +133,17 @@ static int64 stat_resets = 0;
 static int64 stat_merges = 0;
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr plans_plan = NULL;
+static SPIPlanPtr event_types_plan = NULL;
+
+/* the event types that feed a counter, read with the plans */
+#define EVENT_TYPE_KEY	257		/* 64 characters of up to 4 bytes */
+typedef struct EventTypeEntry
+{
+	char		event_type[EVENT_TYPE_KEY];	/* hash key */
+	int			counter;		/* SESSION_COUNTS_* */
+} EventTypeEntry;
+
+static HTAB *event_map = NULL;	/* in plans_ctx */
 
 /* changes made by this transaction, to announce at commit */
 static uint64 *pending_slots = NULL;	/* bitmap of gens->nslots bits */
@@ -152,6 +163,7 @@ reset_all(void)
 {
 	directory = NULL;
 	plans = NULL;
+	event_map = NULL;
 	directory_userid = InvalidOid;
 	tenants_relid = InvalidOid;
 	if (directory_ctx != NULL)
@@ -617,6 +629,7 @@ load_plans(void)
 		}
 	}
 	plans = NULL;
+	event_map = NULL;
 	MemoryContextReset(plans_ctx);
 	level = session_cache_pin_search_path();
 	SPI_connect();
@@ -665,10 +678,59 @@ load_plans(void)
 		if (p->version == 0)
 			p->version = ++next_plan_version;
 	}
+	/* the event types that feed a counter (read with the plans, invalidated with them) */
+	if (event_types_plan == NULL)
+		event_types_plan = session_cache_keep_plan("SELECT event_type, counts_as FROM llm_usage.event_type_counters "
+												   "WHERE counts_as IS NOT NULL", 0, NULL);
+	run_latest(event_types_plan, NULL, "llm_usage.event_type_counters");
+	memset(&info, 0, sizeof(info));
+	info.keysize = EVENT_TYPE_KEY;
+	info.entrysize = sizeof(EventTypeEntry);
+	info.hcxt = plans_ctx;
+	event_map = hash_create("llm_usage event types", Max(SPI_processed, 16), &info,
+							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		char	   *name = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *counts_as = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		char		key[EVENT_TYPE_KEY];
+		EventTypeEntry *e;
+
+		if (strlen(name) >= EVENT_TYPE_KEY)
+			continue;
+		memset(key, 0, sizeof(key));
+		strlcpy(key, name, sizeof(key));
+		e = hash_search(event_map, key, HASH_ENTER, NULL);
+		e->counter = strcmp(counts_as, "chat_messages") == 0 ? SESSION_COUNTS_CHAT_MESSAGES :
+			strcmp(counts_as, "embeddings") == 0 ? SESSION_COUNTS_EMBEDDINGS : SESSION_COUNTS_NONE;
+	}
 	SPI_finish();
 	session_cache_unpin_search_path(level);
 	plans_gen = g;
 	plans_epoch++;
+}
+
+/*
+ * session_cache_event_counter
+ *		The counter an event type feeds by the mapping in force
+ *		(llm_usage.event_type_counters): SESSION_COUNTS_NONE,
+ *		_CHAT_MESSAGES or _EMBEDDINGS.  Read with the plans and invalidated
+ *		with them (the trigger on llm_usage.event_types announces a plans
+ *		change).  Call it after session_cache_tenant(), in a transaction.
+ */
+int
+session_cache_event_counter(const char *event_type)
+{
+	EventTypeEntry *e;
+
+	if (strlen(event_type) >= EVENT_TYPE_KEY)
+		return SESSION_COUNTS_NONE;
+	if (plans == NULL || event_map == NULL || (gens != NULL && pg_atomic_read_u64(&gens->plans) != plans_gen))
+		load_plans();
+	e = hash_search(event_map, event_type, HASH_FIND, NULL);
+	return e ? e->counter : SESSION_COUNTS_NONE;
 }
 
 /*

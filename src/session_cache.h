@@ -62,6 +62,12 @@ extern void session_cache_register(SessionCacheReset reset);
 extern Oid	session_cache_tenants_relid(void);
 extern const SessionTenant *session_cache_tenant(const char *tenant);
 extern uint64 session_cache_prices_gen(void);
+
+/* what an event type counts as (llm_usage.event_type_counters) */
+#define SESSION_COUNTS_NONE				0
+#define SESSION_COUNTS_CHAT_MESSAGES	1
+#define SESSION_COUNTS_EMBEDDINGS		2
+extern int	session_cache_event_counter(const char *event_type);
 extern SPIPlanPtr session_cache_keep_plan(const char *sql, int nargs, Oid *types);
 extern int	session_cache_pin_search_path(void);
 extern void session_cache_unpin_search_path(int nest_level);

@@ -13,7 +13,11 @@
  * occurred_at more than 28 days back (retention checks) or ahead.
  *
  * Whether the calling role may track for a tenant comes from the tenant
- * directory of session_cache.c; the price and the cost from cost.c.
+ * directory of session_cache.c; the price and the cost from cost.c; what
+ * an event type counts as from session_cache.c.  The quotas count what is
+ * recorded (quota_settle() of quota.c, applied at commit); a tenant whose
+ * counters are not in shared memory takes the SQL path, which settles in
+ * the table.
  *
  * Every statement runs with search_path pinned to pg_catalog, pg_temp and
  * names every object, function and sequence with its schema, so that the
@@ -43,6 +47,7 @@
 
 #include "llm_usage.h"
 #include "cost.h"
+#include "quota.h"
 #include "session_cache.h"
 
 #define MODEL_MAX		200
@@ -55,9 +60,7 @@ static SPIPlanPtr insert_with_id_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static Oid	owner_oid = InvalidOid;
 
-static const char *const event_types[] = {
-	"chat", "completion", "embedding", "image", "audio", "moderation", "tool", "other", NULL
-};
+#define EVENT_TYPE_MAX	64		/* characters */
 static const char *const results[] = {"success", "failure", "rate_limited", NULL};
 
 PG_FUNCTION_INFO_V1(llm_usage_track_usage);
@@ -69,6 +72,32 @@ in_list(const char *s, const char *const *list)
 		if (strcmp(s, list[i]) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * plain_event_type
+ *		An event type the fast path takes: 1 to EVENT_TYPE_MAX printable
+ *		ASCII characters (0x20 to 0x7e), not only spaces.  Every such name
+ *		is valid by _check_event_type(); any other one (non-ASCII, too long,
+ *		a control character, blank) goes to the SQL path, which accepts the
+ *		other valid names (any character but a control character) and
+ *		raises 22023 for the rest.
+ */
+static bool
+plain_event_type(const char *t)
+{
+	size_t		len = strlen(t);
+	bool		blank = true;
+
+	if (len == 0 || len > EVENT_TYPE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+	{
+		if ((unsigned char) t[i] < 0x20 || (unsigned char) t[i] > 0x7e)
+			return false;
+		blank &= (t[i] == ' ');
+	}
+	return !blank;
 }
 
 static bool
@@ -167,7 +196,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 		return false;
 	event_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	result = text_to_cstring(PG_GETARG_TEXT_PP(8));
-	if (!in_list(event_type, event_types) || !in_list(result, results))
+	if (!plain_event_type(event_type) || !in_list(result, results))
 		return false;
 	{
 		Jsonb	   *meta = PG_GETARG_JSONB_P(9);
@@ -191,6 +220,8 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (session_cache_tenant(tenant) == NULL)
 		return false;			/* empty, too long, unknown or not the caller's */
+	if (!quota_settle_ready(tenant))
+		return false;			/* the SQL path settles in the table */
 
 	if (model != NULL)
 		p = cost_price_at(model, at);
@@ -277,6 +308,16 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 	SPI_finish();
 	session_cache_unpin_search_path(level);
 	SetUserIdAndSecContext(save_userid, save_sec);
+	if (written)
+	{
+		/* the quotas count what was recorded, at commit; its reservation is released */
+		SettleAmounts a;
+
+		a.tokens = tok.input + tok.output;
+		a.cost_usd = p ? values[8] : (Datum) 0;
+		a.counter = session_cache_event_counter(event_type);
+		quota_settle(tenant, PG_ARGISNULL(10) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(10)), &a, at);
+	}
 	return written;
 }
 

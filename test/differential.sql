@@ -21,6 +21,12 @@
 --                   _shm_consume and _consume_table, which report its bounds;
 --                   and the C computation itself (_period_bounds_c) at the
 --                   instant, its periods' first and last microsecond.
+--   settle          reserve, then settle: enforce_quota with request ids
+--                   (C, shared memory) against _enforce_quota_sql (table)
+--                   and track_usage of those requests (some never
+--                   reserved, some tracked twice, some without an id) on
+--                   the pair, each call committed (shared memory settles
+--                   at commit); results, then counters and quota_status;
 --   consume args    _shm_consume against _consume_table called directly with
 --                   a fixed list of arrays: repeated, unknown and NULL types,
 --                   NULL amounts, lengths that differ, every type at once, a
@@ -68,7 +74,7 @@ CREATE FUNCTION difftest.tenant_name(p_fn text, p_seq integer, p_att integer) RE
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE p_fn WHEN 'enforce_quota' THEN 'q' WHEN 'enforce_quotas' THEN 'm'
                      WHEN 'track_usage' THEN 't' WHEN 'calculate_cost' THEN 'c'
-                     WHEN 'consume_args' THEN 'a' ELSE 'p' END
+                     WHEN 'consume_args' THEN 'a' WHEN 'settle' THEN 's' ELSE 'p' END
            || p_seq || '_' || p_att
 $$;
 
@@ -264,6 +270,8 @@ CREATE TABLE difftest.pb_in (seq integer, i integer, y_kind text, y_rel interval
 CREATE TABLE difftest.dst_days (tz text, day date);
 
 -- outcomes: one row per call pair; state checks: one row per sequence and thing compared
+CREATE TABLE difftest.st_in (seq integer, i integer, op text, quota_type text, amount numeric, rid text,
+                             input_tokens bigint, output_tokens bigint, event_type text);
 CREATE TABLE difftest.results (fn text, seq integer, att integer, i integer, input jsonb, c jsonb, s jsonb, c_path text);
 CREATE TABLE difftest.state (fn text, seq integer, att integer, what text, c jsonb, s jsonb);
 CREATE TABLE difftest.done (fn text, seq integer, att integer, a text, b text, seconds numeric);
@@ -422,13 +430,13 @@ DECLARE
     v_types text[];
 BEGIN
     PERFORM setseed(p_seed);
-    FOREACH v_fn IN ARRAY ARRAY['enforce_quota', 'enforce_quotas', 'track_usage', 'calculate_cost', 'period_bounds'] LOOP
+    FOREACH v_fn IN ARRAY ARRAY['enforce_quota', 'enforce_quotas', 'track_usage', 'calculate_cost', 'period_bounds', 'settle'] LOOP
         FOR s IN 1..CASE WHEN v_fn = 'period_bounds' THEN p_pb_seqs ELSE p_seqs END LOOP
             INSERT INTO difftest.seqs
             SELECT v_fn, s,
                    CASE WHEN v_fn = 'period_bounds' THEN 'dt_allper' ELSE (SELECT plan FROM difftest.plans ORDER BY random() LIMIT 1) END,
                    (SELECT tz FROM difftest.zones ORDER BY random() LIMIT 1),
-                   CASE WHEN v_fn IN ('enforce_quota', 'enforce_quotas') THEN
+                   CASE WHEN v_fn IN ('enforce_quota', 'enforce_quotas', 'settle') THEN
                        (SELECT coalesce(jsonb_agg(jsonb_build_array(
                                    difftest.pick(ARRAY['api_calls', 'chat_messages', 'cost_usd', 'embeddings', 'tokens']),
                                    difftest.pick(ARRAY['minute', 'hour', 'day', 'month']),
@@ -451,6 +459,21 @@ BEGIN
     FOR s IN 2..p_seqs LOOP
         FOR i IN 1..p_calls LOOP
             INSERT INTO difftest.eq_in VALUES (s, i, difftest.gen_tenant_kind(), difftest.gen_quota_type(), difftest.gen_amount());
+        END LOOP;
+    END LOOP;
+
+    PERFORM setseed(p_seed);     -- each function's inputs independent of the others' counts
+    -- settle: reservations of six request ids per sequence, tracked (or not,
+    -- twice, or never reserved), and calls tracked without an id
+    FOR s IN 1..p_seqs LOOP
+        FOR i IN 1..p_calls LOOP
+            INSERT INTO difftest.st_in VALUES (s, i,
+                difftest.pick(ARRAY['reserve', 'reserve', 'track', 'track', 'track_without_id']),
+                difftest.pick(ARRAY['tokens', 'tokens', 'api_calls', 'cost_usd', 'chat_messages', 'embeddings']),
+                difftest.pick(ARRAY[1, 3, 10, 100, 1000, 0.05, 12.5]::numeric[]),
+                'req-' || difftest.rnd(6),
+                difftest.rnd(2000), difftest.rnd(500),
+                difftest.pick(ARRAY['chat', 'chat_message', 'embedding', 'search', 'My Call']));
         END LOOP;
     END LOOP;
 
@@ -489,8 +512,10 @@ BEGIN
             v_split := difftest.gen_split(v_in, v_clean);
             v_at := difftest.gen_at(v_clean);
             INSERT INTO difftest.tr_in VALUES (s, i, difftest.gen_tenant_kind(v_clean),
-                CASE WHEN v_clean OR random() < 0.9 THEN difftest.pick(ARRAY['chat', 'completion', 'embedding', 'image', 'audio', 'moderation', 'tool', 'other'])
-                     ELSE difftest.pick(ARRAY[NULL, '', 'CHAT', 'chat_message', 'search']) END,
+                CASE WHEN v_clean OR random() < 0.9 THEN difftest.pick(ARRAY['chat', 'chat_message', 'completion', 'embedding', 'embeddings',
+                                                                              'search', 'image', 'tool', 'other', 'CHAT', 'My App Call',
+                                                                              repeat('x', 64), 'ünïcode', '日本語'])
+                     ELSE difftest.pick(ARRAY[NULL, '', '   ', repeat('x', 65), repeat('é', 65), E'tab\there', E'nl\n', E'c1\u0085']) END,
                 difftest.gen_model(v_clean),
                 v_in, difftest.gen_count(1000000000, v_clean), v_split.cached, v_split.cache_write,
                 CASE WHEN v_clean OR random() < 0.85 THEN difftest.pick(ARRAY[NULL, 0, 1, 250, 86400000, difftest.rnd(100000)])
@@ -584,7 +609,7 @@ END
 $$;
 
 /* one enforce_quota call, C (enforce_quota) or SQL (_enforce_quota_sql); an error as its SQLSTATE and message */
-CREATE FUNCTION difftest.eq_call(p_sql boolean, p_tenant text, p_type text, p_amount numeric) RETURNS jsonb
+CREATE FUNCTION difftest.eq_call(p_sql boolean, p_tenant text, p_type text, p_amount numeric, p_rid text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
@@ -592,9 +617,9 @@ DECLARE
     v_msg text;
 BEGIN
     IF p_sql THEN
-        SELECT * INTO STRICT r FROM llm_usage._enforce_quota_sql(p_tenant, p_type, p_amount);
+        SELECT * INTO STRICT r FROM llm_usage._enforce_quota_sql(p_tenant, p_type, p_amount, p_rid);
     ELSE
-        SELECT * INTO STRICT r FROM llm_usage.enforce_quota(p_tenant, p_type, p_amount);
+        SELECT * INTO STRICT r FROM llm_usage.enforce_quota(p_tenant, p_type, p_amount, p_rid);
     END IF;
     RETURN to_jsonb(r);
 EXCEPTION WHEN OTHERS THEN
@@ -654,7 +679,7 @@ DECLARE
     a text := difftest.tenant_name('enforce_quota', p_seq, p_att);
     b text := difftest.twin(a);
     m0 timestamptz := date_trunc('minute', clock_timestamp());
-    f_sql regprocedure := 'llm_usage._enforce_quota_sql(text, text, numeric)';
+    f_sql regprocedure := 'llm_usage._enforce_quota_sql(text, text, numeric, text)';
     r record;
     c jsonb;
     s jsonb;
@@ -681,7 +706,7 @@ DECLARE
     a text := difftest.tenant_name('enforce_quotas', p_seq, p_att);
     b text := difftest.twin(a);
     m0 timestamptz := date_trunc('minute', clock_timestamp());
-    f_shm regprocedure := 'llm_usage._shm_consume(text, text[], numeric[])';
+    f_shm regprocedure := 'llm_usage._shm_consume(text, text[], numeric[], text)';
     r record;
     c jsonb;
     s jsonb;
@@ -943,10 +968,48 @@ $$;
  * transactions of its own; a sequence of enforce_quota(s) that crossed a
  * minute boundary is run again (same inputs, new tenants).
  */
+/* one call pair of a settle sequence (committed by run(): shared memory settles at commit) */
+CREATE FUNCTION difftest.st_step(p_seq integer, p_att integer, p_i integer) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    a text := difftest.tenant_name('settle', p_seq, p_att);
+    b text := difftest.twin(a);
+    r difftest.st_in;
+    c jsonb;
+    s jsonb;
+BEGIN
+    SELECT * INTO STRICT r FROM difftest.st_in WHERE seq = p_seq AND i = p_i;
+    IF r.op = 'reserve' THEN
+        c := difftest.eq_call(false, a, r.quota_type, r.amount, r.rid);
+        s := difftest.eq_call(true, b, r.quota_type, r.amount, r.rid);
+    ELSE
+        c := to_jsonb(llm_usage.track_usage(a, r.event_type, 'gpt-4o', r.input_tokens, r.output_tokens,
+                                            request_id => CASE WHEN r.op = 'track' THEN r.rid END) > 0);
+        s := to_jsonb(llm_usage.track_usage(b, r.event_type, 'gpt-4o', r.input_tokens, r.output_tokens,
+                                            request_id => CASE WHEN r.op = 'track' THEN r.rid END) > 0);
+    END IF;
+    INSERT INTO difftest.results VALUES ('settle', p_seq, p_att, r.i, to_jsonb(r), c, s, 'c');
+END
+$$;
+
+/* the counters and quota_status of a settle pair, once every call was committed */
+CREATE FUNCTION difftest.st_finish(p_seq integer, p_att integer, p_m0 timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    a text := difftest.tenant_name('settle', p_seq, p_att);
+BEGIN
+    INSERT INTO difftest.state
+    SELECT 'settle', p_seq, p_att, x.what, x.j, y.j
+      FROM difftest.quota_state(a) x JOIN difftest.quota_state(difftest.twin(a)) y USING (what);
+    RETURN date_trunc('minute', clock_timestamp()) = p_m0;
+END
+$$;
+
 CREATE PROCEDURE difftest.run(p_fn text)
 LANGUAGE plpgsql AS $$
 DECLARE
     s record;
+    st record;
     att integer;
     ok boolean;
     t0 timestamptz;
@@ -961,16 +1024,28 @@ BEGIN
             END IF;
             PERFORM difftest.make_pair(p_fn, s.seq, att);
             COMMIT;
-            IF p_fn IN ('enforce_quota', 'enforce_quotas', 'consume_args') THEN
+            IF p_fn IN ('enforce_quota', 'enforce_quotas', 'consume_args', 'settle') THEN
                 PERFORM difftest.clear_of_minute(greatest(3 * dur, interval '0.3 seconds'));
             END IF;
             t0 := clock_timestamp();
+            IF p_fn = 'settle' THEN
+                FOR st IN SELECT i FROM difftest.st_in WHERE seq = s.seq ORDER BY i LOOP
+                    PERFORM difftest.st_step(s.seq, att, st.i);
+                    COMMIT;
+                END LOOP;
+                ok := difftest.st_finish(s.seq, att, date_trunc('minute', t0));
+                IF NOT ok THEN
+                    DELETE FROM difftest.results WHERE fn = p_fn AND seq = s.seq AND results.att = run.att;
+                    DELETE FROM difftest.state WHERE fn = p_fn AND seq = s.seq AND state.att = run.att;
+                END IF;
+            ELSE
             ok := CASE p_fn WHEN 'enforce_quota' THEN difftest.eq_seq(s.seq, att)
                             WHEN 'enforce_quotas' THEN difftest.eqs_seq(s.seq, att)
                             WHEN 'track_usage' THEN difftest.tr_seq(s.seq, att)
                             WHEN 'calculate_cost' THEN difftest.cost_seq(s.seq, att)
                             WHEN 'period_bounds' THEN difftest.pb_seq(s.seq, att)
                             WHEN 'consume_args' THEN difftest.args_seq(s.seq, att) END;
+            END IF;
             dur := clock_timestamp() - t0;
             IF ok THEN
                 INSERT INTO difftest.done VALUES (p_fn, s.seq, att, difftest.tenant_name(p_fn, s.seq, att),

@@ -244,6 +244,11 @@ SELECT llm_usage.track_usage('atk_acme', 'embedding', 'unpriced-x', 10, 0, 0, NU
 SELECT llm_usage.track_usage('atk_acme', 'chat', NULL, 0, 0, 0, 5, 500, 'failure', '{}', 'app-2', '2026-01-15 00:00+00', 0);
 SELECT llm_usage.track_usage('atk_acme', 'chat', 'gpt-4o', -1, 0, 0, 5, 200, 'success', '{}', 'app-3', pg_catalog.now(), 0);
 SELECT llm_usage.track_usage('atk_beta', 'chat', 'gpt-4o', 1, 1, 0, 5, 200, 'success', '{}', 'app-4', pg_catalog.now(), 0);
+SELECT llm_usage.track_usage('atk_acme', 'My Own Type', 'gpt-4o', 10, 5, 1, 120, 200, 'success', '{}', 'app-7', pg_catalog.now(), 0);
+SELECT llm_usage.track_usage('atk_acme', E'bad\ttype', 'gpt-4o', 10, 5, 1, 120, 200, 'success', '{}', 'app-8', pg_catalog.now(), 0);
+SELECT llm_usage.set_event_type('chat', NULL);
+SELECT llm_usage.remove_event_type('chat');
+SELECT count(*) FROM llm_usage.event_type_counters;
 SELECT llm_usage.audit('atk_acme', 'usage', 'export', 'success', '{"rows": 1}');
 SELECT llm_usage.audit('atk_beta', 'usage', 'export', 'success', '{}');
 SELECT llm_usage.deduct_credits('atk_acme', 1, 'use', 'ref-1');

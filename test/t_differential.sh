@@ -3,7 +3,9 @@
 # from a fixed seed (LLM_USAGE_DIFF_SEED), at least 2,000 per function, go
 # through both: enforce_quota (C, shared memory) against _enforce_quota_sql
 # (table), enforce_quotas over _shm_consume against _consume_table,
-# track_usage (C) against _track_usage_sql, calculate_cost against the cost
+# enforce_quota with request ids and track_usage settling them (shared
+# memory, settled at commit, against the table), track_usage (C) against
+# _track_usage_sql, calculate_cost against the cost
 # the C track_usage writes, and C period bounds against _period_bounds in
 # coming years, and _shm_consume against _consume_table on a fixed list of
 # malformed and edge arguments.  Results are compared column by column
@@ -20,7 +22,7 @@ fresh_db "$DB"
 t0=$(date +%s.%N)
 psql_q -d "$DB" -o /dev/null -c "CREATE EXTENSION llm_usage" -f "$(dirname "$0")/differential.sql" \
     -c "SELECT difftest.generate($SEED, $SEQS, $CALLS, $PB_SEQS)"
-for fn in enforce_quota enforce_quotas track_usage calculate_cost period_bounds consume_args; do
+for fn in enforce_quota enforce_quotas settle track_usage calculate_cost period_bounds consume_args; do
     psql_q -d "$DB" -c "SET track_functions = 'all'" -c "SET client_min_messages = warning" \
         -c "CALL difftest.run('$fn')"
 done
@@ -61,5 +63,5 @@ fi
 short=$(q "SELECT string_agg(fn, ', ') FROM (SELECT fn FROM difftest.compared WHERE what = 'call' GROUP BY fn
                                               HAVING count(*) < CASE fn WHEN 'period_bounds' THEN 500 WHEN 'consume_args' THEN 16 ELSE 2000 END) x")
 [[ -z "$short" ]] || fail "fewer than 2,000 calls compared for: $short"
-psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
+[[ -n ${LLM_USAGE_KEEP_DIFF:-} ]] || psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
 echo "PASS"

@@ -20,7 +20,10 @@ SELECT llm_usage.create_plan('gold', 'custom plan', copy_from => 'pro');
 SELECT llm_usage.set_plan_quota('gold', 'tokens', 777, 'day');
 SELECT llm_usage.create_tenant('t1', 'gold', 'Europe/Paris');
 SELECT llm_usage.create_tenant('t2', 'trial');
-SELECT llm_usage.set_custom_quota('t2', 'api_calls', 3, 'day');
+-- 4 a day: 2 consumed below and 1 tracked call counted (reserve, then settle)
+SELECT llm_usage.set_custom_quota('t2', 'api_calls', 4, 'day');
+-- an admin's event-type mapping is dumped, the shipped ones are recreated
+SELECT llm_usage.set_event_type('search', 'embeddings');
 SELECT llm_usage.grant_tenant_access('dump_app', 't1');
 SELECT llm_usage.set_model_price('custom', 'house-model', 1, 2, valid_from => '2026-01-01');
 SELECT llm_usage.set_model_price('openai', 'gpt-4o', 3, 12);

@@ -150,7 +150,7 @@ RETURNS SETOF llm_usage.usage_events
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
 COMMENT ON FUNCTION llm_usage.tenant_events(text, timestamptz, timestamptz, text, integer) IS
-'A tenant''s tracked calls in [from_ts, to_ts), newest first, optionally of one event type.';
+'A tenant''s tracked calls in [from_ts, to_ts), newest first, optionally of one event type (by its own name, any valid one).';
 
 CREATE OR REPLACE FUNCTION llm_usage._tenant_events_impl(tenant_id text, from_ts timestamptz, to_ts timestamptz,
                                                          event_type text DEFAULT NULL, max_rows integer DEFAULT 100)
@@ -164,10 +164,8 @@ DECLARE
 BEGIN
     PERFORM llm_usage._check_range($2, $3);
     PERFORM llm_usage._check_max_rows($5);
-    IF $4 IS NOT NULL AND $4 NOT IN ('chat', 'completion', 'embedding', 'image', 'audio', 'moderation', 'tool', 'other') THEN
-        RAISE EXCEPTION 'unknown event_type "%"', $4
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Event types are: chat, completion, embedding, image, audio, moderation, tool, other.';
+    IF $4 IS NOT NULL THEN
+        PERFORM llm_usage._check_event_type($4);
     END IF;
     RETURN QUERY
     SELECT e.*

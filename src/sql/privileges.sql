@@ -40,14 +40,14 @@ GRANT EXECUTE ON FUNCTION
     TO llm_usage_app, llm_usage_reader;
 
 GRANT EXECUTE ON FUNCTION
-    llm_usage.enforce_quota(text, text, numeric),
-    llm_usage.enforce_quotas(text, jsonb),
+    llm_usage.enforce_quota(text, text, numeric, text),
+    llm_usage.enforce_quotas(text, jsonb, text),
     llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
     llm_usage.track_response_usage(text, text, text, jsonb, text, integer, integer, text, jsonb, text, timestamptz, text),
     llm_usage.audit(text, text, text, text, jsonb),
     llm_usage.deduct_credits(text, numeric, text, text),
     -- what the C enforce_quota and track_usage call as the calling role
-    llm_usage._enforce_quota_sql(text, text, numeric),
+    llm_usage._enforce_quota_sql(text, text, numeric, text),
     llm_usage._track_usage_sql(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text),
     llm_usage._quota_configs(text, integer),
     llm_usage._plan_quotas(),
@@ -88,6 +88,8 @@ GRANT EXECUTE ON FUNCTION
                               numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric, numeric,
                               numeric, numeric, numeric, numeric, numeric),
     llm_usage.import_price_map(jsonb, timestamptz, text[]),
+    llm_usage.set_event_type(text, text),
+    llm_usage.remove_event_type(text),
     llm_usage.aggregate_usage_metrics(text, timestamptz),
     llm_usage.grant_credits(text, numeric, text, text),
     llm_usage.add_provider_key(text, text, text, text, boolean),
@@ -132,12 +134,13 @@ REVOKE ALL ON TABLE
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rules,
     llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks, llm_usage.rollup_status,
     llm_usage.usage_source_store, llm_usage.usage_sources, llm_usage.usage_source_attributions,
-    llm_usage.custom_usage
+    llm_usage.custom_usage, llm_usage.event_types, llm_usage.event_type_counters, llm_usage.quota_reservations
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
 
 -- Catalog-like tables: readable by every llm_usage role.
 GRANT SELECT ON llm_usage.quota_types, llm_usage.plans, llm_usage.plan_quotas,
-                llm_usage.model_price_versions, llm_usage.model_prices, llm_usage.alert_rules
+                llm_usage.model_price_versions, llm_usage.model_prices, llm_usage.alert_rules,
+                llm_usage.event_types, llm_usage.event_type_counters
     TO llm_usage_app, llm_usage_reader, llm_usage_admin;
 
 -- Tenant tables: app and reader roles have no privilege on any table that
@@ -208,7 +211,7 @@ DO $rls$
 DECLARE
     tbl text;
 BEGIN
-    FOREACH tbl IN ARRAY ARRAY['tenants', 'tenant_quota_overrides', 'quota_counters_table', 'quota_denials_pending', 'tenant_access',
+    FOREACH tbl IN ARRAY ARRAY['tenants', 'tenant_quota_overrides', 'quota_counters_table', 'quota_denials_pending', 'quota_reservations', 'tenant_access',
                                'usage_events', 'usage_requests', 'tenant_usage_metrics', 'provider_usage',
                                'provider_costs', 'audit_events', 'credit_balances', 'credit_ledger', 'alerts',
                                'collector_runs', 'provider_key_store', 'provider_attributions',

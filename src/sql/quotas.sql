@@ -216,7 +216,8 @@ $$;
 COMMENT ON FUNCTION llm_usage._check_quota_args(text[], numeric[]) IS
 'Internal: raise 22004/22023 unless there are as many amounts as quota types, each type known, not NULL and given once, each amount not NULL (what _shm_consume checks, in the same order).';
 
-CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[])
+CREATE OR REPLACE FUNCTION llm_usage._consume_table(t llm_usage.tenants, p_types text[], p_amounts numeric[],
+                                                    p_request_id text DEFAULT NULL)
 RETURNS SETOF llm_usage._quota_check
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -274,7 +275,7 @@ BEGIN
     -- tenant's entry was taken (its table counters, locked here, imported
     -- once this transaction ends) and the consumption goes there
     IF llm_usage._shm_usable(t.tenant_id) THEN
-        RETURN QUERY SELECT * FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts);
+        RETURN QUERY SELECT * FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts, p_request_id);
         RETURN;
     END IF;
 
@@ -292,6 +293,20 @@ BEGIN
                updated_at = v_now
           FROM unnest(v_chk) r
          WHERE c.tenant_id = t.tenant_id AND c.quota_type = r.quota_type AND c.period = r.period;
+        IF p_request_id IS NOT NULL THEN
+            -- the reservation of the request (track_usage settles it); an
+            -- expired one stays counted and a new one starts
+            DELETE FROM llm_usage.quota_reservations x
+             WHERE x.tenant_id = t.tenant_id AND x.expires_at <= v_now;
+            INSERT INTO llm_usage.quota_reservations AS x (tenant_id, request_id, quota_type, period, period_start, amount, expires_at)
+            SELECT t.tenant_id, p_request_id, r.quota_type, r.period, r.period_start, r.requested, v_now + llm_usage._reservation_ttl()
+              FROM unnest(v_chk) r
+            ON CONFLICT (tenant_id, request_id, quota_type, period) DO UPDATE
+               SET amount = CASE WHEN x.period_start = EXCLUDED.period_start THEN x.amount + EXCLUDED.amount ELSE EXCLUDED.amount END,
+                   period_start = EXCLUDED.period_start;
+            UPDATE llm_usage.quota_reservations x SET expires_at = v_now + llm_usage._reservation_ttl()
+             WHERE x.tenant_id = t.tenant_id AND x.request_id = p_request_id;
+        END IF;
         RETURN QUERY
             SELECT r.quota_type, r.period, r.quota_limit, r.requested, r.period_start, r.period_end,
                    r.used + r.requested, r.fits
@@ -303,8 +318,105 @@ BEGIN
     RETURN QUERY SELECT * FROM unnest(v_chk);
 END
 $$;
-COMMENT ON FUNCTION llm_usage._consume_table(llm_usage.tenants, text[], numeric[]) IS
-'Internal: check-and-consume in llm_usage.quota_counters_table, row locks in a global order (the path without shared memory); a denial joins the tenant''s pending denial window.';
+COMMENT ON FUNCTION llm_usage._consume_table(llm_usage.tenants, text[], numeric[], text) IS
+'Internal: check-and-consume in llm_usage.quota_counters_table, row locks in a global order (the path without shared memory); with a request id what is counted is that request''s reservation (quota_reservations); a denial joins the tenant''s pending denial window.';
+
+CREATE OR REPLACE FUNCTION llm_usage._reservation_ttl()
+RETURNS interval
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- shown with its unit ('15min', '1s'); a bare number is seconds
+    SELECT CASE WHEN v ~ '^[0-9]+$' THEN v || 's' ELSE v END::interval
+      FROM coalesce(nullif(current_setting('llm_usage.reservation_ttl', true), ''), '900') v
+$$;
+COMMENT ON FUNCTION llm_usage._reservation_ttl() IS 'Internal: llm_usage.reservation_ttl (default 15 minutes) as an interval.';
+
+/*
+ * Settlement (README "Reserve, then settle"): track_usage() of a call
+ * takes its request's reservation out of the counters (unless it expired:
+ * then what it counted stays) and counts what the call used -- 1 api call,
+ * its tokens, its cost, 1 chat message or 1 embedding by its event type --
+ * in the period of each quota in force that occurred_at falls in (nothing
+ * when that period is over), with no limit check.  In shared memory at
+ * commit (src/quota.c); in the table within the tracking transaction.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._settle_table(t llm_usage.tenants, p_request_id text, p_tokens bigint, p_cost numeric,
+                                                   p_counts_as text, p_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+BEGIN
+    -- every counter this settles made first, holding no counter lock (a
+    -- row another transaction is making is waited for here), then all of
+    -- the tenant's counters locked in the global order of _consume_table:
+    -- no row is locked out of that order below
+    INSERT INTO llm_usage.quota_counters_table (tenant_id, quota_type, period, period_start, used)
+    SELECT t.tenant_id, q.quota_type, q.period, b.period_start, 0
+      FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
+     CROSS JOIN LATERAL llm_usage._period_bounds(q.period, p_at, t.timezone) b
+    ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM llm_usage.quota_counters_table c
+      WHERE c.tenant_id = t.tenant_id
+      ORDER BY c.quota_type, array_position(ARRAY['minute', 'hour', 'day', 'month'], c.period)
+        FOR UPDATE;
+    IF p_request_id IS NOT NULL THEN
+        WITH gone AS (
+            DELETE FROM llm_usage.quota_reservations x
+             WHERE x.tenant_id = t.tenant_id AND x.request_id = p_request_id
+            RETURNING x.*)
+        UPDATE llm_usage.quota_counters_table c
+           SET used = greatest(c.used - g.amount, 0), updated_at = v_now
+          FROM gone g
+         WHERE g.expires_at > v_now AND c.tenant_id = t.tenant_id AND c.quota_type = g.quota_type
+           AND c.period = g.period AND c.period_start = g.period_start;
+    END IF;
+    INSERT INTO llm_usage.quota_counters_table AS c (tenant_id, quota_type, period, period_start, used, updated_at)
+    SELECT t.tenant_id, q.quota_type, q.period, b.period_start, a.amount, v_now
+      FROM llm_usage._effective_quotas(t.tenant_id, t.plan) q
+      -- the cost in millionths of a dollar, rounded up, as shared memory counts it
+      JOIN (VALUES ('api_calls', 1::numeric), ('tokens', p_tokens::numeric), ('cost_usd', ceil(coalesce(p_cost, 0) * 1000000) / 1000000),
+                   ('chat_messages', CASE WHEN p_counts_as = 'chat_messages' THEN 1 ELSE 0 END::numeric),
+                   ('embeddings', CASE WHEN p_counts_as = 'embeddings' THEN 1 ELSE 0 END::numeric)) a(quota_type, amount)
+        ON a.quota_type = q.quota_type
+     CROSS JOIN LATERAL llm_usage._period_bounds(q.period, p_at, t.timezone) b
+     WHERE a.amount > 0
+    ON CONFLICT (tenant_id, quota_type, period) DO UPDATE
+       SET used = CASE WHEN c.period_start = EXCLUDED.period_start THEN c.used + EXCLUDED.used
+                       WHEN c.period_start < EXCLUDED.period_start THEN EXCLUDED.used
+                       ELSE c.used END,
+           period_start = greatest(c.period_start, EXCLUDED.period_start),
+           updated_at = EXCLUDED.updated_at;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._settle_table(llm_usage.tenants, text, bigint, numeric, text, timestamptz) IS
+'Internal: settles a tracked call in llm_usage.quota_counters_table (the path without shared memory), within the tracking transaction: releases the request''s reservation unless it expired, counts the call''s use in the periods occurred_at falls in.';
+
+CREATE OR REPLACE FUNCTION llm_usage._settle(t llm_usage.tenants, p_request_id text, p_tokens bigint, p_cost numeric,
+                                             p_counts_as text, p_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT llm_usage._shm_settle(t.tenant_id, p_request_id, p_tokens, p_cost, p_counts_as, p_at) THEN
+        PERFORM llm_usage._settle_table(t, p_request_id, p_tokens, p_cost, p_counts_as, p_at);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._settle(llm_usage.tenants, text, bigint, numeric, text, timestamptz) IS
+'Internal: settles a tracked call: in shared memory at commit when the tenant is counted there, else in the table now.';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_settle(tenant_id text, request_id text, tokens bigint, cost_usd numeric,
+                                                 counts_as text, occurred_at timestamptz)
+RETURNS boolean
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_settle';
+COMMENT ON FUNCTION llm_usage._shm_settle(text, text, bigint, numeric, text, timestamptz) IS
+'Internal: settles a tracked call in shared memory when the tracking transaction commits; false (nothing done) when the tenant is not counted there.';
 
 ------------------------------------------------------------------------
 -- Shared-memory counters (C) and the per-session limit cache
@@ -317,12 +429,13 @@ AS 'MODULE_PATHNAME', 'llm_usage_shm_usable';
 COMMENT ON FUNCTION llm_usage._shm_usable(text) IS
 'Internal: whether the tenant''s quotas are counted in shared memory (library preloaded, room in llm_usage.quota_max_tenants).';
 
-CREATE OR REPLACE FUNCTION llm_usage._shm_consume(tenant_id text, quota_types text[], amounts numeric[])
+CREATE OR REPLACE FUNCTION llm_usage._shm_consume(tenant_id text, quota_types text[], amounts numeric[],
+                                                  request_id text DEFAULT NULL)
 RETURNS SETOF llm_usage._quota_check
-LANGUAGE c VOLATILE STRICT
+LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_shm_consume';
-COMMENT ON FUNCTION llm_usage._shm_consume(text, text[], numeric[]) IS
-'Internal: atomic all-or-nothing check-and-consume in shared memory, under the tenant''s spinlock; a denial joins the tenant''s pending denial window.  Each quota type at most once.';
+COMMENT ON FUNCTION llm_usage._shm_consume(text, text[], numeric[], text) IS
+'Internal: atomic all-or-nothing check-and-consume in shared memory, under the tenant''s spinlock; with a request id what is counted is that request''s reservation; a denial joins the tenant''s pending denial window.  Each quota type at most once.';
 
 CREATE OR REPLACE FUNCTION llm_usage._shm_take_denials(p_tenant text, p_closed_only boolean)
 RETURNS TABLE (tenant_id text, first_at timestamptz, last_at timestamptz, calls bigint, roles text[],
@@ -543,30 +656,33 @@ CREATE OR REPLACE TRIGGER quota_counters_update INSTEAD OF UPDATE ON llm_usage.q
 -- Consuming: shared memory when in use, else the table
 ------------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION llm_usage._consume(t llm_usage.tenants, p_types text[], p_amounts numeric[])
+CREATE OR REPLACE FUNCTION llm_usage._consume(t llm_usage.tenants, p_types text[], p_amounts numeric[],
+                                              p_request_id text DEFAULT NULL)
 RETURNS SETOF llm_usage._quota_check
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT llm_usage._shm_usable(t.tenant_id) THEN
-        RETURN QUERY SELECT * FROM llm_usage._consume_table(t, p_types, p_amounts);
+        RETURN QUERY SELECT * FROM llm_usage._consume_table(t, p_types, p_amounts, p_request_id);
         RETURN;
     END IF;
-    RETURN QUERY SELECT * FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts);
+    RETURN QUERY SELECT * FROM llm_usage._shm_consume(t.tenant_id, p_types, p_amounts, p_request_id);
 END
 $$;
-COMMENT ON FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]) IS
-'Internal: atomic all-or-nothing check-and-consume of the quotas in force for some types, in shared memory when in use (else the table); a denial joins the tenant''s pending denial window.';
+COMMENT ON FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[], text) IS
+'Internal: atomic all-or-nothing check-and-consume of the quotas in force for some types, in shared memory when in use (else the table), as the reservation of a request when one is given; a denial joins the tenant''s pending denial window.';
 
-CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql(tenant_id text, quota_type text, amount numeric DEFAULT 1)
+CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql(tenant_id text, quota_type text, amount numeric DEFAULT 1,
+                                                        request_id text DEFAULT NULL)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
-COMMENT ON FUNCTION llm_usage._enforce_quota_sql(text, text, numeric) IS
+COMMENT ON FUNCTION llm_usage._enforce_quota_sql(text, text, numeric, text) IS
 'Internal: enforce_quota() in SQL; the C enforce_quota() hands it bad arguments and the path without shared memory.';
 
-CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql_impl(tenant_id text, quota_type text, amount numeric DEFAULT 1)
+CREATE OR REPLACE FUNCTION llm_usage._enforce_quota_sql_impl(tenant_id text, quota_type text, amount numeric DEFAULT 1,
+                                                             request_id text DEFAULT NULL)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -580,9 +696,12 @@ DECLARE
 BEGIN
     PERFORM llm_usage._check_quota_type($2);
     PERFORM llm_usage._check_amount($3, 'amount', true);
+    IF $4 IS NOT NULL THEN
+        PERFORM llm_usage._check_text($4, 'request_id', 255);
+    END IF;
 
     SELECT array_agg(c), bool_and(c.fits) INTO v_res, v_ok
-      FROM llm_usage._consume(t, ARRAY[$2], ARRAY[$3]) c;
+      FROM llm_usage._consume(t, ARRAY[$2], ARRAY[$3], $4) c;
     IF v_res IS NULL THEN
         RETURN QUERY SELECT true, NULL::numeric, NULL::numeric, NULL::numeric, NULL::timestamptz;
         RETURN;
@@ -596,24 +715,25 @@ BEGIN
     RETURN QUERY SELECT v_ok, b.quota_limit, b.used, llm_usage._remaining(b.quota_limit, b.used), b.period_end;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._enforce_quota_sql_impl(text, text, numeric) IS
+COMMENT ON FUNCTION llm_usage._enforce_quota_sql_impl(text, text, numeric, text) IS
 'Internal: the body of llm_usage._enforce_quota_sql(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
-CREATE OR REPLACE FUNCTION llm_usage.enforce_quota(tenant_id text, quota_type text, amount numeric DEFAULT 1)
+CREATE OR REPLACE FUNCTION llm_usage.enforce_quota(tenant_id text, quota_type text, amount numeric DEFAULT 1,
+                                                   request_id text DEFAULT NULL)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_enforce_quota';
-COMMENT ON FUNCTION llm_usage.enforce_quota(text, text, numeric) IS
-'Atomic check-and-consume before an LLM call: when allowed, the amount is counted against every period of that quota type; when not, nothing is.  Returns the binding quota.  NULL limit = unlimited.  Counted in shared memory when the library is preloaded.';
+COMMENT ON FUNCTION llm_usage.enforce_quota(text, text, numeric, text) IS
+'Atomic check-and-reserve before an LLM call: when allowed, the amount is counted against every period of that quota type; when not, nothing is.  With a request_id the amount is that request''s reservation: track_usage() of the same request_id releases it and counts what the call used instead (unless llm_usage.reservation_ttl passed first: then it stays counted).  Returns the binding quota.  NULL limit = unlimited.  Counted in shared memory when the library is preloaded.';
 
-CREATE OR REPLACE FUNCTION llm_usage.enforce_quotas(tenant_id text, amounts jsonb)
+CREATE OR REPLACE FUNCTION llm_usage.enforce_quotas(tenant_id text, amounts jsonb, request_id text DEFAULT NULL)
 RETURNS TABLE (allowed boolean, results jsonb)
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
-COMMENT ON FUNCTION llm_usage.enforce_quotas(text, jsonb) IS
-'All-or-nothing check-and-consume over several quota types, e.g. ''{"tokens":500,"api_calls":1}'': either every amount is counted or none is.  results has the binding quota per type.';
+COMMENT ON FUNCTION llm_usage.enforce_quotas(text, jsonb, text) IS
+'All-or-nothing check-and-reserve over several quota types, e.g. ''{"tokens":500,"api_calls":1}'': either every amount is counted or none is; with a request_id, as that request''s reservation (settled by track_usage(), as for enforce_quota()).  results has the binding quota per type.';
 
-CREATE OR REPLACE FUNCTION llm_usage._enforce_quotas_impl(tenant_id text, amounts jsonb)
+CREATE OR REPLACE FUNCTION llm_usage._enforce_quotas_impl(tenant_id text, amounts jsonb, request_id text DEFAULT NULL)
 RETURNS TABLE (allowed boolean, results jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -648,9 +768,12 @@ BEGIN
         v_types := v_types || k;
         v_values := v_values || v::text::numeric;
     END LOOP;
+    IF $3 IS NOT NULL THEN
+        PERFORM llm_usage._check_text($3, 'request_id', 255);
+    END IF;
 
     SELECT array_agg(c), coalesce(bool_and(c.fits), true) INTO v_res, v_ok
-      FROM llm_usage._consume(t, v_types, v_values) c;
+      FROM llm_usage._consume(t, v_types, v_values, $3) c;
 
     RETURN QUERY
     SELECT v_ok,
@@ -673,7 +796,7 @@ BEGIN
              LIMIT 1) b ON true;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._enforce_quotas_impl(text, jsonb) IS
+COMMENT ON FUNCTION llm_usage._enforce_quotas_impl(text, jsonb, text) IS
 'Internal: the body of llm_usage.enforce_quotas(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage.quota_status(tenant_id text)

@@ -125,8 +125,8 @@ AS $q$
            count(*),
            count(*) FILTER (WHERE e.result = 'failure'),
            count(*) FILTER (WHERE e.result = 'rate_limited'),
-           count(*) FILTER (WHERE e.event_type = 'chat'),
-           count(*) FILTER (WHERE e.event_type = 'embedding'),
+           count(*) FILTER (WHERE k.counts_as = 'chat_messages'),
+           count(*) FILTER (WHERE k.counts_as = 'embeddings'),
            sum(e.input_tokens),
            sum(e.output_tokens),
            sum(e.cached_input_tokens),
@@ -141,6 +141,7 @@ AS $q$
            count(e.latency_ms),
            now()
       FROM (%s) e
+      LEFT JOIN llm_usage.event_type_counters k ON k.event_type = e.event_type
      GROUP BY e.tenant_id, e.period_start
     HAVING $3::timestamptz IS NULL OR max(e.occurred_at) >= $3
     %s$ins$, p_source,

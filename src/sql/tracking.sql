@@ -820,6 +820,10 @@ CREATE OR REPLACE TRIGGER price_versions_no_truncate
     BEFORE TRUNCATE ON llm_usage.model_price_versions
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._price_versions_immutable();
 
+-- an event-type change reaches every session (read with the plans) at commit
+CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.event_types
+    FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
+
 -- a price change reaches every session's price cache at commit
 CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_usage.model_price_versions
     FOR EACH STATEMENT EXECUTE FUNCTION llm_usage._quota_config_changed();
@@ -827,6 +831,103 @@ CREATE OR REPLACE TRIGGER quota_config_changed AFTER INSERT OR UPDATE OR DELETE 
 ------------------------------------------------------------------------
 -- Tracking
 ------------------------------------------------------------------------
+
+/*
+ * Event types.  An event type is the application's own name for a call:
+ * 1 to 64 characters, none of them a control character (U+0000 to U+001F,
+ * U+007F to U+009F), not blank (not only spaces).  llm_usage.event_types
+ * maps names to the counters they feed; the mapping in force is
+ * event_type_counters (an admin's row before the shipped one).
+ */
+CREATE OR REPLACE FUNCTION llm_usage._check_event_type(p_event_type text, p_name text DEFAULT 'event_type')
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_event_type IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', p_name
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF length(p_event_type) NOT BETWEEN 1 AND 64 OR p_event_type !~ '[^ ]'
+       OR p_event_type ~ '[\u0001-\u001f\u007f-\u009f]' THEN
+        RAISE EXCEPTION 'invalid % "%"', p_name, left(regexp_replace(p_event_type, '[\u0001-\u001f\u007f-\u009f]', '?', 'g'), 80)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An event type is the application''s name for the call: 1 to 64 characters, no control characters, not blank (for example chat_message, embedding, search).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._check_event_type(text, text) IS
+'Internal: raise 22004/22023 unless the text is a valid event type name (1 to 64 characters, no control characters, not blank).';
+
+CREATE OR REPLACE VIEW llm_usage.event_type_counters AS
+SELECT DISTINCT ON (t.event_type) t.event_type, t.counts_as,
+       CASE WHEN t.is_shipped THEN 'shipped' ELSE 'admin' END AS source
+  FROM llm_usage.event_types t
+ ORDER BY t.event_type, t.is_shipped;
+COMMENT ON VIEW llm_usage.event_type_counters IS
+'The event-type mapping in force: per event type, the counter it feeds (chat_messages, embeddings, or NULL for none) and whether the mapping is shipped or an admin''s (set_event_type).  Event types not listed feed no counter.';
+
+CREATE OR REPLACE FUNCTION llm_usage.set_event_type(event_type text, counts_as text)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.set_event_type(text, text) IS
+'Maps an event type to the counter it feeds from now on: ''chat_messages'', ''embeddings'', or NULL (or ''none'') for none, replacing the shipped mapping of that name if there is one.  Quotas count calls tracked from then on; roll-ups count by the mapping when they compute a period (aggregate_usage_metrics(since => ...) recomputes past ones).  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._set_event_type_impl(event_type text, counts_as text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_counter text := CASE WHEN $2 = 'none' THEN NULL ELSE $2 END;
+BEGIN
+    PERFORM llm_usage._require_admin('set_event_type');
+    PERFORM llm_usage._check_event_type($1);
+    IF v_counter IS NOT NULL AND v_counter NOT IN ('chat_messages', 'embeddings') THEN
+        RAISE EXCEPTION 'unknown counter "%" for an event type', left($2, 100)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An event type feeds chat_messages, embeddings, or none (NULL).';
+    END IF;
+    INSERT INTO llm_usage.event_types AS t (event_type, counts_as, is_shipped)
+    VALUES ($1, v_counter, false)
+    ON CONFLICT (event_type, is_shipped) DO UPDATE
+       SET counts_as = EXCLUDED.counts_as, updated_at = now();
+END
+$$;
+COMMENT ON FUNCTION llm_usage._set_event_type_impl(text, text) IS
+'Internal: the body of llm_usage.set_event_type(), run as the owner by its entry point, which records the caller (src/caller.c).';
+
+CREATE OR REPLACE FUNCTION llm_usage.remove_event_type(event_type text)
+RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_entry';
+COMMENT ON FUNCTION llm_usage.remove_event_type(text) IS
+'Removes an admin''s mapping of an event type (set_event_type): the type feeds what the shipped mapping says again, or, for a name not shipped, no counter.  Admin only.';
+
+CREATE OR REPLACE FUNCTION llm_usage._remove_event_type_impl(event_type text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM llm_usage._require_admin('remove_event_type');
+    PERFORM llm_usage._check_event_type($1);
+    DELETE FROM llm_usage.event_types t WHERE t.event_type = $1 AND NOT t.is_shipped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event type "%" has no mapping set by an admin', $1
+            USING ERRCODE = 'undefined_object',
+                  HINT = CASE WHEN EXISTS (SELECT 1 FROM llm_usage.event_types t WHERE t.event_type = $1)
+                              THEN 'Its shipped mapping cannot be removed; set_event_type(' || quote_literal($1) || ', NULL) makes it feed no counter.'
+                              ELSE 'llm_usage.event_type_counters lists the mappings in force.' END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._remove_event_type_impl(text) IS
+'Internal: the body of llm_usage.remove_event_type(), run as the owner by its entry point, which records the caller (src/caller.c).';
 
 CREATE OR REPLACE FUNCTION llm_usage._track_usage_sql(tenant_id text, event_type text, model text DEFAULT NULL,
                                                       input_tokens bigint DEFAULT 0, output_tokens bigint DEFAULT 0,
@@ -862,13 +963,9 @@ DECLARE
     p       llm_usage.model_price_versions;
     v_id    bigint;
     v_tier  text;
+    v_cost  numeric;
 BEGIN
-    PERFORM llm_usage._require_arg($2, 'event_type');
-    IF $2 NOT IN ('chat', 'completion', 'embedding', 'image', 'audio', 'moderation', 'tool', 'other') THEN
-        RAISE EXCEPTION 'unknown event_type "%"', $2
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Event types are: chat, completion, embedding, image, audio, moderation, tool, other.';
-    END IF;
+    PERFORM llm_usage._check_event_type($2);
     IF $3 IS NOT NULL AND $3 !~ '^[[:graph:]]{1,200}$' THEN
         RAISE EXCEPTION 'invalid model name "%"', $3
             USING ERRCODE = 'invalid_parameter_value',
@@ -909,6 +1006,7 @@ BEGIN
     IF $3 IS NOT NULL THEN
         p := llm_usage._price_at($3, $12);
     END IF;
+    v_cost := llm_usage._cost(p, $4, $5, $6, $13, $14, v_tier);
 
     -- retention drops whole UTC months, as the partitions are cut
     IF $12 < date_trunc('month', now(), 'UTC') - make_interval(months => coalesce(current_setting('llm_usage.event_retention', true), '13')::integer) THEN
@@ -934,16 +1032,19 @@ BEGIN
              cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
              occurred_at, cache_write_1h_tokens, service_tier)
         VALUES (t.tenant_id, v_id, $2, $3, p.provider, $4, $5, $6, $13,
-                llm_usage._cost(p, $4, $5, $6, $13, $14, v_tier), p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier);
+                v_cost, p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier);
     ELSE
         INSERT INTO llm_usage.usage_events
             (tenant_id, event_type, model, provider, input_tokens, output_tokens, cached_input_tokens,
              cache_write_tokens, cost_usd, price_id, latency_ms, status_code, result, metadata, request_id,
              occurred_at, cache_write_1h_tokens, service_tier)
         VALUES (t.tenant_id, $2, $3, p.provider, $4, $5, $6, $13,
-                llm_usage._cost(p, $4, $5, $6, $13, $14, v_tier), p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier)
+                v_cost, p.price_id, $7, $8, $9, $10, $11, $12, $14, v_tier)
         RETURNING event_id INTO v_id;
     END IF;
+    -- the quotas count what was recorded; the request's reservation is released
+    PERFORM llm_usage._settle(t, $11, $4 + $5, v_cost,
+                              (SELECT k.counts_as FROM llm_usage.event_type_counters k WHERE k.event_type = $2), $12);
     RETURN v_id;
 END
 $$;
@@ -963,7 +1064,7 @@ RETURNS bigint
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_track_usage';
 COMMENT ON FUNCTION llm_usage.track_usage(text, text, text, bigint, bigint, bigint, integer, integer, text, jsonb, text, timestamptz, bigint, bigint, text) IS
-'Records one LLM call after it happened and returns its event id; cost_usd from the price valid at occurred_at (NULL for an unpriced model), for its tokens (input including cache reads and 5-minute / 1-hour cache writes) and service_tier (standard, batch, flex, priority).  Idempotent on (tenant_id, request_id).';
+'Records one LLM call after it happened and returns its event id; cost_usd from the price valid at occurred_at (NULL for an unpriced model), for its tokens (input including cache reads and 5-minute / 1-hour cache writes) and service_tier (standard, batch, flex, priority).  Settles the quotas: the call counts 1 api call, its tokens, its cost and 1 chat message or embedding by its event type, and the reservation enforce_quota() made for the same request_id is released (when the transaction commits).  Idempotent on (tenant_id, request_id).';
 
 ------------------------------------------------------------------------
 -- Tracking from the provider's own usage object

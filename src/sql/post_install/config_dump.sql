@@ -9,6 +9,7 @@
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.plans', 'WHERE NOT is_shipped');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.plan_quotas', 'WHERE NOT is_shipped');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.model_price_versions', 'WHERE NOT is_shipped');
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.event_types', 'WHERE NOT is_shipped');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.model_price_versions_price_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.tenant_quota_overrides', '');

@@ -40,3 +40,16 @@ CREATE TABLE llm_usage.quota_denials_pending (
 );
 COMMENT ON TABLE llm_usage.quota_denials_pending IS
 'Internal: denied calls of the table path not yet written to the audit log, one window per tenant (the shared-memory path keeps its windows in shared memory); written as one quota_exceeded event by _write_quota_denials().';
+
+CREATE TABLE llm_usage.quota_reservations (
+    tenant_id    text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    request_id   text NOT NULL,
+    quota_type   text NOT NULL,
+    period       text NOT NULL,
+    period_start timestamptz NOT NULL,
+    amount       numeric NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, request_id, quota_type, period)
+);
+COMMENT ON TABLE llm_usage.quota_reservations IS
+'Internal: open reservations of the table path (enforce_quota with a request_id, not yet settled by track_usage): what was counted per quota and period; the shared-memory path keeps them in shared memory.  An expired one stays counted and is deleted.';

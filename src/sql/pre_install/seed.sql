@@ -64,3 +64,16 @@ INSERT INTO llm_usage.alert_rules (kind, enabled, threshold, min_calls, severity
      'calls of a model with no price were tracked since the last check (their cost is NULL, not 0)'),
     ('price_mismatch',     true, 10,   NULL, 'warning',
      'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())');
+
+INSERT INTO llm_usage.event_types (event_type, counts_as, is_shipped) VALUES
+    ('chat',         'chat_messages', true),
+    ('chat_message', 'chat_messages', true),
+    ('completion',   NULL,            true),
+    ('embedding',    'embeddings',    true),
+    ('embeddings',   'embeddings',    true),
+    ('search',       NULL,            true),
+    ('tool',         NULL,            true),
+    ('image',        NULL,            true),
+    ('audio',        NULL,            true),
+    ('moderation',   NULL,            true),
+    ('other',        NULL,            true);

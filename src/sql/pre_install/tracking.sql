@@ -105,3 +105,27 @@ CREATE TABLE llm_usage.usage_requests (
 );
 COMMENT ON TABLE llm_usage.usage_requests IS
 'Request ids of tracked calls, so that track_usage() counts a (tenant_id, request_id) once across partitions.';
+
+/*
+ * Event types: track_usage() accepts any name an application uses (1 to 64
+ * characters, no control characters, not blank); this table says which
+ * counters a name feeds (the chat_messages and embeddings quotas, and the
+ * roll-ups' chat_messages_sent and embeddings_generated).  A name not in it
+ * feeds neither.  Shipped rows (is_shipped) are recreated by CREATE
+ * EXTENSION and not dumped; an admin's row for the same name (set_event_type)
+ * takes precedence and is dumped.
+ */
+CREATE TABLE llm_usage.event_types (
+    event_type  text NOT NULL
+                CONSTRAINT event_types_event_type_check
+                CHECK (length(event_type) BETWEEN 1 AND 64 AND event_type ~ '[^ ]'
+                       AND event_type !~ '[\u0001-\u001f\u007f-\u009f]'),
+    counts_as   text
+                CONSTRAINT event_types_counts_as_check CHECK (counts_as IN ('chat_messages', 'embeddings')),
+    is_shipped  boolean NOT NULL DEFAULT false,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_type, is_shipped)
+);
+COMMENT ON TABLE llm_usage.event_types IS
+'Which counter each event type feeds: chat_messages, embeddings, or none (NULL).  Shipped rows (is_shipped) come with the extension; an admin''s row for the same name (set_event_type) replaces the shipped one.  Event types not listed feed no counter.  The mapping in force: llm_usage.event_type_counters.';
+COMMENT ON COLUMN llm_usage.event_types.counts_as IS 'The counter an event of this type feeds: chat_messages, embeddings, or NULL for none.';

@@ -578,3 +578,65 @@ SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_source_store_source_
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.usage_source_attributions', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.custom_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_usage.custom_usage_usage_id_seq', '');
+
+-- Open event types (1.3): any name an application uses is tracked; this
+-- table maps names to the counters they feed.
+/*
+ * Event types: track_usage() accepts any name an application uses (1 to 64
+ * characters, no control characters, not blank); this table says which
+ * counters a name feeds (the chat_messages and embeddings quotas, and the
+ * roll-ups' chat_messages_sent and embeddings_generated).  A name not in it
+ * feeds neither.  Shipped rows (is_shipped) are recreated by CREATE
+ * EXTENSION and not dumped; an admin's row for the same name (set_event_type)
+ * takes precedence and is dumped.
+ */
+CREATE TABLE llm_usage.event_types (
+    event_type  text NOT NULL
+                CONSTRAINT event_types_event_type_check
+                CHECK (length(event_type) BETWEEN 1 AND 64 AND event_type ~ '[^ ]'
+                       AND event_type !~ '[\u0001-\u001f\u007f-\u009f]'),
+    counts_as   text
+                CONSTRAINT event_types_counts_as_check CHECK (counts_as IN ('chat_messages', 'embeddings')),
+    is_shipped  boolean NOT NULL DEFAULT false,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_type, is_shipped)
+);
+COMMENT ON TABLE llm_usage.event_types IS
+'Which counter each event type feeds: chat_messages, embeddings, or none (NULL).  Shipped rows (is_shipped) come with the extension; an admin''s row for the same name (set_event_type) replaces the shipped one.  Event types not listed feed no counter.  The mapping in force: llm_usage.event_type_counters.';
+COMMENT ON COLUMN llm_usage.event_types.counts_as IS 'The counter an event of this type feeds: chat_messages, embeddings, or NULL for none.';
+
+INSERT INTO llm_usage.event_types (event_type, counts_as, is_shipped) VALUES
+    ('chat',         'chat_messages', true),
+    ('chat_message', 'chat_messages', true),
+    ('completion',   NULL,            true),
+    ('embedding',    'embeddings',    true),
+    ('embeddings',   'embeddings',    true),
+    ('search',       NULL,            true),
+    ('tool',         NULL,            true),
+    ('image',        NULL,            true),
+    ('audio',        NULL,            true),
+    ('moderation',   NULL,            true),
+    ('other',        NULL,            true);
+SELECT pg_catalog.pg_extension_config_dump('llm_usage.event_types', 'WHERE NOT is_shipped');
+
+-- Reserve, then settle (1.3): enforce_quota/enforce_quotas take a
+-- request_id; track_usage of that request settles the reservation.
+DROP FUNCTION llm_usage.enforce_quota(text, text, numeric);
+DROP FUNCTION llm_usage.enforce_quotas(text, jsonb);
+DROP FUNCTION llm_usage._enforce_quota_sql(text, text, numeric);
+DROP FUNCTION llm_usage._consume(llm_usage.tenants, text[], numeric[]);
+DROP FUNCTION llm_usage._consume_table(llm_usage.tenants, text[], numeric[]);
+DROP FUNCTION llm_usage._shm_consume(text, text[], numeric[]);
+
+CREATE TABLE llm_usage.quota_reservations (
+    tenant_id    text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    request_id   text NOT NULL,
+    quota_type   text NOT NULL,
+    period       text NOT NULL,
+    period_start timestamptz NOT NULL,
+    amount       numeric NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, request_id, quota_type, period)
+);
+COMMENT ON TABLE llm_usage.quota_reservations IS
+'Internal: open reservations of the table path (enforce_quota with a request_id, not yet settled by track_usage): what was counted per quota and period; the shared-memory path keeps them in shared memory.  An expired one stays counted and is deleted.';
