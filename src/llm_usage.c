@@ -305,7 +305,7 @@ define_settings(void)
 							"Open quota reservations (enforce_quota with a request_id, not yet settled by track_usage) kept in shared memory.",
 							NULL,
 							&llm_usage_max_reservations, 10000, 100, 10000000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							postmaster, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("llm_usage.reservation_ttl",
 							"How long a quota reservation waits for track_usage to settle it; after that it stays counted as used.",
