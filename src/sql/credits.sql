@@ -296,31 +296,60 @@ COMMENT ON FUNCTION llm_usage._credit_burn(llm_usage.tenants, numeric, text, tex
 
 /*
  * _enforce_credits: enforce_quota(tenant, 'credits', estimate, request_id)
- * of a prepaid tenant (arguments checked by the caller).  Under the
- * tenant's balance row lock: expired holds are dropped, and the call is
- * admitted when the balance less the open holds is above zero and covers
- * the estimate; then the estimate is held (added to the request's hold,
- * whose expiry moves on), released when track_usage() of the request
- * deducts the real cost, or at llm_usage.reservation_ttl with nothing
- * deducted.  A denial joins the tenant's pending denial window.  Returns
- * the balance as quota_limit, what is held as used, what is left.
+ * (arguments checked by the caller).  A tenant not on prepaid billing is
+ * refused (55000).  In shared memory when the tenant is counted there
+ * (src/credits.c), else in the table (_enforce_credits_table).
  */
 CREATE OR REPLACE FUNCTION llm_usage._enforce_credits(t llm_usage.tenants, p_amount numeric, p_request_id text)
 RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_now     timestamptz := clock_timestamp();
-    v_balance numeric;
-    v_held    numeric;
-    v_ok      boolean;
 BEGIN
     IF NOT t.prepaid THEN
         RAISE EXCEPTION 'tenant "%" is not on prepaid billing', t.tenant_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'An admin puts a tenant on prepaid billing with llm_usage.set_prepaid_billing(); check the other quota types for other tenants.';
     END IF;
+    RETURN QUERY SELECT * FROM llm_usage._shm_enforce_credits(t.tenant_id, p_amount, p_request_id);
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT * FROM llm_usage._enforce_credits_table(t, p_amount, p_request_id);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._enforce_credits(llm_usage.tenants, numeric, text) IS
+'Internal: the credits admission of a prepaid tenant (55000 for another), in shared memory when the tenant is counted there, else in the table.';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_enforce_credits(tenant_id text, amount numeric, request_id text)
+RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_enforce_credits';
+COMMENT ON FUNCTION llm_usage._shm_enforce_credits(text, numeric, text) IS
+'Internal: the credits admission in shared memory (src/credits.c); no row when the tenant is not counted there.';
+
+/*
+ * _enforce_credits_table: the credits admission of the table path.  Under
+ * the tenant's balance row lock: expired holds are dropped, and the call
+ * is admitted when the balance less the open holds is above zero and
+ * covers the estimate; then the estimate is held (added to the request's
+ * hold, whose expiry moves on; without a request id, to the tenant's
+ * newest anonymous hold if opened within the last eighth of
+ * llm_usage.reservation_ttl), released when track_usage() of the request
+ * deducts the real cost, or at expiry with nothing deducted.  Returns the
+ * balance as quota_limit, what is held as used, what is left.
+ */
+CREATE OR REPLACE FUNCTION llm_usage._enforce_credits_table(t llm_usage.tenants, p_amount numeric, p_request_id text)
+RETURNS TABLE (allowed boolean, quota_limit numeric, used numeric, remaining numeric, resets_at timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_now     timestamptz := clock_timestamp();
+    v_ttl     interval := llm_usage._reservation_ttl();
+    v_balance numeric;
+    v_held    numeric;
+    v_ok      boolean;
+BEGIN
     INSERT INTO llm_usage.credit_balances (tenant_id, balance) VALUES (t.tenant_id, 0)
     ON CONFLICT DO NOTHING;
     SELECT b.balance INTO v_balance
@@ -332,24 +361,47 @@ BEGIN
     v_ok := v_balance - v_held > 0 AND v_held + p_amount <= v_balance;
     IF v_ok THEN
         IF p_request_id IS NULL THEN
-            INSERT INTO llm_usage.credit_holds (tenant_id, request_id, amount, expires_at)
-            VALUES (t.tenant_id, NULL, p_amount, v_now + llm_usage._reservation_ttl());
+            UPDATE llm_usage.credit_holds h
+               SET amount = h.amount + p_amount, expires_at = greatest(h.expires_at, v_now + v_ttl)
+             WHERE h.tenant_id = t.tenant_id
+               AND h.hold_id = (SELECT max(x.hold_id) FROM llm_usage.credit_holds x
+                                 WHERE x.tenant_id = t.tenant_id AND x.request_id IS NULL
+                                   AND x.created_at > v_now - v_ttl / 8);
+            IF NOT FOUND THEN
+                INSERT INTO llm_usage.credit_holds (tenant_id, request_id, amount, created_at, expires_at)
+                VALUES (t.tenant_id, NULL, p_amount, v_now, v_now + v_ttl);
+            END IF;
         ELSE
-            INSERT INTO llm_usage.credit_holds AS h (tenant_id, request_id, amount, expires_at)
-            VALUES (t.tenant_id, p_request_id, p_amount, v_now + llm_usage._reservation_ttl())
+            INSERT INTO llm_usage.credit_holds AS h (tenant_id, request_id, amount, created_at, expires_at)
+            VALUES (t.tenant_id, p_request_id, p_amount, v_now, v_now + v_ttl)
             ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO UPDATE
                SET amount = h.amount + EXCLUDED.amount, expires_at = EXCLUDED.expires_at;
         END IF;
         v_held := v_held + p_amount;
-    ELSE
-        PERFORM llm_usage._audit_quota_denial(t.tenant_id,
-                    ARRAY[ROW('credits', 'balance', v_balance, p_amount, NULL, NULL, v_held, false)::llm_usage._quota_check]);
     END IF;
     RETURN QUERY SELECT v_ok, v_balance, v_held, greatest(v_balance - v_held, 0), NULL::timestamptz;
 END
 $$;
-COMMENT ON FUNCTION llm_usage._enforce_credits(llm_usage.tenants, numeric, text) IS
-'Internal: the credits admission of a prepaid tenant: admitted while its balance less the open holds covers the estimate (and is above zero), then the estimate is held until track_usage() of the request or llm_usage.reservation_ttl; exact under concurrency (the balance row lock).';
+COMMENT ON FUNCTION llm_usage._enforce_credits_table(llm_usage.tenants, numeric, text) IS
+'Internal: the credits admission of the table path: admitted while the balance less the open holds (credit_holds) covers the estimate (and is above zero), then the estimate is held until track_usage() of the request or llm_usage.reservation_ttl; exact under concurrency (the balance row lock).';
+
+CREATE OR REPLACE FUNCTION llm_usage._shm_credits(tenant_id text, OUT known boolean, OUT balance numeric, OUT held numeric)
+RETURNS record
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'llm_usage_shm_credits';
+COMMENT ON FUNCTION llm_usage._shm_credits(text) IS
+'Internal (admins, tests): a prepaid tenant''s credits mirrored in shared memory: whether known, the balance (millionths, rounded down) and what open admissions hold; NULL when the tenant is not counted there.';
+
+CREATE OR REPLACE FUNCTION llm_usage._credit_balance_changed()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'llm_usage_credit_balance_changed';
+COMMENT ON FUNCTION llm_usage._credit_balance_changed() IS
+'Internal: trigger on credit_balances noting each balance change for the shared-memory mirror of the tenant''s credits, applied when the transaction commits (src/credits.c).';
+
+CREATE OR REPLACE TRIGGER credit_balances_mirror
+    AFTER INSERT OR UPDATE OR DELETE ON llm_usage.credit_balances
+    FOR EACH ROW EXECUTE FUNCTION llm_usage._credit_balance_changed();
 
 CREATE OR REPLACE FUNCTION llm_usage.credit_ledger_for(tenant_id text, max_rows integer DEFAULT 100)
 RETURNS TABLE (entry_id bigint, kind text, delta numeric, uncovered numeric, balance_after numeric, reason text,

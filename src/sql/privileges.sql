@@ -113,6 +113,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.admin_summary(timestamptz, timestamptz, integer),
     llm_usage.save_quota_counters(),
     llm_usage.flush_quota_denials(),
+    llm_usage._shm_credits(text),
     llm_usage._shm_status(),
     -- what the triggers of tables admins may write call: the time zone
     -- check of tenants, counter corrections through the quota_counters view
