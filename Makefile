@@ -46,7 +46,7 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 # `make installcheck` runs them against a running server set up as README
 # says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking prices rollups queries dashboards \
-              audit credits security keys sources schedule alerts focus_report rollup_random upgrade
+              audit credits security keys sources schedule alerts focus_report rollup_random prepaid upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config

@@ -455,8 +455,8 @@ DECLARE
     n integer := 0;
 BEGIN
     FOR r IN SELECT t AS tenant, u.source_id, u.usage_id, u.cost_usd,
-                    jsonb_build_object('bucket_start', u.bucket_start, 'metric', u.metric,
-                                       'attribution', u.attribution)::text AS source_key
+                    jsonb_build_object('bucket_start', to_char(u.bucket_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                                       'metric', u.metric, 'attribution', u.attribution)::text AS source_key
                FROM llm_usage.custom_usage u
                JOIN llm_usage.tenants t ON t.tenant_id = u.tenant_id
               WHERE u.run_id = p_run_id AND t.prepaid AND u.cost_usd > 0
