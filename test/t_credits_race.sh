@@ -18,6 +18,12 @@
 #     once with deducted + uncovered = tracked.
 #  3. The mirror follows grants and deductions committed by 8 sessions
 #     racing admissions of 8 others (a rolled-back grant among them).
+#  4. Differential: one random sequence (fixed seed) of 600 operations --
+#     admissions with and without request ids (some repeated), tracked calls
+#     (admitted or not, some tracked twice), grants -- run on a tenant in
+#     shared memory and on one on the table path gives the same answer to
+#     every admission (allowed, quota_limit, used, remaining) and the same
+#     ledger.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 DB=llm_usage_credits_race
@@ -146,5 +152,54 @@ SELECT llm_usage.track_usage('$t', 'chat', 'race-model', 1000, 100, request_id =
     ledger_check "$t" "$path" "with concurrent grants"
     mirror_check "$t" "$path"
 done
+# 4. the two paths agree, call by call
+q "SELECT llm_usage.create_tenant(t, 'enterprise') FROM unnest(ARRAY['d_shm', 'z_$LONG']) t" >/dev/null
+q "SELECT llm_usage.set_prepaid_billing(t, true) FROM unnest(ARRAY['d_shm', 'z_$LONG']) t" >/dev/null
+q "CREATE TABLE diff (i int, path text, allowed boolean, quota_limit numeric, used numeric, remaining numeric)" >/dev/null
+python3 - "$LONG" >"$WORK/credits_diff.sql" <<'PY'
+import random, sys
+long = sys.argv[1]
+rnd = random.Random(20261126)
+tenants = [('shm', 'd_shm'), ('table', 'z_' + long)]
+out = ["\\set ON_ERROR_STOP 1", "SET client_min_messages = warning;"]
+for t in tenants:
+    out.append(f"SELECT llm_usage.grant_credits('{t[1]}', 2, 'start');")
+for i in range(600):
+    op = rnd.random()
+    rid = f"d{rnd.randint(1, 120)}"
+    x = round(rnd.uniform(0, 0.2), 6)
+    for path, t in tenants:
+        if op < 0.45:
+            out.append(f"INSERT INTO diff SELECT {i}, '{path}', allowed, quota_limit, used, remaining "
+                       f"FROM llm_usage.enforce_quota('{t}', 'credits', {x}, '{rid}');")
+        elif op < 0.55:
+            out.append(f"INSERT INTO diff SELECT {i}, '{path}', allowed, quota_limit, used, remaining "
+                       f"FROM llm_usage.enforce_quota('{t}', 'credits', {x});")
+        elif op < 0.95:
+            out.append(f"SELECT llm_usage.track_usage('{t}', 'chat', 'race-model', {2 * (i * 37 % 9000)}, {i * 11 % 3000}, "
+                       f"request_id => '{rid}');")
+        else:
+            out.append(f"SELECT llm_usage.grant_credits('{t}', {round(x * 5, 6)}, 'top-up');")
+print("\n".join(out))
+PY
+chown "$TEST_USER" "$WORK/credits_diff.sql"
+psql_q -d "$DB" -o /dev/null -f "$WORK/credits_diff.sql"
+r=$(q "SELECT count(*) || '|' || count(*) FILTER (WHERE a.allowed) || '|' || count(*) FILTER (WHERE NOT a.allowed)
+              || '|' || count(*) FILTER (WHERE (a.allowed, a.quota_limit, a.used, a.remaining) IS DISTINCT FROM (b.allowed, b.quota_limit, b.used, b.remaining))
+         FROM diff a JOIN diff b ON a.i = b.i AND a.path = 'shm' AND b.path = 'table'")
+IFS='|' read -r pairs yes no mismatches <<<"$r"
+ledger=$(q "SELECT count(*) FROM (SELECT kind, delta, uncovered, balance_after, request_id, row_number() OVER (ORDER BY entry_id) n
+                                    FROM llm_usage.credit_ledger WHERE tenant_id = 'd_shm') a
+                 FULL JOIN (SELECT kind, delta, uncovered, balance_after, request_id, row_number() OVER (ORDER BY entry_id) n
+                              FROM llm_usage.credit_ledger WHERE tenant_id = 'z_$LONG') b USING (n)
+             WHERE (a.kind, a.delta, a.uncovered, a.balance_after, a.request_id) IS DISTINCT FROM (b.kind, b.delta, b.uncovered, b.balance_after, b.request_id)")
+entries=$(q "SELECT count(*) FROM llm_usage.credit_ledger WHERE tenant_id = 'd_shm'")
+echo "differential, 600 operations (seed 20261126): $pairs admissions compared ($yes allowed, $no denied), $mismatches differing; $entries ledger entries each, $ledger differing"
+[[ $pairs -gt 250 && $yes -gt 20 && $no -gt 20 ]] || fail "differential: too few admissions of each kind to compare"
+[[ $mismatches == 0 && $ledger == 0 ]] || {
+    q "SELECT a.i, a.allowed, a.quota_limit, a.used, a.remaining, '|', b.allowed, b.quota_limit, b.used, b.remaining
+         FROM diff a JOIN diff b ON a.i = b.i AND a.path = 'shm' AND b.path = 'table'
+        WHERE (a.allowed, a.quota_limit, a.used, a.remaining) IS DISTINCT FROM (b.allowed, b.quota_limit, b.used, b.remaining) ORDER BY a.i LIMIT 5"
+    fail "differential: the shared-memory and table paths differ"; }
 psql_q -d postgres -c "DROP DATABASE $DB" >/dev/null
 echo "PASS"
