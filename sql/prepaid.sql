@@ -97,6 +97,12 @@ SELECT llm_usage.grant_credits(t, 5, 'refill') FROM unnest(ARRAY['pp_s', :'long'
 SELECT llm_usage.credit_balance('pp_s') AS balance, (llm_usage._shm_credits('pp_s')).balance AS mirrored;
 SELECT left(t, 6) AS tenant, (llm_usage.enforce_quota(t, 'credits', 4.5, 'r3')).* FROM unnest(ARRAY['pp_s', :'long']) t;
 
+-- track_response_usage deducts too (it records through track_usage): 1,000 + 100 tokens, 0.0035 USD
+SELECT left(t, 6) AS tenant, llm_usage.track_response_usage(t, 'openai', 'pp-model', '{"prompt_tokens": 1000, "completion_tokens": 100}', request_id => 'r3') > 0 AS tracked
+  FROM unnest(ARRAY['pp_s', :'long']) t;
+SELECT left(t, 6) AS tenant, l.kind, l.delta, l.uncovered, l.request_id, pg_temp.holds(t) AS held
+  FROM unnest(ARRAY['pp_s', :'long']) t, LATERAL llm_usage.credit_ledger_for(t, 1) l;
+
 -- off prepaid billing: holds dropped, credits checks refused, calls not deducted
 SELECT llm_usage.set_prepaid_billing(t, false) FROM unnest(ARRAY['pp_s', :'long']) t;
 SELECT left(t, 6) AS tenant, try(format('SELECT llm_usage.enforce_quota(%L, %L, 1)', t, 'credits')),
