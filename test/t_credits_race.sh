@@ -18,6 +18,10 @@
 #     once with deducted + uncovered = tracked.
 #  3. The mirror follows grants and deductions committed by 8 sessions
 #     racing admissions of 8 others (a rolled-back grant among them).
+#     And while 2 sessions commit grants with PREPARE TRANSACTION / COMMIT
+#     PREPARED (each makes the shared mirror unknown, to be read again FOR
+#     SHARE by the next admission), 8 sessions admit and track: the same
+#     invariants hold and the mirror equals the table.
 #  4. Differential: one random sequence (fixed seed) of 600 operations --
 #     admissions with and without request ids (some repeated), tracked calls
 #     (admitted or not, some tracked twice), grants -- run on a tenant in
@@ -152,6 +156,38 @@ SELECT llm_usage.track_usage('$t', 'chat', 'race-model', 1000, 100, request_id =
     ledger_check "$t" "$path" "with concurrent grants"
     mirror_check "$t" "$path"
 done
+# 3b. the mirror read again under load: prepared grants (each makes the
+#     mirror unknown until read again FOR SHARE) while 8 sessions admit and track
+q "SELECT llm_usage.create_tenant('p_shm', 'enterprise')" >/dev/null
+q "SELECT llm_usage.set_prepaid_billing('p_shm', true)" >/dev/null
+q "SELECT llm_usage.grant_credits('p_shm', 3, 'start')" >/dev/null
+script=$(mktemp "$WORK/pgbench.XXXXXX.sql"); printf '%s\n' "\\set r random(1, 9000000000000000)
+BEGIN;
+SELECT llm_usage.grant_credits('p_shm', 0.01, 'prepared');
+PREPARE TRANSACTION 'pq-:client_id-:r';
+COMMIT PREPARED 'pq-:client_id-:r';" >"$script"; chown "$TEST_USER" "$script"
+script2=$(mktemp "$WORK/pgbench.XXXXXX.sql"); printf '%s\n' "\\set r random(1, 9000000000000000)
+\\set i random(1000, 10000)
+INSERT INTO admissions SELECT 'p_shm', allowed, quota_limit, used FROM llm_usage.enforce_quota('p_shm', 'credits', 0.05, 'p' || :client_id || '-' || :r) RETURNING allowed \\gset
+\\if :allowed
+SELECT llm_usage.track_usage('p_shm', 'chat', 'race-model', :i, 2000, request_id => 'p' || :client_id || '-' || :r);
+\\endif" >"$script2"; chown "$TEST_USER" "$script2"
+as_user "$PGBIN/pgbench" -n -c 2 -j 1 -t 100 -f "$script" "$DB" >"$WORK/pgbench_prepared.log" 2>&1 &
+g=$!
+as_user "$PGBIN/pgbench" -n -c 8 -j 2 -t 100 -f "$script2" "$DB" >"$WORK/pgbench_admits2.log" 2>&1 \
+    || { cat "$WORK/pgbench_admits2.log"; fail "pgbench admissions (prepared grants) failed"; }
+wait $g || { cat "$WORK/pgbench_prepared.log"; fail "pgbench prepared grants failed"; }
+r=$(q "SELECT count(*) FILTER (WHERE allowed) || '|' || count(*) FILTER (WHERE NOT allowed) || '|' || llm_usage.credit_balance('p_shm')
+              || '|' || (SELECT coalesce(sum(cost_usd), 0) FROM llm_usage.usage_events WHERE tenant_id = 'p_shm')
+              || '|' || (SELECT coalesce(sum(uncovered), 0) FROM llm_usage.credit_ledger WHERE tenant_id = 'p_shm')
+         FROM admissions WHERE tenant = 'p_shm'")
+IFS='|' read -r admitted denied balance spent uncovered <<<"$r"
+echo "shm, 200 prepared grants of 0.01 (each makes the mirror read again) while 8 sessions admit 0.05 and track: admitted $admitted, denied $denied, spent $spent of 3 + 2 granted, uncovered $uncovered, balance $balance"
+[[ $(q "SELECT $spent <= 5 AND $uncovered = 0 AND $balance = 5 - $spent AND $denied > 0") == t ]] \
+    || fail "shm: with the mirror read again under load, admitted calls spent $spent of 5 (uncovered $uncovered, balance $balance, $denied denied)"
+ledger_check p_shm shm "prepared grants"
+mirror_check p_shm shm
+
 # 4. the two paths agree, call by call
 q "SELECT llm_usage.create_tenant(t, 'enterprise') FROM unnest(ARRAY['d_shm', 'z_$LONG']) t" >/dev/null
 q "SELECT llm_usage.set_prepaid_billing(t, true) FROM unnest(ARRAY['d_shm', 'z_$LONG']) t" >/dev/null
