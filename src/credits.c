@@ -433,9 +433,13 @@ admit(const QuotaRef *ref, int64 amount_u, Reservation *r, TimestampTz now, Cred
 	d->allowed = c->balance_u - held > 0 && amount_u <= c->balance_u - held;
 	if (d->allowed)
 	{
-		/* the request's own bucket while it lives, else the open one, else a free one */
-		if (r != NULL && r->credits_u > 0 && c->buckets[r->credits_bucket].epoch == r->credits_epoch)
-			b = r->credits_bucket;
+		int			own = -1;
+		int64		carried = 0;
+
+		if (r != NULL && r->credits_u > 0 && r->credits_bucket >= 0 && r->credits_bucket < CREDIT_BUCKETS &&
+			c->buckets[r->credits_bucket].epoch == r->credits_epoch)
+			own = r->credits_bucket;	/* the request's earlier hold, still held */
+		/* the open bucket, else a free one (opened now), else the newest */
 		for (int i = 0; b < 0 && i < CREDIT_BUCKETS; i++)
 			if (c->buckets[i].epoch != 0 && c->buckets[i].opened > now - ttl / CREDIT_BUCKET_SPAN)
 				b = i;
@@ -445,18 +449,34 @@ admit(const QuotaRef *ref, int64 amount_u, Reservation *r, TimestampTz now, Cred
 				b = i;
 				c->buckets[i].epoch = ++c->next_epoch;
 				c->buckets[i].opened = now;
+				c->buckets[i].expires = 0;
+				c->buckets[i].held_u = 0;
 			}
-		for (int i = 0; b < 0 && i < CREDIT_BUCKETS; i++)	/* none free: the newest */
-			if (b < 0 || c->buckets[i].opened > c->buckets[b].opened)
-				b = i;
-		c->buckets[b].held_u += amount_u;
+		if (b < 0)
+		{
+			b = 0;
+			for (int i = 1; i < CREDIT_BUCKETS; i++)
+				if (c->buckets[i].opened > c->buckets[b].opened)
+					b = i;
+		}
+		/*
+		 * The request's earlier hold moves along into b, so that a bucket
+		 * takes holds only while it is open and is released at most
+		 * reservation_ttl after it closed.
+		 */
+		if (own >= 0 && own != b)
+		{
+			carried = Min(c->buckets[own].held_u, r->credits_u);
+			c->buckets[own].held_u -= carried;
+		}
+		else if (own == b)
+			carried = r->credits_u;
+		c->buckets[b].held_u += (own == b) ? amount_u : carried + amount_u;
 		c->buckets[b].expires = Max(c->buckets[b].expires, now + ttl);
 		held += amount_u;
 		if (r != NULL)
 		{
-			if (r->credits_u > 0 && (r->credits_bucket != b || r->credits_epoch != c->buckets[b].epoch))
-				r->credits_u = 0;	/* its old bucket was released */
-			r->credits_u += amount_u;
+			r->credits_u = carried + amount_u;
 			r->credits_bucket = b;
 			r->credits_epoch = c->buckets[b].epoch;
 			r->expires_at = Max(r->expires_at, now + ttl);

@@ -66,9 +66,10 @@ typedef struct QuotaDenials
 /*
  * Prepaid credits of a tenant (credits.c): its credit_balances balance
  * mirrored in millionths of a USD (rounded down), and what open credits
- * admissions hold, in a few buckets by expiry: a bucket takes the holds
- * of CREDIT_BUCKET_SPAN of llm_usage.reservation_ttl from its opening and
- * is released whole reservation_ttl after its last hold, unless track_usage
+ * admissions hold, in a few buckets by expiry: a bucket takes holds for
+ * llm_usage.reservation_ttl / CREDIT_BUCKET_SPAN from its opening (a
+ * request admitted again moves its hold into the open bucket) and is
+ * released whole reservation_ttl after its last hold, unless track_usage
  * released them first (a reservation names its bucket and the bucket's
  * epoch).  Not saved: known is false after a start, and the balance is
  * read from the table on first use.
