@@ -11,11 +11,16 @@
  *	- Every change of a credit_balances row is noted by the row trigger
  *	  _credit_balance_changed() (grants, deductions, tracked calls and
  *	  custom-source rows of prepaid tenants, an admin's direct write) as
- *	  the change of floor(balance * 10^6), and applied to the mirror when
- *	  the transaction commits (dropped when it or its subtransaction
- *	  aborts); a prepared transaction instead makes the mirror unknown
- *	  when it is prepared (it commits elsewhere).  Every application bumps
- *	  the entry's gen, known or not.
+ *	  the change of floor(balance * 10^6), and applied to the mirror at
+ *	  XACT_EVENT_PRE_COMMIT, while the transaction still holds the row
+ *	  lock (dropped when it or its subtransaction aborts before that, taken
+ *	  back out when it aborts after it); a prepared transaction instead
+ *	  makes the mirror unknown when it is prepared (it commits elsewhere).
+ *	  Every application bumps the entry's gen, known or not.  Not at
+ *	  XACT_EVENT_COMMIT: that runs after the transaction left the proc
+ *	  array and before it releases its locks, so a reader of the table
+ *	  (below) can see the new balance without waiting, and a change
+ *	  applied after that read would be counted twice.
  *	- A mirror not known is read from the table (load_mirror) with the
  *	  balance row locked FOR SHARE: that waits for a transaction changing
  *	  it, which applies its change before it releases the row.  It is
@@ -73,6 +78,8 @@ typedef struct PendingCredit
 	SubTransactionId subid;		/* first member, as subxact_forget expects */
 	QuotaKey	key;
 	int64		delta_u;
+	bool		done;			/* handled at pre-commit */
+	bool		applied;		/* and added to a known mirror then */
 } PendingCredit;
 
 static List *pending_credits = NIL;	/* in TopMemoryContext */
@@ -139,7 +146,13 @@ make_key(QuotaKey *key, const char *tenant)
  * ------------------------------------------------------------------------
  */
 
-/* at commit: every noted change into the mirrors (must not fail) */
+/*
+ * apply_pending
+ *		Every noted change not handled yet into the mirrors: at pre-commit
+ *		(the row locks still held) and at commit (a change noted after
+ *		pre-commit); prepared: the mirrors become unknown instead.  Takes
+ *		each entry's mutex in turn; must not fail.
+ */
 static void
 apply_pending(bool prepared)
 {
@@ -150,6 +163,9 @@ apply_pending(bool prepared)
 		PendingCredit *p = lfirst(lc);
 		QuotaRef	ref;
 
+		if (p->done)
+			continue;
+		p->done = true;
 		if (!quota_lookup(&p->key, &ref) || !quota_lock(&ref))
 			continue;			/* not counted in shared memory */
 		if (prepared)
@@ -157,6 +173,36 @@ apply_pending(bool prepared)
 		else if (ref.entry->credits.known)
 		{
 			int64		b = ref.entry->credits.balance_u + p->delta_u;
+
+			ref.entry->credits.balance_u = Min(Max(b, 0), CREDIT_MAX_U);
+			p->applied = true;
+		}
+		ref.entry->credits.gen++;
+		quota_unlock(&ref);
+	}
+}
+
+/*
+ * revert_pending
+ *		The transaction aborted after pre-commit: the changes applied then
+ *		taken back out of the mirrors.  Takes each entry's mutex in turn;
+ *		must not fail.
+ */
+static void
+revert_pending(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_credits)
+	{
+		PendingCredit *p = lfirst(lc);
+		QuotaRef	ref;
+
+		if (!p->done || !quota_lookup(&p->key, &ref) || !quota_lock(&ref))
+			continue;
+		if (p->applied && ref.entry->credits.known)
+		{
+			int64		b = ref.entry->credits.balance_u - p->delta_u;
 
 			ref.entry->credits.balance_u = Min(Max(b, 0), CREDIT_MAX_U);
 		}
@@ -179,10 +225,15 @@ credits_xact_callback(XactEvent event, void *arg)
 		return;
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			if (quota_shmem_ready())
+				apply_pending(false);
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (quota_shmem_ready())
-				apply_pending(false);
+				apply_pending(false);	/* what was noted after pre-commit */
 			forget_pending();
 			break;
 		case XACT_EVENT_PREPARE:
@@ -192,6 +243,8 @@ credits_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (quota_shmem_ready())
+				revert_pending();	/* aborted after pre-commit */
 			forget_pending();
 			break;
 		default:
@@ -295,6 +348,8 @@ llm_usage_credit_balance_changed(PG_FUNCTION_ARGS)
 			p->subid = GetCurrentSubTransactionId();
 			make_key(&p->key, was);
 			p->delta_u = -row_balance(td->tg_relation, oldtup);
+			p->done = false;
+			p->applied = false;
 			pending_credits = lappend(pending_credits, p);
 			MemoryContextSwitchTo(old);
 			delta = row_balance(td->tg_relation, newtup);
@@ -305,6 +360,8 @@ llm_usage_credit_balance_changed(PG_FUNCTION_ARGS)
 	p->subid = GetCurrentSubTransactionId();
 	make_key(&p->key, tenant);
 	p->delta_u = delta;
+	p->done = false;
+	p->applied = false;
 	pending_credits = lappend(pending_credits, p);
 	MemoryContextSwitchTo(old);
 	return PointerGetDatum(NULL);
