@@ -372,6 +372,29 @@ llm_usage_credit_balance_changed(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * own_pending
+ *		What this transaction changed of the tenant's balance and has not
+ *		put into the mirror yet (its reads of the table see it already).
+ */
+static int64
+own_pending(const char *tenant)
+{
+	QuotaKey	key;
+	ListCell   *lc;
+	int64		sum = 0;
+
+	make_key(&key, tenant);
+	foreach(lc, pending_credits)
+	{
+		PendingCredit *p = lfirst(lc);
+
+		if (!p->done && memcmp(&p->key, &key, sizeof(key)) == 0)
+			sum += p->delta_u;
+	}
+	return sum;
+}
+
 /* the owner of a function (the extension's owner, for ours) */
 static Oid
 function_owner(Oid fn)
@@ -393,6 +416,8 @@ function_owner(Oid fn)
  *		header); false when one did (the caller tries again) or the entry
  *		was reclaimed.  Locks the balance row FOR SHARE until the end of
  *		the calling transaction, as the extension's owner (fn's owner).
+ *		The calling transaction's own changes of the balance, which the
+ *		read sees, are left out (they are applied at its pre-commit).
  */
 static bool
 load_mirror(const QuotaRef *ref, const char *tenant, Oid fn)
@@ -433,6 +458,12 @@ load_mirror(const QuotaRef *ref, const char *tenant, Oid fn)
 	SPI_finish();
 	session_cache_unpin_search_path(level);
 	SetUserIdAndSecContext(save_userid, save_sec);
+	/*
+	 * The read saw this transaction's own changes, which go into the mirror
+	 * at its pre-commit (or never, if it aborts): the committed balance is
+	 * what the read saw less them.
+	 */
+	balance_u = Min(Max(balance_u - own_pending(tenant), 0), CREDIT_MAX_U);
 
 	if (!quota_lock(ref))
 		return false;

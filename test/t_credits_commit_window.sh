@@ -12,6 +12,11 @@
 #  2. A SERIALIZABLE grant fails at commit ("canceled on identification as
 #     a pivot, during commit attempt", after XACT_EVENT_PRE_COMMIT): the
 #     mirror must not keep the grant.
+#  3. A transaction that changed the balance (a grant, a tracked call) and
+#     then has its unknown mirror read by its own admission: the read sees
+#     its own uncommitted change, which the mirror must not count twice at
+#     commit (a 3 USD grant was mirrored as 6, a tracked call deducted
+#     twice) nor keep after a rollback (a rolled-back 4 USD grant stayed).
 #
 # Needs gdb (the pause) and root (attaching to a backend); without gdb part 1
 # is skipped, saying so.
@@ -95,4 +100,21 @@ grep -q "during commit attempt" "$WORK/credits_window_a.out" \
 [ "$(q "SELECT count(*) FROM llm_usage.credit_ledger WHERE reason = 'pivot'")" = 0 ] || fail "the failed grant is in the ledger"
 echo "  the serializable grant failed during its commit attempt"
 same "after a grant that failed at commit"
+# 3. the mirror read by the transaction that changed the balance
+psql_q -d "$DB" -o /dev/null -c "SELECT llm_usage.set_model_price('openai', 'window-model', 2.5, 10)"
+unknown
+psql_q -d "$DB" -o /dev/null -c "BEGIN" -c "SELECT llm_usage.grant_credits('w', 3, 'own')" \
+    -c "SELECT allowed FROM llm_usage.enforce_quota('w', 'credits', 0.01)" -c "COMMIT"
+same "a grant, then an admission reading the mirror, in one transaction"
+unknown
+psql_q -d "$DB" -o /dev/null -c "BEGIN" -c "SELECT llm_usage.grant_credits('w', 4, 'own, rolled back')" \
+    -c "SELECT allowed FROM llm_usage.enforce_quota('w', 'credits', 0.01)" -c "ROLLBACK"
+same "the same, rolled back"
+unknown
+psql_q -d "$DB" -o /dev/null -c "BEGIN" -c "SAVEPOINT a" -c "SELECT llm_usage.grant_credits('w', 2, 'own, savepoint')" \
+    -c "SELECT llm_usage.track_usage('w', 'chat', 'window-model', 1000000, 100000)" \
+    -c "SELECT allowed FROM llm_usage.enforce_quota('w', 'credits', 0.01)" -c "RELEASE a" \
+    -c "SAVEPOINT b" -c "SELECT llm_usage.grant_credits('w', 1, 'own, rolled back to savepoint')" -c "ROLLBACK TO b" \
+    -c "SELECT llm_usage.track_usage('w', 'chat', 'window-model', 1000000, 100000)" -c "COMMIT"
+same "grants and tracked calls around an admission, with savepoints, in one transaction"
 echo "t_credits_commit_window: ok"
