@@ -343,19 +343,21 @@ function_owner(Oid fn)
 }
 
 /*
- * import_table_counters
- *		A shared entry this backend just took: add what the table holds for
- *		the tenant (counted before the shared counters were in use, restored
- *		by pg_dump, or counted in the table while shared memory was full).
- *		_quota_table_counters() locks the tenant's table rows, so that a
- *		consumption in the table still in progress is committed (and read)
- *		first, and one that starts later finds the entry (_consume_table
- *		looks again once it holds the rows).  Consumption by others since
- *		the entry was taken is kept: the table's figures are added to it.
- *		The caller is connected to SPI with search_path pinned.
+ * read_table_counters
+ *		What the table holds for a tenant about to get a shared entry
+ *		(counted before the shared counters were in use, restored by
+ *		pg_dump, or counted in the table while shared memory was full), as
+ *		the entry's initial slots (all empty if none; updated_at: now).
+ *		_quota_table_counters() locks the tenant's table rows (until the
+ *		transaction ends), so that a consumption in the table still in
+ *		progress is committed (and read) first, and one that starts later
+ *		finds the entry (_consume_table looks again once it holds the rows).
+ *		Read before the entry is taken, so that an error or a cancel here
+ *		leaves no entry without the table's counters.  The caller is
+ *		connected to SPI with search_path pinned.
  */
 static void
-import_table_counters(const QuotaRef *ref, const char *tenant)
+read_table_counters(const char *tenant, QuotaSlot *slots)
 {
 	Datum		arg = CStringGetTextDatum(tenant);
 	bool		isnull[4];
@@ -365,7 +367,9 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
 			   *starts,
 			   *used;
 	int			n;
+	TimestampTz now = GetCurrentTimestamp();
 
+	memset(slots, 0, sizeof(QuotaSlot) * QUOTA_SLOTS);
 	if (counters_plan == NULL)
 		counters_plan = session_cache_keep_plan("SELECT counter_types, counter_periods, counter_starts, counter_used "
 												"FROM llm_usage._quota_table_counters($1)", 1, (Oid[]) {TEXTOID});
@@ -373,7 +377,7 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
 		return;
 	for (int i = 0; i < 4; i++)
 		arr[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1 + i, &isnull[i]);
-	if (isnull[0])
+	if (isnull[0] || isnull[1] || isnull[2] || isnull[3])
 		return;
 	deconstruct_array(DatumGetArrayTypeP(arr[0]), TEXTOID, -1, false, TYPALIGN_INT, &types, NULL, &n);
 	deconstruct_array(DatumGetArrayTypeP(arr[1]), TEXTOID, -1, false, TYPALIGN_INT, &periods, NULL, &n);
@@ -388,16 +392,10 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
 
 		if (t < 0 || p < 0 || !amount_to_micro(DatumGetNumeric(used[i]), &u))
 			continue;
-		if (!quota_lock(ref))
-			return;
-		s = &ref->entry->slots[t * QUOTA_NPERIODS + p];
-		if (s->period_start == 0 || s->period_start == DatumGetTimestampTz(starts[i]))
-		{
-			s->period_start = DatumGetTimestampTz(starts[i]);
-			s->used = (s->used > PG_INT64_MAX - u) ? PG_INT64_MAX : s->used + u;
-			ref->entry->dirty = true;
-		}
-		quota_unlock(ref);
+		s = &slots[t * QUOTA_NPERIODS + p];
+		s->period_start = DatumGetTimestampTz(starts[i]);
+		s->used = u;
+		s->updated_at = now;
 	}
 }
 
@@ -528,8 +526,9 @@ cached_config(const char *tenant)
 /*
  * tenant_config
  *		The cached configuration of a tenant for the calling role, with its
- *		shared entry looked up (taken on first use, the table's counters
- *		imported); NULL when the role may not use the tenant or it does not
+ *		shared entry looked up (taken on first use, filled with the table's
+ *		counters read before it is taken: an error or a cancel while they
+ *		are read takes no entry); NULL when the role may not use the tenant or it does not
  *		exist.  has_shared is false when shared memory is full (tried again
  *		once entries were taken or given back since).
  */
@@ -538,6 +537,7 @@ tenant_config(const char *tenant)
 {
 	TenantConfig *cfg = cached_config(tenant);
 	QuotaKey	qkey;
+	QuotaRef	ref;
 	bool		created;
 
 	if (cfg == NULL || cfg->has_shared || !shm_active())
@@ -545,26 +545,30 @@ tenant_config(const char *tenant)
 	if (cfg->no_room && quota_entry_count() >= llm_usage_quota_max_tenants)
 		return cfg;				/* still full */
 	make_key(&qkey, tenant);
-	if (!quota_entry(&qkey, &cfg->shared, &created))
+	if (!quota_lookup(&qkey, &ref))
 	{
-		cfg->no_room = true;
-		quota_warn_full();
-		return cfg;
-	}
-	cfg->no_room = false;
-	cfg->has_shared = true;
-	if (created)
-	{
-		QuotaRef	ref = cfg->shared;
+		/* a new entry starts with the table's counters, read first */
+		QuotaSlot	initial[QUOTA_SLOTS];
 		int			level = session_cache_pin_search_path();
 
 		SPI_connect();
-		import_table_counters(&ref, tenant);
+		read_table_counters(tenant, initial);
 		SPI_finish();
 		session_cache_unpin_search_path(level);
 		/* the lookups of SPI may have changed the directory: look again */
-		return cached_config(tenant);
+		cfg = cached_config(tenant);
+		if (cfg == NULL || cfg->has_shared)
+			return cfg;
+		if (!quota_entry_init(&qkey, &ref, &created, initial))
+		{
+			cfg->no_room = true;
+			quota_warn_full();
+			return cfg;
+		}
 	}
+	cfg->shared = ref;
+	cfg->no_room = false;
+	cfg->has_shared = true;
 	return cfg;
 }
 

@@ -213,9 +213,13 @@ quota_shmem_ready(void)
 	return quota_hash != NULL;
 }
 
-/* an entry taken for key (caller holds the lock exclusively); NULL when full */
+/*
+ * an entry taken for key (caller holds the lock exclusively), its slots
+ * copied from initial (NULL: all empty) before it is published; NULL when
+ * full
+ */
 static QuotaEntry *
-take_entry(const QuotaKey *key)
+take_entry(const QuotaKey *key, const QuotaSlot *initial)
 {
 	QuotaHashEntry *h;
 	QuotaEntry *e;
@@ -239,7 +243,10 @@ take_entry(const QuotaKey *key)
 	e->in_use = true;
 	e->dirty = true;
 	e->incarnation = quota_state->next_incarnation++;
-	memset(e->slots, 0, sizeof(e->slots));
+	if (initial != NULL)
+		memcpy(e->slots, initial, sizeof(e->slots));
+	else
+		memset(e->slots, 0, sizeof(e->slots));
 	memset(&e->denials, 0, sizeof(e->denials));
 	SpinLockRelease(&e->mutex);
 	pg_atomic_fetch_add_u64(&quota_state->structure_changes, 1);
@@ -295,6 +302,19 @@ quota_lookup(const QuotaKey *key, QuotaRef *ref)
 bool
 quota_entry(const QuotaKey *key, QuotaRef *ref, bool *created)
 {
+	return quota_entry_init(key, ref, created, NULL);
+}
+
+/*
+ * quota_entry_init
+ *		quota_entry(), an entry taken having its slots set from initial
+ *		(QUOTA_SLOTS of them; NULL: empty) before any other backend can
+ *		find it: an entry is never seen half filled.  Takes the lock
+ *		exclusively when it takes an entry; raises no error.
+ */
+bool
+quota_entry_init(const QuotaKey *key, QuotaRef *ref, bool *created, const QuotaSlot *initial)
+{
 	QuotaHashEntry *h;
 	QuotaEntry *e;
 
@@ -308,7 +328,7 @@ quota_entry(const QuotaKey *key, QuotaRef *ref, bool *created)
 		e = &quota_entries[h->index];
 	else
 	{
-		e = take_entry(key);
+		e = take_entry(key, initial);
 		*created = (e != NULL);
 	}
 	if (e != NULL)
@@ -753,7 +773,7 @@ quota_load(void)
 		}
 		if (hash_search(quota_hash, &key, HASH_FIND, NULL) != NULL)
 			continue;
-		e = take_entry(&key);
+		e = take_entry(&key, NULL);
 		if (e == NULL)
 		{
 			ereport(LOG,
