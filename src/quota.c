@@ -823,7 +823,8 @@ flush_denials_now(const char *tenant, Oid fn)
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->elevel > ERROR)
 			ReThrowError(edata);
 		ereport(LOG,
-				(errmsg("llm_usage: could not write the quota denials of tenant \"%s\" to the audit log: %s",
+				(errcode(edata->sqlerrcode),
+				 errmsg("llm_usage: could not write the quota denials of tenant \"%s\" to the audit log: %s",
 						tenant, edata->message),
 				 errdetail("They are kept in shared memory and written with the next flush.")));
 		FreeErrorData(edata);

@@ -843,7 +843,8 @@ quota_warn_full(void)
 	LWLockRelease(quota_state->lock);
 	if (warn)
 		ereport(WARNING,
-				(errmsg("llm_usage: shared quota counters are full (llm_usage.quota_max_tenants = %d)",
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("llm_usage: shared quota counters are full (llm_usage.quota_max_tenants = %d)",
 						llm_usage_quota_max_tenants),
 				 errdetail("Further tenants are counted in table llm_usage.quota_counters_table, which is slower."),
 				 errhint("Raise llm_usage.quota_max_tenants and restart the server.")));
