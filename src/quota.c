@@ -51,6 +51,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -1690,12 +1691,17 @@ llm_usage_shm_reclaim(PG_FUNCTION_ARGS)
 	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
 	{
 		Interval   *idle = PG_GETARG_INTERVAL_P(0);
+		int64		span;
 
 		if (idle->month != 0 || idle->day < 0 || idle->time < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("idle must be a non-negative interval of days, hours, minutes or seconds")));
-		s.idle_before = GetCurrentTimestamp() - idle->day * USECS_PER_DAY - idle->time;
+		/* an idle interval longer than the clock goes back: nothing is idle */
+		if (pg_mul_s64_overflow((int64) idle->day, USECS_PER_DAY, &span) ||
+			pg_add_s64_overflow(span, idle->time, &span) ||
+			pg_sub_s64_overflow(GetCurrentTimestamp(), span, &s.idle_before))
+			s.idle_before = DT_NOBEGIN;
 	}
 	else
 		s.idle_before = GetCurrentTimestamp() - 10 * USECS_PER_MINUTE;
