@@ -188,7 +188,8 @@ numeric_constant(Datum *slot, int64 value)
 }
 
 static Datum micro_unit = (Datum) 0;		/* 10^6: counters are in millionths */
-static Datum max_amount_u = (Datum) 0;		/* 10^18: 10^12 units, _check_amount's bound */
+static Datum max_amount = (Datum) 0;		/* 10^12: _check_amount's bound */
+static Datum max_amount_u = (Datum) 0;		/* 10^18: 10^12 units, in millionths */
 static Datum max_limit_u = (Datum) 0;		/* 9 * 10^18: limits beyond never bind */
 static Datum zero = (Datum) 0;
 
@@ -197,9 +198,11 @@ static Datum zero = (Datum) 0;
 /*
  * amount_to_micro
  *		An amount in millionths, rounded up; false unless it is a number in
- *		[0, 10^12] (the range _check_amount accepts).  The sign is checked
- *		before scaling: a negative amount above -0.000001 would round up to
- *		0, and one below -9.2 * 10^12 would not fit an int64.
+ *		[0, 10^12] (the range _check_amount accepts).  The sign and the
+ *		bound are checked before scaling: a negative amount above -0.000001
+ *		would round up to 0, one below -9.2 * 10^12 would not fit an int64,
+ *		and scaling one near numeric's largest would overflow (22003, where
+ *		_check_amount raises 22023).
  */
 static bool
 amount_to_micro(Numeric n, int64 *out)
@@ -208,7 +211,9 @@ amount_to_micro(Numeric n, int64 *out)
 	int64		v;
 
 	if (numeric_is_nan(n) || numeric_is_inf(n) ||
-		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), numeric_constant(&zero, 0))) < 0)
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), numeric_constant(&zero, 0))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+										  numeric_constant(&max_amount, INT64CONST(1000000000000)))) > 0)
 		return false;
 	scaled = DirectFunctionCall1(numeric_ceil,
 								 DirectFunctionCall2(numeric_mul, NumericGetDatum(n), micro_numeric()));
