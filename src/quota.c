@@ -1438,6 +1438,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 	QuotaKey	key;
 	QuotaRef	ref;
 	bool		created;
+	TimestampTz now;
 
 	if (!shm_active())
 		ereport(ERROR,
@@ -1465,6 +1466,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 				 errmsg("tenant_id is too long for the shared quota counters")));
 	AcceptInvalidationMessages();
 	make_key(&key, tenant);
+	now = GetCurrentTimestamp();	/* not under the spinlock: a system call */
 	for (int attempt = 0;; attempt++)
 	{
 		if (!quota_entry(&key, &ref, &created))
@@ -1479,7 +1481,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 	}
 	ref.entry->slots[t * QUOTA_NPERIODS + p].period_start = PG_GETARG_TIMESTAMPTZ(3);
 	ref.entry->slots[t * QUOTA_NPERIODS + p].used = used;
-	ref.entry->slots[t * QUOTA_NPERIODS + p].updated_at = GetCurrentTimestamp();
+	ref.entry->slots[t * QUOTA_NPERIODS + p].updated_at = now;
 	ref.entry->dirty = true;
 	quota_unlock(&ref);
 	PG_RETURN_VOID();
