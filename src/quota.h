@@ -106,7 +106,6 @@ typedef struct Reservation
 	int64		amount[QUOTA_SLOTS];	/* millionths; 0: none */
 } Reservation;
 
-extern int	llm_usage_quota_max_tenants;
 extern int	llm_usage_max_reservations;
 extern int	llm_usage_reservation_ttl;
 extern int	llm_usage_quota_save_interval;

@@ -106,7 +106,6 @@ typedef struct QuotaHashEntry
 	int			index;
 } QuotaHashEntry;
 
-int			llm_usage_quota_max_tenants = 10000;
 int			llm_usage_quota_save_interval = 1000;
 int			llm_usage_max_reservations = 10000;
 int			llm_usage_reservation_ttl = 900;

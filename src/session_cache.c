@@ -74,7 +74,6 @@
 #include "utils/syscache.h"
 
 #include "llm_usage.h"
-#include "quota.h"
 #include "session_cache.h"
 
 #define MAX_RESETS			8
