@@ -116,6 +116,7 @@ static SPIPlanPtr fallback_plan = NULL;
 static SPIPlanPtr flush_plan = NULL;
 static SPIPlanPtr existing_plan = NULL;
 static TupleDesc enforce_tupdesc = NULL;
+static Oid	enforce_tupdesc_fn = InvalidOid;	/* the function it is the result of */
 
 /* the last amount converted (pgbench and applications repeat theirs) */
 static char last_amount[32];
@@ -1037,19 +1038,30 @@ binding_check(const Check *checks, int n)
 	return b;
 }
 
+/*
+ * enforce_result_desc
+ *		The result row of the enforce_quota function called, kept for the
+ *		session with the function's OID: a function whose result type
+ *		changes (an extension update) is dropped and created again, so a
+ *		new OID is a new row type.
+ */
 static TupleDesc
 enforce_result_desc(FunctionCallInfo fcinfo)
 {
-	if (enforce_tupdesc == NULL)
+	if (enforce_tupdesc == NULL || enforce_tupdesc_fn != fcinfo->flinfo->fn_oid)
 	{
 		TupleDesc	desc;
 		MemoryContext old;
 
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type must be a row type");
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE || desc->natts != 5)
+			elog(ERROR, "return type must be a row type of 5 columns");
 		old = MemoryContextSwitchTo(TopMemoryContext);
-		enforce_tupdesc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
 		MemoryContextSwitchTo(old);
+		if (enforce_tupdesc != NULL)
+			FreeTupleDesc(enforce_tupdesc);
+		enforce_tupdesc = desc;
+		enforce_tupdesc_fn = fcinfo->flinfo->fn_oid;
 	}
 	return enforce_tupdesc;
 }
