@@ -970,7 +970,7 @@ give_back_windows(SubTransactionId subid, bool all)
 
 		if (!all && tw->subid != subid)
 			continue;
-		if (quota_shmem_ready() && quota_lookup(&tw->key, &ref) && quota_lock(&ref))
+		if (tw->window.calls > 0 && quota_shmem_ready() && quota_lookup(&tw->key, &ref) && quota_lock(&ref))
 		{
 			merge_window(&ref.entry->denials, &tw->window);
 			ref.entry->dirty = true;
@@ -1521,28 +1521,39 @@ take_entry_denials(void *arg, QuotaEntry *e, uint64 incarnation)
 	int			nroles = 0;
 	MemoryContext old;
 
+	/*
+	 * The note that gives a taken window back if this (sub)transaction
+	 * aborts is made before the window is taken (an empty window, given
+	 * back as nothing), so that no allocation can fail between taking it
+	 * from shared memory and noting it.
+	 */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	tw = palloc0(sizeof(TakenWindow));
+	tw->subid = GetCurrentSubTransactionId();
+	taken_windows = lappend(taken_windows, tw);
+	MemoryContextSwitchTo(old);
+
 	if (!quota_lock(&ref))
+	{
+		taken_windows = list_delete_last(taken_windows);
+		pfree(tw);
 		return;
+	}
 	if (e->denials.calls == 0 || (a->tenant != NULL && strcmp(e->key.tenant, a->tenant) != 0) ||
 		(a->closed_only && minute_of(e->denials.first_at) >= minute_of(a->now)))
 	{
 		quota_unlock(&ref);
+		taken_windows = list_delete_last(taken_windows);
+		pfree(tw);
 		return;
 	}
-	w = e->denials;
-	key = e->key;
+	tw->key = e->key;
+	tw->window = e->denials;
 	memset(&e->denials, 0, sizeof(e->denials));
 	e->dirty = true;
 	quota_unlock(&ref);
-
-	/* noted at once: from here an error gives it back */
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	tw = palloc(sizeof(TakenWindow));
-	tw->key = key;
-	tw->subid = GetCurrentSubTransactionId();
-	tw->window = w;
-	taken_windows = lappend(taken_windows, tw);
-	MemoryContextSwitchTo(old);
+	w = tw->window;
+	key = tw->key;
 
 	for (int r = 0; r < QUOTA_DENIAL_ROLES && OidIsValid(w.roles[r]); r++)
 	{
