@@ -55,6 +55,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -1209,6 +1210,8 @@ llm_usage_enforce_quota(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("set-valued function called in context that cannot accept a set")));
+	/* it counts, so it writes (as nextval() does): not in a read-only transaction */
+	PreventCommandIfReadOnly("enforce_quota()");
 	desc = enforce_result_desc(fcinfo);
 	tup = enforce_fast(fcinfo, desc);
 	if (tup == NULL)
@@ -1264,6 +1267,7 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	char	   *rid = NULL;
 
+	PreventCommandIfReadOnly("enforce_quotas()");
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
