@@ -102,6 +102,22 @@ balance_to_micro(Datum n)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, m));
 }
 
+/* ceil(n * 10^6) of a sum of holds, within [0, CREDIT_MAX_U] */
+static int64
+held_to_micro(Datum n)
+{
+	Datum		m;
+	Datum		cap = NumericGetDatum(int64_to_numeric(CREDIT_MAX_U));
+
+	m = DirectFunctionCall2(numeric_mul, n, NumericGetDatum(int64_to_numeric(QUOTA_UNIT)));
+	m = DirectFunctionCall1(numeric_ceil, m);
+	if (numeric_is_nan(DatumGetNumeric(m)) || DatumGetInt32(DirectFunctionCall2(numeric_cmp, m, cap)) >= 0)
+		return CREDIT_MAX_U;
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, m, NumericGetDatum(int64_to_numeric(0)))) <= 0)
+		return 0;
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, m));
+}
+
 /*
  * ceil(n * 10^6) of an estimate in [0, 10^12] (what _check_amount allows);
  * false for anything else (NULL, NaN, negative, too large): the SQL path
@@ -417,13 +433,18 @@ function_owner(Oid fn)
  *		was reclaimed.  Locks the balance row FOR SHARE until the end of
  *		the calling transaction, as the extension's owner (fn's owner).
  *		The calling transaction's own changes of the balance, which the
- *		read sees, are left out (they are applied at its pre-commit).
+ *		read sees, are left out (they are applied at its pre-commit).  The
+ *		first read of an entry also takes over the open holds of the table
+ *		path (credit_holds), held until the last of them expires.
  */
 static bool
 load_mirror(const QuotaRef *ref, const char *tenant, Oid fn)
 {
 	uint64		gen;
 	int64		balance_u = 0;
+	int64		held_u = 0;
+	TimestampTz until = 0;
+	TimestampTz now = GetCurrentTimestamp();
 	Oid			save_userid;
 	int			save_sec;
 	int			level;
@@ -443,7 +464,11 @@ load_mirror(const QuotaRef *ref, const char *tenant, Oid fn)
 	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (load_plan == NULL)
-		load_plan = session_cache_keep_plan("SELECT b.balance FROM llm_usage.credit_balances b "
+		load_plan = session_cache_keep_plan("SELECT b.balance, h.held, h.until FROM llm_usage.credit_balances b "
+											"LEFT JOIN LATERAL (SELECT pg_catalog.sum(x.amount) AS held, "
+											"pg_catalog.max(x.expires_at) AS until FROM llm_usage.credit_holds x "
+											"WHERE x.tenant_id OPERATOR(pg_catalog.=) b.tenant_id "
+											"AND x.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()) h ON true "
 											"WHERE b.tenant_id OPERATOR(pg_catalog.=) $1 FOR SHARE OF b",
 											1, (Oid[]) {TEXTOID});
 	if (SPI_execute_plan(load_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
@@ -454,6 +479,10 @@ load_mirror(const QuotaRef *ref, const char *tenant, Oid fn)
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 		balance_u = isnull ? 0 : balance_to_micro(d);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		held_u = isnull ? 0 : held_to_micro(d);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		until = isnull ? 0 : DatumGetTimestampTz(d);
 	}
 	SPI_finish();
 	session_cache_unpin_search_path(level);
@@ -470,8 +499,38 @@ load_mirror(const QuotaRef *ref, const char *tenant, Oid fn)
 	ok = ref->entry->credits.gen == gen;
 	if (ok && !ref->entry->credits.known)
 	{
-		ref->entry->credits.balance_u = balance_u;
-		ref->entry->credits.known = true;
+		QuotaCredits *c = &ref->entry->credits;
+
+		c->balance_u = balance_u;
+		c->known = true;
+		if (!c->imported && held_u > 0 && until > now)
+		{
+			/*
+			 * The tenant was admitted on the table path before it had an
+			 * entry (shared memory full, or before a restart): what those
+			 * admissions hold stays held here until it expires.
+			 */
+			int			b = 0;
+
+			for (int i = 0; i < CREDIT_BUCKETS; i++)
+				if (c->buckets[i].epoch == 0)
+				{
+					b = i;
+					break;
+				}
+				else if (c->buckets[i].expires > c->buckets[b].expires)
+					b = i;
+			if (c->buckets[b].epoch == 0)
+			{
+				c->buckets[b].epoch = ++c->next_epoch;
+				c->buckets[b].opened = now;
+				c->buckets[b].held_u = 0;
+				c->buckets[b].expires = 0;
+			}
+			c->buckets[b].held_u = Min(c->buckets[b].held_u + held_u, CREDIT_MAX_U);
+			c->buckets[b].expires = Max(c->buckets[b].expires, until);
+		}
+		c->imported = true;
 	}
 	quota_unlock(ref);
 	return ok;

@@ -72,7 +72,8 @@ typedef struct QuotaDenials
  * released whole reservation_ttl after its last hold, unless track_usage
  * released them first (a reservation names its bucket and the bucket's
  * epoch).  Not saved: known is false after a start, and the balance is
- * read from the table on first use.
+ * read from the table on first use, with the open holds of the table path
+ * (credit_holds) the first time (imported), held until they expire.
  */
 #define CREDIT_BUCKETS		10
 #define CREDIT_BUCKET_SPAN	8	/* a bucket takes holds for ttl / 8 */
@@ -91,6 +92,7 @@ typedef struct QuotaCredits
 	uint64		gen;			/* bumped by every committed balance change seen */
 	int64		balance_u;
 	uint64		next_epoch;
+	bool		imported;		/* the table path's open holds taken over */
 	QuotaCreditBucket buckets[CREDIT_BUCKETS];
 } QuotaCredits;
 
