@@ -307,6 +307,12 @@ define_settings(void)
 							&llm_usage_max_reservations, 10000, 100, 10000000,
 							postmaster, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("llm_usage.max_reservations_per_tenant",
+							"Open quota reservations one tenant may hold in shared memory.",
+							"So that one tenant that never settles cannot take every reservation from the others; more fail with 53400.",
+							&llm_usage_max_reservations_per_tenant, 2500, 1, 10000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("llm_usage.reservation_ttl",
 							"How long a quota reservation waits for track_usage to settle it; after that it stays counted as used.",
 							NULL,

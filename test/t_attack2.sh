@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# t_attack2: the newest features attacked by real login roles (issue 9's
+# models, after t_attack.sh): reserve-then-settle, the open event types,
+# custom usage sources.  Each attack is a numbered check; every check runs,
+# and the suite fails if any attack got through.
+#
+# Roles (LOGIN, cluster-wide, removed at the end):
+#   a2_mallory   llm_usage_app bound to tenant a2_acme (the attacker)
+#   a2_victim    llm_usage_app bound to tenant a2_beta (its reservations are
+#                the target)
+#   a2_rita      llm_usage_reader bound to tenant a2_beta
+#   a2_mapper    NOLOGIN, the role a custom source's mapping function runs as
+#
+# [V] reservations: another tenant's request ids (settle, re-reserve, read),
+#     error texts as an oracle, the shared reservation hash filled by one
+#     tenant, request ids chosen to collide (long, Unicode forms, case,
+#     spaces); [T] event-type names with quotes and format() directives,
+#     the mapping written by an app; [P] the mapping function of a custom
+#     source trying to leave its role or read the worker's secrets, and
+#     base URLs or path templates that climb out of the allowed prefix.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/worker_lib.sh"
+
+ADB=llm_usage_attack2
+A="$WORK/attack2.$$"
+mkdir -p "$A"
+chown "$TEST_USER" "$A"
+failed=0
+ok() { echo "  pass  $*"; }
+bad() { echo "  FAIL  $*"; failed=$((failed + 1)); }
+check() {       # check NAME COMMAND...: ok when COMMAND succeeds
+    local name=$1; shift
+    if "$@"; then ok "$name"; else bad "$name"; fi
+}
+sq() { psql_q -At -d "$ADB" "$@"; }                       # superuser, attack database
+asrole() {      # asrole ROLE SQL: as a login role, errors go on (verbose: SQLSTATEs)
+    as_user "$PGBIN/psql" -X -At -U "$1" -d "$ADB" -v VERBOSITY=verbose -c '\set VERBOSITY verbose' -c "$2" 2>&1
+}
+# tokens counted today for a tenant (tokens/day quota), as the superuser sees it
+tokens_used() { sq -c "SELECT used FROM llm_usage.quota_status('$1') WHERE quota_type = 'tokens' AND period = 'day'"; }
+
+cleanup() {
+    psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $ADB" 2>/dev/null
+    psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA IF EXISTS a2_maps CASCADE" 2>/dev/null
+    psql_q -d postgres -o /dev/null 2>/dev/null <<'SQL'
+DO $$
+DECLARE r text;
+BEGIN
+    FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'a2\_%' LOOP
+        EXECUTE format('DROP OWNED BY %I CASCADE', r);
+        EXECUTE format('DROP ROLE %I', r);
+    END LOOP;
+END $$;
+SQL
+}
+cleanup
+fresh_db "$ADB"
+
+psql_q -d "$ADB" -o /dev/null <<'SQL'
+CREATE EXTENSION llm_usage;
+CREATE ROLE a2_mallory LOGIN IN ROLE llm_usage_app;
+CREATE ROLE a2_victim LOGIN IN ROLE llm_usage_app;
+CREATE ROLE a2_rita LOGIN IN ROLE llm_usage_reader;
+SELECT llm_usage.create_tenant('a2_acme', 'pro');
+SELECT llm_usage.create_tenant('a2_beta', 'pro');
+SELECT llm_usage.grant_tenant_access('a2_mallory', 'a2_acme');
+SELECT llm_usage.grant_tenant_access('a2_victim', 'a2_beta');
+SELECT llm_usage.grant_tenant_access('a2_rita', 'a2_beta');
+SQL
+[[ $(sq -c "SELECT llm_usage._shm_usable('a2_beta')") == t ]] || fail "tenant a2_beta is not counted in shared memory"
+
+# ------------------------------------- [V1] another tenant's request id
+asrole a2_victim "SELECT allowed FROM llm_usage.enforce_quota('a2_beta', 'tokens', 1000, 'beta-req-1')" >/dev/null
+u0=$(tokens_used a2_beta)
+out=$(asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', 'chat', 'gpt-4o', 1, 1, request_id => 'beta-req-1') > 0";
+      asrole a2_mallory "SELECT llm_usage.track_usage('a2_beta', 'chat', 'gpt-4o', 1, 1, request_id => 'beta-req-1')";
+      asrole a2_mallory "SELECT llm_usage.track_response_usage('a2_beta', 'openai', 'gpt-4o', '{\"prompt_tokens\": 1}', request_id => 'beta-req-1')";
+      asrole a2_mallory "SELECT allowed FROM llm_usage.enforce_quota('a2_beta', 'tokens', 1, 'beta-req-1')";
+      asrole a2_mallory "SELECT allowed FROM llm_usage.enforce_quotas('a2_beta', '{\"tokens\": 1}', 'beta-req-1')";
+      asrole a2_mallory "SELECT llm_usage._track_usage_sql('a2_beta', 'chat', 'gpt-4o', 1, 1, 0, 1, 200, 'success', '{}', 'beta-req-1', pg_catalog.now(), 0)";
+      asrole a2_mallory "SELECT * FROM llm_usage._enforce_quota_sql('a2_beta', 'tokens', 1, 'beta-req-1')";
+      asrole a2_mallory "SELECT llm_usage._shm_settle('a2_beta', 'beta-req-1', 0, 0, NULL, pg_catalog.now())")
+u1=$(tokens_used a2_beta)
+echo "  a2_beta tokens/day with its reservation open: $u0; after a2_mallory's attempts: $u1"
+echo "  refusals: $(grep -o 'ERROR: *[0-9A-Z]*: [^\"]*' <<<"$out" | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+check "[V1] a2_mallory's track_usage of a2_beta's request id on her own tenant settles nothing of a2_beta" test "$u1" == "$u0"
+check "[V1] track/enforce on a2_beta with its request id, and the internal settle, are refused (7 x 42501)" \
+    test "$(grep -c 'ERROR: *42501' <<<"$out")" == 7
+asrole a2_victim "SELECT llm_usage.track_usage('a2_beta', 'chat', 'gpt-4o', 10, 5, request_id => 'beta-req-1') > 0" >/dev/null
+u2=$(tokens_used a2_beta)
+check "[V1] ... and a2_beta's own track_usage still settles its reservation (1000 reserved -> 15 used: $u2)" test "$u2" == 15.000000 -o "$u2" == 15
+
+# --------------------------------------- [V2] error texts as an oracle
+asrole a2_victim "SELECT allowed FROM llm_usage.enforce_quota('a2_beta', 'tokens', 10, 'beta-open')" >/dev/null
+oracle() {      # the same call on: an open reservation of a2_beta, a request id a2_beta never used, a tenant that does not exist
+    local t rid out=""
+    for t_rid in "a2_beta beta-open" "a2_beta beta-never" "a2_nosuch beta-open"; do
+        read -r t rid <<<"$t_rid"
+        out+=$(asrole a2_mallory "$(printf "$1" "$t" "$rid")" | sed "s/$t/TENANT/g; s/$rid/RID/g" | tr '\n' ' ')$'\n'
+    done
+    printf '%s' "$out"
+}
+for call in "SELECT allowed FROM llm_usage.enforce_quota('%s', 'tokens', 1, '%s')" \
+            "SELECT llm_usage.track_usage('%s', 'chat', 'gpt-4o', 1, 1, request_id => '%s')" \
+            "SELECT allowed FROM llm_usage.enforce_quotas('%s', '{\"tokens\": 1}', '%s')"; do
+    out=$(oracle "$call")
+    n=$(sort -u <<<"$out" | grep -c .)
+    check "[V2] $(cut -c1-60 <<<"$call")...: one answer whatever the tenant and its reservations ($n distinct: $(head -1 <<<"$out" | cut -c1-60))" test "$n" == 1
+done
+
+# ------------------------------------- [V3] reservations as relations
+for role in a2_mallory a2_rita a2_victim; do
+    out=$(asrole $role "SELECT count(*) FROM llm_usage.quota_reservations")
+    check "[V3] $role cannot read quota_reservations ($(head -1 <<<"$out" | cut -c1-70))" grep -q '42501' <<<"$out"
+done
+out=$(asrole a2_mallory "SELECT * FROM llm_usage._shm_status()")
+check "[V3] a2_mallory cannot read the shared-memory status (reservation counts)" grep -q '42501' <<<"$out"
+
+# ------------------------------------- [V4] request ids chosen to collide
+long=$(printf 'x%.0s' $(seq 1 256))
+out=$(asrole a2_mallory "SELECT allowed FROM llm_usage.enforce_quota('a2_acme', 'tokens', 1, '$long')";
+      asrole a2_mallory "SELECT allowed FROM llm_usage.enforce_quota('a2_acme', 'tokens', 1, repeat('y', 1000000))";
+      asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', 'chat', 'gpt-4o', 1, 1, request_id => repeat('y', 1000000))";
+      asrole a2_mallory "SELECT allowed FROM llm_usage.enforce_quota('a2_acme', 'tokens', 1, '   ')";
+      asrole a2_mallory "SELECT allowed FROM llm_usage.enforce_quota('a2_acme', 'tokens', 1, E'a\\000b')")
+check "[V4] request ids of 256 characters, 1 MB, blank, or with a NUL are refused (22023 x4, 22P05 or 22021)" \
+    test "$(grep -c 'ERROR: *22023' <<<"$out")/$(grep -cE 'ERROR: *(22P05|22021|22023)' <<<"$out")" == 4/5
+# distinct ids are distinct reservations, byte for byte: NFC/NFD, case, trailing space, 255 characters
+a0=$(tokens_used a2_acme)
+ids=("r$(printf '\xc3\xa9')" "re$(printf '\xcc\x81')" "R$(printf '\xc3\xa9')" "r$(printf '\xc3\xa9') " "$(printf 'z%.0s' $(seq 1 255))")
+for i in "${!ids[@]}"; do
+    asrole a2_mallory "SELECT allowed FROM llm_usage.enforce_quota('a2_acme', 'tokens', $((10 ** (i + 1))), '${ids[$i]}')" >/dev/null
+done
+a1=$(tokens_used a2_acme)
+asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', 'chat', 'gpt-4o', 0, 0, request_id => '${ids[0]}') > 0" >/dev/null
+a2=$(tokens_used a2_acme)
+check "[V4] five near-identical request ids make five reservations (111110 tokens: $a0 -> $a1)" \
+    test "$(sq -c "SELECT $a1 - $a0")" == 111110.000000 -o "$(sq -c "SELECT ($a1 - $a0)::bigint")" == 111110
+check "[V4] settling one of them releases only its own 10 tokens ($a1 -> $a2)" test "$(sq -c "SELECT ($a1 - $a2)::bigint")" == 10
+for i in 1 2 3 4; do
+    asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', 'chat', 'gpt-4o', 0, 0, request_id => '${ids[$i]}') > 0" >/dev/null
+done
+
+# ------------------------------ [V5] one tenant fills the reservation hash
+max=$(sq -c "SHOW llm_usage.max_reservations")
+per=$(sq -c "SELECT coalesce(current_setting('llm_usage.max_reservations_per_tenant', true), '$max')")
+flood=$(asrole a2_mallory "DO \$\$ BEGIN FOR g IN 1..$max LOOP PERFORM llm_usage.enforce_quota('a2_acme', 'tokens', 1, 'flood-' || g); END LOOP; END \$\$")
+echo "  a2_mallory asked for $max reservations (max_reservations $max, per tenant $per): $(grep -o 'ERROR: .*' <<<"$flood" | head -1)"
+out=$(asrole a2_victim "SELECT allowed FROM llm_usage.enforce_quota('a2_beta', 'tokens', 1, 'victim-after-flood')")
+check "[V5] after a2_mallory opened every reservation she could, a2_beta still reserves ($out)" test "$out" == t
+check "[V5] ... a2_mallory was stopped with 53400 naming her own tenant's bound" \
+    grep -q 'ERROR: *53400: too many open quota reservations for tenant "a2_acme"' <<<"$flood"
+# a2_mallory's flood settled again (tracked at zero), so later suites find the hash empty
+asrole a2_mallory "SELECT count(llm_usage.track_usage('a2_acme', 'chat', 'gpt-4o', 0, 0, request_id => 'flood-' || g)) FROM generate_series(1, $max) g" >/dev/null
+asrole a2_victim "SELECT llm_usage.track_usage('a2_beta', 'chat', 'gpt-4o', 0, 0, request_id => 'victim-after-flood') > 0" >/dev/null
+# settled reservations no longer count against the tenant's bound
+again=$(asrole a2_mallory "SELECT count(*) FROM generate_series(1, $per) g, llm_usage.enforce_quota('a2_acme', 'tokens', 1, 'again-' || g) q WHERE q.allowed")
+check "[V5] once they are settled, a2_acme may hold $per again ($again)" test "$again" == "$per"
+asrole a2_mallory "SELECT count(llm_usage.track_usage('a2_acme', 'chat', 'gpt-4o', 0, 0, request_id => 'again-' || g)) FROM generate_series(1, $per) g" >/dev/null
+
+# --------------------------------------------------- [T] event types
+names=("x'); DROP TABLE llm_usage.tenants; --" '%s%I%L%1$s' 'a"b\c' "$(printf '\xe2\x80\xae')rtl" "$(printf 'e%.0s' $(seq 1 64))")
+m0=$(sq -c "SELECT count(*) FROM llm_usage.tenants")
+for n in "${names[@]}"; do
+    q=${n//\'/\'\'}
+    asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', '$q', 'gpt-4o', 1, 1) > 0" >>"$A/ev.out"
+done
+echo "  event types tracked: $(grep -c '^t$' "$A/ev.out") of ${#names[@]}"
+out=$(sq -c "SELECT llm_usage.set_event_type('$(printf '%s' "${names[0]}" | sed "s/'/''/g")', 'chat_messages')" \
+         -c "SELECT llm_usage.aggregate_usage_metrics('hourly')" -c "SELECT llm_usage.aggregate_usage_metrics('daily')" 2>&1)
+check "[T1] event types with quotes, format() directives, backslashes, bidi controls, 64 characters are tracked as data" \
+    test "$(grep -c '^t$' "$A/ev.out")" == "${#names[@]}"
+check "[T1] ... an admin maps one of them and the roll-ups run ($(tr '\n' ' ' <<<"$out"))" test -z "$(grep -i error <<<"$out")"
+check "[T1] ... nothing was dropped ($m0 tenants)" test "$(sq -c "SELECT count(*) FROM llm_usage.tenants")" == "$m0"
+check "[T1] ... and the hostile name feeds a2_acme's chat messages only" \
+    test "$(sq -c "SELECT string_agg(tenant_id || '=' || chat_messages_sent, ',' ORDER BY tenant_id) FROM llm_usage.tenant_usage_metrics WHERE period_type = 'daily' AND tenant_id LIKE 'a2_%'")" \
+         == "a2_acme=$(sq -c "SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id = 'a2_acme' AND event_type IN ('chat', '$(printf '%s' "${names[0]}" | sed "s/'/''/g")')"),a2_beta=$(sq -c "SELECT count(*) FROM llm_usage.usage_events WHERE tenant_id = 'a2_beta' AND event_type = 'chat'")"
+out=$(asrole a2_mallory "SELECT llm_usage.set_event_type('chat', 'embeddings')";
+      asrole a2_mallory "SELECT llm_usage.remove_event_type('chat')";
+      asrole a2_mallory "INSERT INTO llm_usage.event_types (event_type, counts_as, is_shipped) VALUES ('chat', NULL, false)";
+      asrole a2_mallory "UPDATE llm_usage.event_types SET counts_as = NULL";
+      asrole a2_rita "DELETE FROM llm_usage.event_types")
+check "[T2] app and reader roles cannot change the event-type mapping (5 x 42501)" test "$(grep -c 'ERROR: *42501' <<<"$out")" == 5
+out=$(asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', E'chat\\n', 'gpt-4o', 1, 1)";
+      asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', repeat('e', 65), 'gpt-4o', 1, 1)";
+      asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', E'\\u0085x', 'gpt-4o', 1, 1)")
+check "[T3] control characters and 65 characters are refused (3 x 22023, the name shown without its control characters)" \
+    test "$(grep -c 'ERROR: *22023: invalid event_type' <<<"$out")/$(grep -c $'\x85' <<<"$out")" == 3/0
+
+echo "  (the custom-source checks [P] follow)"
+cleanup
+if ((failed)); then
+    echo "$failed attack(s) got through"
+    exit 1
+fi
+echo "PASS"
