@@ -42,6 +42,7 @@ tokens_used() { sq -c "SELECT used FROM llm_usage.quota_status('$1') WHERE quota
 
 cleanup() {
     psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $ADB" 2>/dev/null
+    psql_q -d "$WDB" -o /dev/null -c "DELETE FROM llm_usage.usage_source_store WHERE name = 'a2_hostile'" 2>/dev/null
     psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA IF EXISTS a2_maps CASCADE" 2>/dev/null
     psql_q -d postgres -o /dev/null 2>/dev/null <<'SQL'
 DO $$
@@ -188,7 +189,103 @@ out=$(asrole a2_mallory "SELECT llm_usage.track_usage('a2_acme', E'chat\\n', 'gp
 check "[T3] control characters and 65 characters are refused (3 x 22023, the name shown without its control characters)" \
     test "$(grep -c 'ERROR: *22023: invalid event_type' <<<"$out")/$(grep -c $'\x85' <<<"$out")" == 3/0
 
-echo "  (the custom-source checks [P] follow)"
+# ------------------------------------ [P1] URLs that climb out of a prefix
+psql_q -d "$ADB" -o /dev/null <<'SQL'
+CREATE ROLE a2_mapper NOLOGIN;
+CREATE SCHEMA a2m;
+GRANT USAGE ON SCHEMA a2m TO a2_mapper;
+CREATE FUNCTION a2m.map(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+    LANGUAGE sql STABLE AS $$ SELECT NULL::llm_usage.usage_source_row WHERE false $$;
+GRANT EXECUTE ON FUNCTION a2m.map(jsonb, bigint) TO a2_mapper;
+SQL
+reg() {         # reg BASE PATH: register a source under the prefix http://127.0.0.1:9/v2 (as a superuser)
+    sq -c "SET llm_usage.source_url_prefixes = 'http://127.0.0.1:9/v2'" \
+       -c "SELECT llm_usage.add_usage_source('p-' || md5(random()::text), 'a2_acme', '$1', '$2', 'a2m.map(jsonb,bigint)', 'a2_mapper') > 0" 2>&1
+}
+refused=0; tried=0
+for bp in 'http://127.0.0.1:9/v2/..|/x?f={from}&t={to}' 'http://127.0.0.1:9/v2/../admin|/x?f={from}&t={to}' \
+          'http://127.0.0.1:9/v2/%2e%2E|/x?f={from}&t={to}' 'http://127.0.0.1:9/v2/.|/x?f={from}&t={to}' \
+          'http://127.0.0.1:9/v2|/../admin?f={from}&t={to}' 'http://127.0.0.1:9/v2|/%2E%2e/admin?f={from}&t={to}' \
+          'http://127.0.0.1:9/v2|/x/../../admin/{from}/{to}' 'http://127.0.0.1:9/v2|/..?f={from}&t={to}' \
+          'HTTP://127.0.0.1:9/v2|/x?f={from}&t={to}' 'http://127.0.0.1:9@evil.example/v2|/x?f={from}&t={to}' \
+          'http://127.0.0.1:9/v2.evil.example|/x?f={from}&t={to}' 'http://127.0.0.1:9/v2|@evil.example/x?f={from}&t={to}'; do
+    out=$(reg "${bp%%|*}" "${bp#*|}")
+    tried=$((tried + 1))
+    if grep -q 'ERROR' <<<"$out"; then refused=$((refused + 1)); else echo "  registered: $bp"; fi
+done
+check "[P1] base URLs and path templates leaving the prefix http://127.0.0.1:9/v2 (dot segments, encoded dots, scheme case, userinfo, host suffix) are refused ($refused of $tried)" \
+    test "$refused" == "$tried"
+out=$(reg 'http://127.0.0.1:9/v2/x..y' '/.well-known/usage?f={from}&t={to}')
+check "[P1] ... while names with dots in them are fine ($out)" test "$out" == t
+
+# ------------------------ [P2] the mapping function tries to leave its role
+start_sim
+use_sim
+psql_q -d postgres -o /dev/null -c "ALTER SYSTEM SET llm_usage.alert_webhook_url = 'http://127.0.0.1:9/hook/a2-SECRET-webhook'" -c "SELECT pg_reload_conf()"
+wq -o /dev/null <<'SQL'
+SELECT llm_usage.create_tenant('a2_src', 'pro') WHERE NOT EXISTS (SELECT 1 FROM llm_usage.tenants WHERE tenant_id = 'a2_src');
+CREATE ROLE a2_wmapper NOLOGIN;
+CREATE SCHEMA a2_maps;
+GRANT USAGE ON SCHEMA a2_maps TO a2_wmapper;
+CREATE TABLE a2_maps.tries (what text, result text);
+GRANT INSERT ON a2_maps.tries TO a2_wmapper;
+CREATE FUNCTION a2_maps.try(what text, sql text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE v text;
+BEGIN
+    BEGIN
+        EXECUTE sql INTO v;
+        -- a query that ran and found nothing (pg_settings hides the secret rows) reached nothing
+        INSERT INTO a2_maps.tries VALUES (what, CASE WHEN v IS NULL THEN 'nothing' ELSE 'ALLOWED: ' || v END
+                                                || ' (user ' || current_user || ')');
+    EXCEPTION WHEN OTHERS THEN
+        INSERT INTO a2_maps.tries VALUES (what, SQLSTATE || ' ' || SQLERRM);
+    END;
+END $$;
+CREATE FUNCTION a2_maps.as_postgres() RETURNS text LANGUAGE sql SET role = 'postgres' AS $$ SELECT current_user::text $$;
+CREATE FUNCTION a2_maps.hostile(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM a2_maps.try('RESET ROLE', 'RESET ROLE');
+    PERFORM a2_maps.try('SET ROLE', 'SET ROLE postgres');
+    PERFORM a2_maps.try('SET LOCAL ROLE', 'SET LOCAL ROLE postgres');
+    PERFORM a2_maps.try('SET SESSION AUTHORIZATION', 'SET SESSION AUTHORIZATION postgres');
+    PERFORM a2_maps.try('RESET SESSION AUTHORIZATION', 'RESET SESSION AUTHORIZATION');
+    PERFORM a2_maps.try('set_config(role)', 'SELECT pg_catalog.set_config(''role'', ''postgres'', false)');
+    PERFORM a2_maps.try('set_config(session_authorization)', 'SELECT pg_catalog.set_config(''session_authorization'', ''postgres'', true)');
+    PERFORM a2_maps.try('proconfig SET role', 'SELECT a2_maps.as_postgres()');
+    PERFORM a2_maps.try('ALTER SYSTEM', 'ALTER SYSTEM SET llm_usage.source_url_prefixes = ''http://''');
+    PERFORM a2_maps.try('set_config(source_url_prefixes)', 'SELECT pg_catalog.set_config(''llm_usage.source_url_prefixes'', ''http://'', false)');
+    PERFORM a2_maps.try('webhook URL', 'SELECT pg_catalog.current_setting(''llm_usage.alert_webhook_url'')');
+    PERFORM a2_maps.try('pg_settings secrets', 'SELECT string_agg(setting, '','') FROM pg_catalog.pg_settings WHERE name LIKE ''llm_usage.alert%'' AND setting LIKE ''%SECRET%''');
+    PERFORM a2_maps.try('key store', 'SELECT count(*)::text FROM llm_usage.provider_key_store');
+    PERFORM a2_maps.try('source store', 'SELECT count(*)::text FROM llm_usage.usage_source_store');
+    PERFORM a2_maps.try('pg_read_file', 'SELECT pg_catalog.pg_read_file(''postgresql.auto.conf'')');
+    PERFORM a2_maps.try('COPY TO PROGRAM', 'COPY (SELECT 1) TO PROGRAM ''true''');
+    PERFORM a2_maps.try('temp table', 'CREATE TEMP TABLE t_a2 (x int)');
+    PERFORM a2_maps.try('GRANT llm_usage_admin', 'GRANT llm_usage_admin TO a2_wmapper');
+    PERFORM a2_maps.try('add_provider_key', 'SELECT llm_usage.add_provider_key(''a2_src'', ''openai'', ''sk-a2'')::text');
+    INSERT INTO a2_maps.tries VALUES ('whoami', current_user || '/' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) || '/' || current_setting('search_path'));
+    RETURN;
+END $$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA a2_maps TO a2_wmapper;
+SQL
+sid=$(bind_call "SELECT llm_usage.add_usage_source('a2_hostile', 'a2_src', '$SIM', '/metrics/api-usage?from={from}&to={to}&limit=31',
+        'a2_maps.hostile(jsonb,bigint)', 'a2_wmapper', auth => 'bearer', secret => :key)" "svc-a2-secret-bearer-0001" -d "$WDB")
+[[ $sid == 0 ]] || fail "could not register the hostile source"
+sid=$(wq -c "SELECT id FROM llm_usage.usage_sources WHERE name = 'a2_hostile'")
+run=$(wq -c "SELECT llm_usage.collect_source_now($sid, '2026-10-01', '2026-10-01')")
+st=$(wait_run "$run" 60)
+tries=$(wq -F ': ' -c "SELECT what, result FROM a2_maps.tries")
+echo "  run $st; the mapping function's attempts:"; sed 's/^/    /' <<<"$tries"
+check "[P2] the mapping function ran as a2_wmapper, not a superuser, search_path pinned ($st)" grep -q '^whoami: a2_wmapper/false/pg_catalog, pg_temp$' <<<"$tries"
+check "[P2] every attempt to become another role, change the server's settings or read a secret failed" \
+    test -z "$(grep ALLOWED <<<"$tries")"
+check "[P2] ... and no secret reached it" test -z "$(grep -E 'SECRET|a2-secret' <<<"$tries")"
+check "[P2] ... the prefixes setting is unchanged" test "$(wq -c "SHOW llm_usage.source_url_prefixes")" == "http://127.0.0.1:"
+check "[P2] ... a2_wmapper is no admin and no superuser" \
+    test "$(wq -c "SELECT rolsuper OR pg_has_role('a2_wmapper', 'llm_usage_admin', 'MEMBER') FROM pg_roles WHERE rolname = 'a2_wmapper'")" == f
+wq -o /dev/null -c "SELECT llm_usage.deactivate_usage_source($sid)"
+psql_q -d postgres -o /dev/null -c "ALTER SYSTEM RESET llm_usage.alert_webhook_url" -c "SELECT pg_reload_conf()"
 cleanup
 if ((failed)); then
     echo "$failed attack(s) got through"

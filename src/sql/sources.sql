@@ -207,6 +207,9 @@ COMMENT ON FUNCTION llm_usage._check_pagination(jsonb) IS
  * secret there.  A prefix matches a base URL equal to it or continuing it
  * after "/"; one that ends in "/" or ":" matches every base URL starting
  * with it ("http://127.0.0.1:" allows every port of the loopback address).
+ * A base URL with a "." or ".." path segment (also percent-encoded) is
+ * never allowed: libcurl and servers resolve them, so "/v2/.." would
+ * climb out of a prefix "/v2".
  * Read at registration in the admin's session and by the worker before
  * every run, each with its own value of the setting.
  */
@@ -215,7 +218,8 @@ RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(bool_or(p_base_url = x.prefix
+    SELECT p_base_url !~ '/(\.|%2[eE]){1,2}(/|$)'
+       AND coalesce(bool_or(p_base_url = x.prefix
                             OR left(p_base_url, length(x.prefix) + 1) = x.prefix || '/'
                             OR (right(x.prefix, 1) IN ('/', ':') AND left(p_base_url, length(x.prefix)) = x.prefix)), false)
       FROM (SELECT btrim(p) AS prefix
@@ -241,6 +245,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example https://api.example.com or https://api.example.com/v2.';
     END IF;
+    IF p_base_url ~ '/(\.|%2[eE]){1,2}(/|$)' THEN
+        RAISE EXCEPTION 'base_url must not have a "." or ".." path segment'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The worker would leave the path llm_usage.source_url_prefixes allows; write the path it resolves to.';
+    END IF;
     IF NOT llm_usage._source_url_allowed(p_base_url) THEN
         RAISE EXCEPTION 'base_url "%" is not allowed by llm_usage.source_url_prefixes', p_base_url
             USING ERRCODE = 'insufficient_privilege',
@@ -250,9 +259,11 @@ BEGIN
     v_rest := replace(replace(p_path, '{from}', ''), '{to}', '');
     IF left(p_path, 1) <> '/' OR v_rest !~ '^/[A-Za-z0-9._~!$&''()*+,;=:@%/?-]*$'
        OR v_rest ~ '%($|[^0-9A-Fa-f]|.$|.[^0-9A-Fa-f])'
+       -- a "." or ".." segment (also percent-encoded) would climb out of the base URL's path
+       OR v_rest ~ '/(\.|%2[eE]){1,2}([/?#]|$)'
        OR length(p_path) - length(replace(p_path, '{from}', '')) <> 6
        OR length(p_path) - length(replace(p_path, '{to}', '')) <> 4 THEN
-        RAISE EXCEPTION 'path_template must start with "/", hold {from} and {to} once each and otherwise only URL characters'
+        RAISE EXCEPTION 'path_template must start with "/", hold {from} and {to} once each and otherwise only URL characters, and no "." or ".." segment'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example /metrics/api-usage?from={from}&to={to}.';
     END IF;
