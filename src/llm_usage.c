@@ -42,6 +42,7 @@ int			llm_usage_max_retries = 3;
 int			llm_usage_http_max_response_kb = 16384;
 int			llm_usage_aggregate_interval = 300;
 int			llm_usage_max_pages = 1000;
+int			llm_usage_mapping_timeout_ms = 60000;
 int			llm_usage_alert_delivery_attempts = 10;
 int			llm_usage_alert_retry_delay = 30;
 static char *llm_usage_source_url_prefixes = NULL;	/* read in SQL (_source_url_allowed) */
@@ -324,6 +325,12 @@ define_settings(void)
 							   "Empty: no custom source may be used.  The worker runs as a superuser, so only a superuser decides which addresses it may be sent to.",
 							   &llm_usage_source_url_prefixes, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.mapping_timeout",
+							"How long a custom source's mapping function may take for one page.",
+							"The worker serves every tenant: a mapping function that takes longer is cancelled and its run fails.",
+							&llm_usage_mapping_timeout_ms, 60000, 100, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llm_usage.source_window_from",
 							   "Start of the window (RFC 3339, UTC) a custom source's mapping function is called for; empty outside.",

@@ -42,7 +42,7 @@ tokens_used() { sq -c "SELECT used FROM llm_usage.quota_status('$1') WHERE quota
 
 cleanup() {
     psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $ADB" 2>/dev/null
-    psql_q -d "$WDB" -o /dev/null -c "DELETE FROM llm_usage.usage_source_store WHERE name = 'a2_hostile'" 2>/dev/null
+    psql_q -d "$WDB" -o /dev/null -c "DELETE FROM llm_usage.usage_source_store WHERE name IN ('a2_hostile', 'a2_stall', 'a2_benign', 'a2_stubborn')" 2>/dev/null
     psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA IF EXISTS a2_maps CASCADE" 2>/dev/null
     psql_q -d postgres -o /dev/null 2>/dev/null <<'SQL'
 DO $$
@@ -286,6 +286,64 @@ check "[P2] ... a2_wmapper is no admin and no superuser" \
     test "$(wq -c "SELECT rolsuper OR pg_has_role('a2_wmapper', 'llm_usage_admin', 'MEMBER') FROM pg_roles WHERE rolname = 'a2_wmapper'")" == f
 wq -o /dev/null -c "SELECT llm_usage.deactivate_usage_source($sid)"
 psql_q -d postgres -o /dev/null -c "ALTER SYSTEM RESET llm_usage.alert_webhook_url" -c "SELECT pg_reload_conf()"
+
+# ------------------ [P3] a mapping function that never returns (the worker stalls for everyone)
+wq -o /dev/null <<'SQL'
+CREATE FUNCTION a2_maps.stall(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_catalog.pg_sleep(3600); RETURN; END $$;
+CREATE FUNCTION a2_maps.benign(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$;
+-- catches the cancel and sleeps on
+CREATE FUNCTION a2_maps.stubborn(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+LANGUAGE plpgsql AS $$
+BEGIN
+    LOOP
+        BEGIN
+            PERFORM pg_catalog.pg_sleep(3600);
+        EXCEPTION WHEN query_canceled THEN
+            INSERT INTO a2_maps.tries VALUES ('stubborn', 'caught a cancel');
+        END;
+    END LOOP;
+END $$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA a2_maps TO a2_wmapper;
+SQL
+for fn in stall benign stubborn; do
+    r=$(bind_call "SELECT llm_usage.add_usage_source('a2_$fn', 'a2_src', '$SIM', '/metrics/api-usage?from={from}&to={to}&limit=31',
+            'a2_maps.$fn(jsonb,bigint)', 'a2_wmapper', auth => 'bearer', secret => :key)" "svc-a2-secret-bearer-0002" -d "$WDB")
+    [[ $r == 0 ]] || fail "could not register source a2_$fn"
+done
+psql_q -d postgres -o /dev/null -c "ALTER SYSTEM SET llm_usage.mapping_timeout = '2s'" -c "SELECT pg_reload_conf()" 2>/dev/null
+sleep 1
+s_stall=$(wq -c "SELECT id FROM llm_usage.usage_sources WHERE name = 'a2_stall'")
+s_benign=$(wq -c "SELECT id FROM llm_usage.usage_sources WHERE name = 'a2_benign'")
+r_stall=$(wq -c "SELECT llm_usage.collect_source_now($s_stall, '2026-10-01', '2026-10-01')")
+r_benign=$(wq -c "SELECT llm_usage.collect_source_now($s_benign, '2026-10-01', '2026-10-01')")
+st_benign=$(wait_run "$r_benign" 30)
+st_stall=$(wq -c "SELECT status || ': ' || coalesce(error, '') FROM llm_usage.collector_runs WHERE run_id = $r_stall")
+echo "  the stalling source's run: $st_stall; the next run (another source): $st_benign"
+check "[P3] a mapping function that never returns does not hold the worker: the next source's run finishes ($st_benign)" \
+    test "$st_benign" == succeeded
+check "[P3] ... the stalling run failed for llm_usage.mapping_timeout" \
+    grep -q '^failed: .*mapping page 1: .*llm_usage.mapping_timeout' <<<"$st_stall"
+s_stubborn=$(wq -c "SELECT id FROM llm_usage.usage_sources WHERE name = 'a2_stubborn'")
+r_stubborn=$(wq -c "SELECT llm_usage.collect_source_now($s_stubborn, '2026-10-01', '2026-10-01')")
+r_benign2=$(wq -c "SELECT llm_usage.collect_source_now($s_benign, '2026-10-02', '2026-10-02')")
+st_benign2=$(wait_run "$r_benign2" 40)
+st_stubborn=$(wq -c "SELECT status || ': ' || coalesce(error, '') FROM llm_usage.collector_runs WHERE run_id = $r_stubborn")
+echo "  a mapping function that catches the cancel and sleeps on: $st_stubborn ($(wq -c "SELECT count(*) FROM a2_maps.tries WHERE what = 'stubborn'") cancel(s) caught); the next run: $st_benign2"
+check "[P3] one that catches the cancel does not hold the worker either: the worker ends itself and the next run finishes ($st_benign2)" \
+    test "$st_benign2" == succeeded
+check "[P3] ... the stubborn run is recorded as failed (interrupted)" grep -q '^failed: interrupted' <<<"$st_stubborn"
+wq -o /dev/null -c "SELECT llm_usage.deactivate_usage_source($s_stall)" -c "SELECT llm_usage.deactivate_usage_source($s_benign)" \
+   -c "SELECT llm_usage.deactivate_usage_source($s_stubborn)"
+for _ in $(seq 1 100); do [[ -n "$(worker_pid 2>/dev/null)" ]] && break; sleep 0.2; done
+if [[ $st_benign != succeeded || $st_benign2 != succeeded ]]; then
+    # the worker is stuck in the mapping function: end it (it comes back in 5 s)
+    psql_q -d postgres -o /dev/null -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'llm_usage collector'"
+    sleep 1
+    for _ in $(seq 1 100); do [[ -n "$(worker_pid 2>/dev/null)" ]] && break; sleep 0.2; done
+fi
+psql_q -d postgres -o /dev/null -c "ALTER SYSTEM RESET llm_usage.mapping_timeout" -c "SELECT pg_reload_conf()" 2>/dev/null
 cleanup
 if ((failed)); then
     echo "$failed attack(s) got through"
