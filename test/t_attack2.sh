@@ -146,12 +146,15 @@ done
 # ------------------------------ [V5] one tenant fills the reservation hash
 max=$(sq -c "SHOW llm_usage.max_reservations")
 per=$(sq -c "SELECT coalesce(current_setting('llm_usage.max_reservations_per_tenant', true), '$max')")
+b0=$(tokens_used a2_beta)
 flood=$(asrole a2_mallory "DO \$\$ BEGIN FOR g IN 1..$max LOOP PERFORM llm_usage.enforce_quota('a2_acme', 'tokens', 1, 'flood-' || g); END LOOP; END \$\$")
 echo "  a2_mallory asked for $max reservations (max_reservations $max, per tenant $per): $(grep -o 'ERROR: .*' <<<"$flood" | head -1)"
 out=$(asrole a2_victim "SELECT allowed FROM llm_usage.enforce_quota('a2_beta', 'tokens', 1, 'victim-after-flood')")
 check "[V5] after a2_mallory opened every reservation she could, a2_beta still reserves ($out)" test "$out" == t
 check "[V5] ... a2_mallory was stopped with 53400 naming her own tenant's bound" \
     grep -q 'ERROR: *53400: too many open quota reservations for tenant "a2_acme"' <<<"$flood"
+check "[V5] ... and her reservations counted nothing of a2_beta ($b0 -> $(tokens_used a2_beta) with a2_beta's own 1)" \
+    test "$(sq -c "SELECT ($(tokens_used a2_beta) - $b0)::bigint")" == 1
 # a2_mallory's flood settled again (tracked at zero), so later suites find the hash empty
 asrole a2_mallory "SELECT count(llm_usage.track_usage('a2_acme', 'chat', 'gpt-4o', 0, 0, request_id => 'flood-' || g)) FROM generate_series(1, $max) g" >/dev/null
 asrole a2_victim "SELECT llm_usage.track_usage('a2_beta', 'chat', 'gpt-4o', 0, 0, request_id => 'victim-after-flood') > 0" >/dev/null
