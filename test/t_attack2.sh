@@ -42,8 +42,8 @@ tokens_used() { sq -c "SELECT used FROM llm_usage.quota_status('$1') WHERE quota
 
 cleanup() {
     psql_q -d postgres -o /dev/null -c "DROP DATABASE IF EXISTS $ADB" 2>/dev/null
-    psql_q -d "$WDB" -o /dev/null -c "DELETE FROM llm_usage.usage_source_store WHERE name IN ('a2_hostile', 'a2_stall', 'a2_benign', 'a2_stubborn')" 2>/dev/null
-    psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA IF EXISTS a2_maps CASCADE" 2>/dev/null
+    psql_q -d "$WDB" -o /dev/null -c "DELETE FROM llm_usage.usage_source_store WHERE name IN ('a2_hostile', 'a2_stall', 'a2_benign', 'a2_stubborn', 'a2_owned')" 2>/dev/null
+    psql_q -d "$WDB" -o /dev/null -c "DROP SCHEMA IF EXISTS a2_maps CASCADE" -c "DROP SCHEMA IF EXISTS a2own CASCADE" 2>/dev/null
     psql_q -d postgres -o /dev/null 2>/dev/null <<'SQL'
 DO $$
 DECLARE r text;
@@ -202,7 +202,7 @@ CREATE FUNCTION a2m.map(page jsonb, source_id bigint) RETURNS SETOF llm_usage.us
 GRANT EXECUTE ON FUNCTION a2m.map(jsonb, bigint) TO a2_mapper;
 SQL
 reg() {         # reg BASE PATH: register a source under the prefix http://127.0.0.1:9/v2 (as a superuser)
-    sq -c "SET llm_usage.source_url_prefixes = 'http://127.0.0.1:9/v2'" \
+    sq -c '\set VERBOSITY verbose' -c "SET llm_usage.source_url_prefixes = 'http://127.0.0.1:9/v2'" \
        -c "SELECT llm_usage.add_usage_source('p-' || md5(random()::text), 'a2_acme', '$1', '$2', 'a2m.map(jsonb,bigint)', 'a2_mapper') > 0" 2>&1
 }
 refused=0; tried=0
@@ -214,9 +214,9 @@ for bp in 'http://127.0.0.1:9/v2/..|/x?f={from}&t={to}' 'http://127.0.0.1:9/v2/.
           'http://127.0.0.1:9/v2.evil.example|/x?f={from}&t={to}' 'http://127.0.0.1:9/v2|@evil.example/x?f={from}&t={to}'; do
     out=$(reg "${bp%%|*}" "${bp#*|}")
     tried=$((tried + 1))
-    if grep -q 'ERROR' <<<"$out"; then refused=$((refused + 1)); else echo "  registered: $bp"; fi
+    if grep -qE 'ERROR: +(22023|42501)' <<<"$out"; then refused=$((refused + 1)); else echo "  not refused with 22023/42501: $bp: $out"; fi
 done
-check "[P1] base URLs and path templates leaving the prefix http://127.0.0.1:9/v2 (dot segments, encoded dots, scheme case, userinfo, host suffix) are refused ($refused of $tried)" \
+check "[P1] base URLs and path templates leaving the prefix http://127.0.0.1:9/v2 (dot segments, encoded dots, scheme case, userinfo, host suffix) are refused with 22023 or 42501 ($refused of $tried)" \
     test "$refused" == "$tried"
 out=$(reg 'http://127.0.0.1:9/v2/x..y' '/.well-known/usage?f={from}&t={to}')
 check "[P1] ... while names with dots in them are fine ($out)" test "$out" == t
@@ -333,7 +333,7 @@ r_stubborn=$(wq -c "SELECT llm_usage.collect_source_now($s_stubborn, '2026-10-01
 r_benign2=$(wq -c "SELECT llm_usage.collect_source_now($s_benign, '2026-10-02', '2026-10-02')")
 st_benign2=$(wait_run "$r_benign2" 40)
 st_stubborn=$(wq -c "SELECT status || ': ' || coalesce(error, '') FROM llm_usage.collector_runs WHERE run_id = $r_stubborn")
-echo "  a mapping function that catches the cancel and sleeps on: $st_stubborn ($(wq -c "SELECT count(*) FROM a2_maps.tries WHERE what = 'stubborn'") cancel(s) caught); the next run: $st_benign2"
+echo "  a mapping function that catches the cancel and sleeps on: $st_stubborn; the next run: $st_benign2"
 check "[P3] one that catches the cancel does not hold the worker either: the worker ends itself and the next run finishes ($st_benign2)" \
     test "$st_benign2" == succeeded
 check "[P3] ... the stubborn run is recorded as failed (interrupted)" grep -q '^failed: interrupted' <<<"$st_stubborn"
@@ -347,6 +347,56 @@ if [[ $st_benign != succeeded || $st_benign2 != succeeded ]]; then
     for _ in $(seq 1 100); do [[ -n "$(worker_pid 2>/dev/null)" ]] && break; sleep 0.2; done
 fi
 psql_q -d postgres -o /dev/null -c "ALTER SYSTEM RESET llm_usage.mapping_timeout" -c "SELECT pg_reload_conf()" 2>/dev/null
+
+# ------ [P4] the owner of a mapping function is someone else than its role
+# a2_fnowner (an application's login role) owns a mapping function and lets
+# a2_rmapper run it; a2_rmapper may read a table a2_fnowner may not.  Whoever
+# owns the function can change its body at any time: if the worker runs it
+# as a2_rmapper, its owner gets a2_rmapper's rights.
+wq -o /dev/null <<'SQL'
+CREATE ROLE a2_fnowner LOGIN IN ROLE llm_usage_app;
+CREATE ROLE a2_rmapper NOLOGIN;
+CREATE TABLE a2_maps.secret_table (s text);
+INSERT INTO a2_maps.secret_table VALUES ('a2-SECRET-row');
+GRANT USAGE ON SCHEMA a2_maps TO a2_rmapper;
+GRANT SELECT ON a2_maps.secret_table TO a2_rmapper;
+CREATE SCHEMA a2own AUTHORIZATION a2_fnowner;
+SQL
+as_user "$PGBIN/psql" -X -q -U a2_fnowner -d "$WDB" -o /dev/null <<'SQL'
+CREATE TABLE a2own.loot (s text);
+GRANT INSERT ON a2own.loot TO a2_rmapper;
+GRANT USAGE ON SCHEMA a2own TO a2_rmapper;
+CREATE FUNCTION a2own.map(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$;
+GRANT EXECUTE ON FUNCTION a2own.map(jsonb, bigint) TO a2_rmapper;
+SQL
+regout=$(wq -c '\set VERBOSITY verbose' -c "SELECT llm_usage.add_usage_source('a2_owned', 'a2_src', '$SIM', '/metrics/api-usage?from={from}&to={to}&limit=31',
+        'a2own.map(jsonb,bigint)', 'a2_rmapper', auth => 'bearer', secret => 'svc-a2-secret-bearer-0003')" 2>&1 | grep -o 'ERROR: .*')
+s_owned=$(wq -c "SELECT id FROM llm_usage.usage_sources WHERE name = 'a2_owned'")
+check "[P4] registering a mapping function whose owner (a2_fnowner) may not act as its role (a2_rmapper) is refused (${regout:-registered})" \
+    test -z "$s_owned" -a -n "$(grep -E '42501|owned by' <<<"$regout")"
+if [[ -z $s_owned ]]; then
+    # registered with a function of a role that may (a superuser's), then given to a2_fnowner
+    wq -o /dev/null -c "ALTER FUNCTION a2own.map(jsonb, bigint) OWNER TO postgres"
+    bind_call "SELECT llm_usage.add_usage_source('a2_owned', 'a2_src', '$SIM', '/metrics/api-usage?from={from}&to={to}&limit=31',
+        'a2own.map(jsonb,bigint)', 'a2_rmapper', auth => 'bearer', secret => :key)" "svc-a2-secret-bearer-0003" -d "$WDB" >/dev/null
+    wq -o /dev/null -c "ALTER FUNCTION a2own.map(jsonb, bigint) OWNER TO a2_fnowner"
+    s_owned=$(wq -c "SELECT id FROM llm_usage.usage_sources WHERE name = 'a2_owned'")
+fi
+[[ -n $s_owned ]] || fail "could not register source a2_owned"
+# the owner turns the function into a thief
+as_user "$PGBIN/psql" -X -q -U a2_fnowner -d "$WDB" -o /dev/null <<'SQL'
+CREATE OR REPLACE FUNCTION a2own.map(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+LANGUAGE plpgsql AS $$ BEGIN INSERT INTO a2own.loot SELECT s FROM a2_maps.secret_table; RETURN; END $$;
+SQL
+r=$(wq -c "SELECT llm_usage.collect_source_now($s_owned, '2026-10-01', '2026-10-01')")
+st=$(wait_run "$r" 30)
+err=$(wq -c "SELECT coalesce(error, '') FROM llm_usage.collector_runs WHERE run_id = $r")
+loot=$(wq -c "SELECT count(*) FROM a2own.loot")
+echo "  the run after a2_fnowner rewrote the function: $st ($err); rows a2_fnowner got from a2_rmapper's table: $loot"
+check "[P4] ... and at run time the worker refuses it before calling it: a2_fnowner got nothing ($loot rows)" \
+    test "$loot" == 0 -a "$st" == failed -a -n "$(grep 'owned by role "a2_fnowner"' <<<"$err")"
+wq -o /dev/null -c "SELECT llm_usage.deactivate_usage_source($s_owned)"
 cleanup
 if ((failed)); then
     echo "$failed attack(s) got through"

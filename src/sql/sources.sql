@@ -86,8 +86,9 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- A mapping function: (jsonb, bigint) RETURNS SETOF llm_usage.usage_source_row,
--- a plain function (not SECURITY DEFINER: it would run as its owner), not
--- in a temporary schema, executable by the role.  Returns its
+-- a plain function (not SECURITY DEFINER: it would run as its owner), owned
+-- by the role, a role that may act as it or a superuser, not in a temporary
+-- schema, executable by the role.  Returns its
 -- schema-qualified signature.
 DECLARE
     p pg_catalog.pg_proc;
@@ -109,6 +110,18 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'It would run as its owner instead of the role named for it.';
     END IF;
+    -- its owner can change what it does at any time (CREATE OR REPLACE keeps
+    -- it registered): it must be a role that may act as p_role anyway (p_role
+    -- itself, a role that may SET ROLE to it) or a superuser, else the
+    -- worker would run the owner's code with p_role's rights
+    IF NOT pg_catalog.pg_has_role(p.proowner, p_role, 'MEMBER')
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = p.proowner) THEN
+        RAISE EXCEPTION 'mapping function % is owned by role "%", which may not act as role "%"',
+                        p_fn::regprocedure, p.proowner::regrole, p_role::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Its owner can change what the function does, and the worker runs it as the mapping role.',
+                  HINT = format('Let the mapping role own it: ALTER FUNCTION %s OWNER TO %I;', p_fn::regprocedure, p_role::regrole::text);
+    END IF;
     IF pg_catalog.pg_is_other_temp_schema(p.pronamespace) OR p.pronamespace = pg_catalog.pg_my_temp_schema() THEN
         RAISE EXCEPTION 'mapping function % is in a temporary schema', p_fn::regprocedure
             USING ERRCODE = 'invalid_parameter_value';
@@ -125,7 +138,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION llm_usage._check_mapping_function(oid, oid) IS
-'Internal: the schema-qualified signature of a mapping function, or 22023/42501/42883 unless it is (jsonb, bigint) RETURNS SETOF llm_usage.usage_source_row, not SECURITY DEFINER, not temporary, executable by the role.';
+'Internal: the schema-qualified signature of a mapping function, or 22023/42501/42883 unless it is (jsonb, bigint) RETURNS SETOF llm_usage.usage_source_row, not SECURITY DEFINER, owned by the role, a role that may act as it or a superuser, not temporary, executable by the role.';
 
 CREATE OR REPLACE FUNCTION llm_usage._check_pagination(p jsonb)
 RETURNS jsonb
