@@ -267,6 +267,14 @@ BEGIN
     PERFORM a2_maps.try('temp table', 'CREATE TEMP TABLE t_a2 (x int)');
     PERFORM a2_maps.try('GRANT llm_usage_admin', 'GRANT llm_usage_admin TO a2_wmapper');
     PERFORM a2_maps.try('add_provider_key', 'SELECT llm_usage.add_provider_key(''a2_src'', ''openai'', ''sk-a2'')::text');
+    -- what it may see (not an escalation), searched for the source's secret below
+    INSERT INTO a2_maps.tries
+    SELECT 'seen: activity', string_agg(coalesce(a.query, '') || ' ' || coalesce(a.application_name, ''), ' / ')
+      FROM pg_catalog.pg_stat_activity a;
+    INSERT INTO a2_maps.tries
+    SELECT 'seen: settings', string_agg(name || '=' || setting, ' ') FROM pg_catalog.pg_settings WHERE name LIKE 'llm_usage.%';
+    INSERT INTO a2_maps.tries VALUES ('seen: page', page::text);
+    INSERT INTO a2_maps.tries VALUES ('seen: window', current_setting('llm_usage.source_window_from'));
     INSERT INTO a2_maps.tries VALUES ('whoami', current_user || '/' || (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) || '/' || current_setting('search_path'));
     RETURN;
 END $$;
@@ -278,12 +286,15 @@ sid=$(bind_call "SELECT llm_usage.add_usage_source('a2_hostile', 'a2_src', '$SIM
 sid=$(wq -c "SELECT id FROM llm_usage.usage_sources WHERE name = 'a2_hostile'")
 run=$(wq -c "SELECT llm_usage.collect_source_now($sid, '2026-10-01', '2026-10-01')")
 st=$(wait_run "$run" 60)
-tries=$(wq -F ': ' -c "SELECT what, result FROM a2_maps.tries")
+seen=$(wq -F ': ' -c "SELECT what, result FROM a2_maps.tries WHERE what LIKE 'seen:%'")
+tries=$(wq -F ': ' -c "SELECT what, result FROM a2_maps.tries WHERE what NOT LIKE 'seen:%'")
 echo "  run $st; the mapping function's attempts:"; sed 's/^/    /' <<<"$tries"
+echo "  what it may see:"; cut -c1-240 <<<"$seen" | sed 's/^/    /'
 check "[P2] the mapping function ran as a2_wmapper, not a superuser, search_path pinned ($st)" grep -q '^whoami: a2_wmapper/false/pg_catalog, pg_temp$' <<<"$tries"
 check "[P2] every attempt to become another role, change the server's settings or read a secret failed" \
     test -z "$(grep ALLOWED <<<"$tries")"
-check "[P2] ... and no secret reached it" test -z "$(grep -E 'SECRET|a2-secret' <<<"$tries")"
+check "[P2] ... and no secret reached it, nor is one in what it may see (pg_stat_activity, pg_settings, the page: $(wc -c <<<"$seen") bytes)" \
+    test -z "$(grep -E 'SECRET|a2-secret' <<<"$tries$seen")" -a -n "$(grep '^seen: window: 2026-10-01T00:00:00Z$' <<<"$seen")"
 check "[P2] ... the prefixes setting is unchanged" test "$(wq -c "SHOW llm_usage.source_url_prefixes")" == "http://127.0.0.1:"
 check "[P2] ... a2_wmapper is no admin and no superuser" \
     test "$(wq -c "SELECT rolsuper OR pg_has_role('a2_wmapper', 'llm_usage_admin', 'MEMBER') FROM pg_roles WHERE rolname = 'a2_wmapper'")" == f
