@@ -59,3 +59,22 @@ SELECT quota_limit FROM llm_usage.plan_quotas WHERE plan = 'pro' AND quota_type 
 -- tenant creation and changes are audited
 SELECT tenant_id, event_type, action, result, details
   FROM llm_usage.audit_events WHERE action IN ('create_tenant', 'update_tenant') ORDER BY audit_id;
+
+-- a time zone is a name of pg_timezone_names, exactly: the session's set of
+-- names (src/zone_names.c) answers as the view does for every name it lists
+-- and for names it does not (case, abbreviations, POSIX specifications,
+-- paths, the empty name, 300 characters)
+SELECT count(*) > 400 AS many, count(*) FILTER (WHERE NOT llm_usage._zone_known(name)) AS not_known
+  FROM pg_catalog.pg_timezone_names;
+CREATE TEMP TABLE zone_probes AS
+SELECT probe, llm_usage._zone_known(probe) AS known,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = probe) AS listed
+  FROM unnest(ARRAY['UTC', 'Europe/Berlin', 'europe/berlin', 'EUROPE/BERLIN', 'Europe/Berlin ', 'America/Havana',
+                    'UTC+3', '<+03>-3', 'PST8PDT,M3.2.0,M11.1.0', '../etc/passwd', '/usr/share/zoneinfo/UTC',
+                    'Europe/', '', repeat('a', 300), 'posixrules', 'Factory', 'CET', 'EST5EDT']) AS probe;
+SELECT left(probe, 20) AS probe, known FROM zone_probes WHERE probe NOT IN ('posixrules', 'Factory', 'CET', 'EST5EDT');
+SELECT count(*) AS probes, count(*) FILTER (WHERE known IS DISTINCT FROM listed) AS disagree FROM zone_probes;
+SELECT llm_usage._zone_known(NULL) IS NULL AS strict;
+SELECT try($$SELECT llm_usage.create_tenant('tz-probe', timezone => 'UTC+3')$$);
+SELECT try($$SELECT llm_usage.create_tenant('tz-probe', timezone => 'europe/berlin')$$);
+SELECT count(*) FROM llm_usage.tenants WHERE tenant_id = 'tz-probe';

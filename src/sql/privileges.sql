@@ -115,6 +115,7 @@ GRANT EXECUTE ON FUNCTION
     -- what the triggers of tables admins may write call: the time zone
     -- check of tenants, counter corrections through the quota_counters view
     llm_usage._check_timezone(text),
+    llm_usage._zone_known(text),
     llm_usage._shm_usable(text),
     llm_usage._shm_set_counter(text, text, text, timestamptz, numeric),
     llm_usage._quota_counters_update()

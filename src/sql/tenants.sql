@@ -5,6 +5,13 @@
  * plan in a time zone.
  */
 
+CREATE OR REPLACE FUNCTION llm_usage._zone_known(name text)
+RETURNS boolean
+LANGUAGE c STABLE STRICT
+AS 'MODULE_PATHNAME', 'llm_usage_zone_known';
+COMMENT ON FUNCTION llm_usage._zone_known(text) IS
+'Internal: whether name is exactly a name of pg_timezone_names, from a set of the names read once per session (src/zone_names.c).';
+
 CREATE OR REPLACE FUNCTION llm_usage._check_timezone(p_tz text)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -15,7 +22,7 @@ BEGIN
         RAISE EXCEPTION 'timezone must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = p_tz) THEN
+    IF NOT llm_usage._zone_known(p_tz) THEN
         RAISE EXCEPTION 'unknown time zone "%"', p_tz
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use a name from pg_timezone_names, such as UTC or Europe/Berlin.';
