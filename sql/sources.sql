@@ -111,6 +111,12 @@ ALTER ROLE regress_src_mapper NOBYPASSRLS NOCREATEROLE;
 GRANT pg_read_all_data TO regress_src_mapper;
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 REVOKE pg_read_all_data FROM regress_src_mapper;
+GRANT pg_monitor TO regress_src_mapper;
+SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+REVOKE pg_monitor FROM regress_src_mapper;
+GRANT pg_read_all_settings TO regress_src_mapper;
+SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+REVOKE pg_read_all_settings FROM regress_src_mapper;
 -- a non-superuser admin may not widen where sources may go
 SET ROLE regress_src_admin;
 SELECT try($$SET llm_usage.source_url_prefixes = 'http://169.254.169.254'$$);

@@ -28,7 +28,7 @@ AS $$
 -- The role a mapping function may run as: it exists; it is not a
 -- superuser, has no BYPASSRLS, CREATEROLE or REPLICATION, is not a member
 -- of a role that has, nor of the predefined roles that reach files,
--- programs or every table; and p_admin (the registering admin) may SET
+-- programs, every table, every setting or every session's statement; and p_admin (the registering admin) may SET
 -- ROLE to it, so naming it gives the admin nothing it did not have.
 DECLARE
     r       pg_catalog.pg_roles;
@@ -55,7 +55,10 @@ BEGIN
      WHERE g.oid <> r.oid
        AND (g.rolsuper OR g.rolbypassrls OR g.rolcreaterole OR g.rolreplication
             OR g.rolname IN ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files',
-                             'pg_read_all_data', 'pg_write_all_data', 'pg_signal_backend'))
+                             'pg_read_all_data', 'pg_write_all_data', 'pg_signal_backend',
+                             -- the worker's session holds the secret settings
+                             -- (webhook, SMTP), and other sessions' statements
+                             'pg_read_all_settings', 'pg_read_all_stats', 'pg_monitor'))
        AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER');
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'role "%" may not run a mapping function: it is a member of %', p_role, v_bad
