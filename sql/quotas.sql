@@ -214,3 +214,16 @@ SELECT try($$SELECT * FROM llm_usage._shm_consume('q1', ARRAY['tokens'], ARRAY[5
 SELECT try($$SELECT * FROM llm_usage._shm_consume(NULL, ARRAY['tokens'], ARRAY[5]::numeric[], 'x')$$);
 SELECT try($$SELECT llm_usage._shm_settle(NULL, 'x', 1, 0, NULL, now())$$);
 SELECT used AS q1_tokens_after FROM llm_usage.quota_status('q1') WHERE quota_type = 'tokens' AND period = 'day';
+
+-- enforce_quota counts, so it writes: a read-only transaction gets 25006,
+-- whether or not the tenant is already counted in shared memory, and nothing
+-- is counted
+SELECT llm_usage.create_tenant('q_ro', 'pro');
+BEGIN READ ONLY;
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q1', 'tokens', 5)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quota('q_ro', 'tokens', 5)$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q1', '{"tokens": 5}')$$);
+SELECT try($$SELECT * FROM llm_usage.enforce_quotas('q_ro', '{"tokens": 5}')$$);
+COMMIT;
+SELECT used AS q1_tokens_after_read_only FROM llm_usage.quota_status('q1') WHERE quota_type = 'tokens' AND period = 'day';
+SELECT allowed, used FROM llm_usage.enforce_quota('q_ro', 'tokens', 5);

@@ -110,11 +110,13 @@ rate_of(HeapTuple tup, TupleDesc desc, int col)
  * load_prices
  *		Load every price version into the cache with one query.  Expects a
  *		transaction; reads pending invalidations (SPI) and resets the cache
- *		before filling it.
+ *		before filling it.  The cache is published when complete: an error
+ *		while it is filled leaves none (read again by the next call).
  */
 static void
 load_prices(void)
 {
+	HTAB	   *cache;
 	HASHCTL		info;
 	MemoryContext old;
 	uint64		gen;
@@ -155,7 +157,8 @@ load_prices(void)
 	info.keysize = MODEL_MAX + 1;
 	info.entrysize = sizeof(ModelPrices);
 	info.hcxt = price_ctx;
-	price_cache = hash_create("llm_usage price cache", 256, &info, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	/* filled first, published (price_cache set) only once complete */
+	cache = hash_create("llm_usage price cache", 256, &info, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	old = MemoryContextSwitchTo(price_ctx);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -174,7 +177,7 @@ load_prices(void)
 			continue;
 		memset(key, 0, sizeof(key));
 		strlcpy(key, model, sizeof(key));
-		mp = hash_search(price_cache, key, HASH_ENTER, &found);
+		mp = hash_search(cache, key, HASH_ENTER, &found);
 		if (!found)
 		{
 			mp->n = 0;
@@ -199,6 +202,7 @@ load_prices(void)
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	session_cache_unpin_search_path(level);
+	price_cache = cache;
 	prices_gen = gen;
 }
 

@@ -44,6 +44,7 @@ int			llm_usage_aggregate_interval = 300;
 int			llm_usage_max_pages = 1000;
 int			llm_usage_alert_delivery_attempts = 10;
 int			llm_usage_alert_retry_delay = 30;
+int			llm_usage_quota_max_tenants = 10000;
 static char *llm_usage_source_url_prefixes = NULL;	/* read in SQL (_source_url_allowed) */
 char	   *llm_usage_source_window_from = NULL;
 char	   *llm_usage_source_window_to = NULL;

@@ -37,6 +37,7 @@ extern int	llm_usage_aggregate_interval;
 extern int	llm_usage_max_pages;
 extern int	llm_usage_alert_delivery_attempts;
 extern int	llm_usage_alert_retry_delay;
+extern int	llm_usage_quota_max_tenants;	/* sizes quota_shmem.c and session_cache.c */
 
 /* who is calling (caller.c): the role tenant checks are made for */
 extern Oid	llm_usage_caller_id(void);

@@ -51,9 +51,11 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -115,6 +117,7 @@ static SPIPlanPtr fallback_plan = NULL;
 static SPIPlanPtr flush_plan = NULL;
 static SPIPlanPtr existing_plan = NULL;
 static TupleDesc enforce_tupdesc = NULL;
+static Oid	enforce_tupdesc_fn = InvalidOid;	/* the function it is the result of */
 
 /* the last amount converted (pgbench and applications repeat theirs) */
 static char last_amount[32];
@@ -187,7 +190,8 @@ numeric_constant(Datum *slot, int64 value)
 }
 
 static Datum micro_unit = (Datum) 0;		/* 10^6: counters are in millionths */
-static Datum max_amount_u = (Datum) 0;		/* 10^18: 10^12 units, _check_amount's bound */
+static Datum max_amount = (Datum) 0;		/* 10^12: _check_amount's bound */
+static Datum max_amount_u = (Datum) 0;		/* 10^18: 10^12 units, in millionths */
 static Datum max_limit_u = (Datum) 0;		/* 9 * 10^18: limits beyond never bind */
 static Datum zero = (Datum) 0;
 
@@ -196,9 +200,11 @@ static Datum zero = (Datum) 0;
 /*
  * amount_to_micro
  *		An amount in millionths, rounded up; false unless it is a number in
- *		[0, 10^12] (the range _check_amount accepts).  The sign is checked
- *		before scaling: a negative amount above -0.000001 would round up to
- *		0, and one below -9.2 * 10^12 would not fit an int64.
+ *		[0, 10^12] (the range _check_amount accepts).  The sign and the
+ *		bound are checked before scaling: a negative amount above -0.000001
+ *		would round up to 0, one below -9.2 * 10^12 would not fit an int64,
+ *		and scaling one near numeric's largest would overflow (22003, where
+ *		_check_amount raises 22023).
  */
 static bool
 amount_to_micro(Numeric n, int64 *out)
@@ -207,7 +213,9 @@ amount_to_micro(Numeric n, int64 *out)
 	int64		v;
 
 	if (numeric_is_nan(n) || numeric_is_inf(n) ||
-		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), numeric_constant(&zero, 0))) < 0)
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n), numeric_constant(&zero, 0))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
+										  numeric_constant(&max_amount, INT64CONST(1000000000000)))) > 0)
 		return false;
 	scaled = DirectFunctionCall1(numeric_ceil,
 								 DirectFunctionCall2(numeric_mul, NumericGetDatum(n), micro_numeric()));
@@ -343,19 +351,21 @@ function_owner(Oid fn)
 }
 
 /*
- * import_table_counters
- *		A shared entry this backend just took: add what the table holds for
- *		the tenant (counted before the shared counters were in use, restored
- *		by pg_dump, or counted in the table while shared memory was full).
- *		_quota_table_counters() locks the tenant's table rows, so that a
- *		consumption in the table still in progress is committed (and read)
- *		first, and one that starts later finds the entry (_consume_table
- *		looks again once it holds the rows).  Consumption by others since
- *		the entry was taken is kept: the table's figures are added to it.
- *		The caller is connected to SPI with search_path pinned.
+ * read_table_counters
+ *		What the table holds for a tenant about to get a shared entry
+ *		(counted before the shared counters were in use, restored by
+ *		pg_dump, or counted in the table while shared memory was full), as
+ *		the entry's initial slots (all empty if none; updated_at: now).
+ *		_quota_table_counters() locks the tenant's table rows (until the
+ *		transaction ends), so that a consumption in the table still in
+ *		progress is committed (and read) first, and one that starts later
+ *		finds the entry (_consume_table looks again once it holds the rows).
+ *		Read before the entry is taken, so that an error or a cancel here
+ *		leaves no entry without the table's counters.  The caller is
+ *		connected to SPI with search_path pinned.
  */
 static void
-import_table_counters(const QuotaRef *ref, const char *tenant)
+read_table_counters(const char *tenant, QuotaSlot *slots)
 {
 	Datum		arg = CStringGetTextDatum(tenant);
 	bool		isnull[4];
@@ -365,7 +375,9 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
 			   *starts,
 			   *used;
 	int			n;
+	TimestampTz now = GetCurrentTimestamp();
 
+	memset(slots, 0, sizeof(QuotaSlot) * QUOTA_SLOTS);
 	if (counters_plan == NULL)
 		counters_plan = session_cache_keep_plan("SELECT counter_types, counter_periods, counter_starts, counter_used "
 												"FROM llm_usage._quota_table_counters($1)", 1, (Oid[]) {TEXTOID});
@@ -373,7 +385,7 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
 		return;
 	for (int i = 0; i < 4; i++)
 		arr[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1 + i, &isnull[i]);
-	if (isnull[0])
+	if (isnull[0] || isnull[1] || isnull[2] || isnull[3])
 		return;
 	deconstruct_array(DatumGetArrayTypeP(arr[0]), TEXTOID, -1, false, TYPALIGN_INT, &types, NULL, &n);
 	deconstruct_array(DatumGetArrayTypeP(arr[1]), TEXTOID, -1, false, TYPALIGN_INT, &periods, NULL, &n);
@@ -388,16 +400,10 @@ import_table_counters(const QuotaRef *ref, const char *tenant)
 
 		if (t < 0 || p < 0 || !amount_to_micro(DatumGetNumeric(used[i]), &u))
 			continue;
-		if (!quota_lock(ref))
-			return;
-		s = &ref->entry->slots[t * QUOTA_NPERIODS + p];
-		if (s->period_start == 0 || s->period_start == DatumGetTimestampTz(starts[i]))
-		{
-			s->period_start = DatumGetTimestampTz(starts[i]);
-			s->used = (s->used > PG_INT64_MAX - u) ? PG_INT64_MAX : s->used + u;
-			ref->entry->dirty = true;
-		}
-		quota_unlock(ref);
+		s = &slots[t * QUOTA_NPERIODS + p];
+		s->period_start = DatumGetTimestampTz(starts[i]);
+		s->used = u;
+		s->updated_at = now;
 	}
 }
 
@@ -528,8 +534,9 @@ cached_config(const char *tenant)
 /*
  * tenant_config
  *		The cached configuration of a tenant for the calling role, with its
- *		shared entry looked up (taken on first use, the table's counters
- *		imported); NULL when the role may not use the tenant or it does not
+ *		shared entry looked up (taken on first use, filled with the table's
+ *		counters read before it is taken: an error or a cancel while they
+ *		are read takes no entry); NULL when the role may not use the tenant or it does not
  *		exist.  has_shared is false when shared memory is full (tried again
  *		once entries were taken or given back since).
  */
@@ -538,6 +545,7 @@ tenant_config(const char *tenant)
 {
 	TenantConfig *cfg = cached_config(tenant);
 	QuotaKey	qkey;
+	QuotaRef	ref;
 	bool		created;
 
 	if (cfg == NULL || cfg->has_shared || !shm_active())
@@ -545,26 +553,30 @@ tenant_config(const char *tenant)
 	if (cfg->no_room && quota_entry_count() >= llm_usage_quota_max_tenants)
 		return cfg;				/* still full */
 	make_key(&qkey, tenant);
-	if (!quota_entry(&qkey, &cfg->shared, &created))
+	if (!quota_lookup(&qkey, &ref))
 	{
-		cfg->no_room = true;
-		quota_warn_full();
-		return cfg;
-	}
-	cfg->no_room = false;
-	cfg->has_shared = true;
-	if (created)
-	{
-		QuotaRef	ref = cfg->shared;
+		/* a new entry starts with the table's counters, read first */
+		QuotaSlot	initial[QUOTA_SLOTS];
 		int			level = session_cache_pin_search_path();
 
 		SPI_connect();
-		import_table_counters(&ref, tenant);
+		read_table_counters(tenant, initial);
 		SPI_finish();
 		session_cache_unpin_search_path(level);
 		/* the lookups of SPI may have changed the directory: look again */
-		return cached_config(tenant);
+		cfg = cached_config(tenant);
+		if (cfg == NULL || cfg->has_shared)
+			return cfg;
+		if (!quota_entry_init(&qkey, &ref, &created, initial))
+		{
+			cfg->no_room = true;
+			quota_warn_full();
+			return cfg;
+		}
 	}
+	cfg->shared = ref;
+	cfg->no_room = false;
+	cfg->has_shared = true;
 	return cfg;
 }
 
@@ -819,7 +831,8 @@ flush_denials_now(const char *tenant, Oid fn)
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->elevel > ERROR)
 			ReThrowError(edata);
 		ereport(LOG,
-				(errmsg("llm_usage: could not write the quota denials of tenant \"%s\" to the audit log: %s",
+				(errcode(edata->sqlerrcode),
+				 errmsg("llm_usage: could not write the quota denials of tenant \"%s\" to the audit log: %s",
 						tenant, edata->message),
 				 errdetail("They are kept in shared memory and written with the next flush.")));
 		FreeErrorData(edata);
@@ -958,7 +971,7 @@ give_back_windows(SubTransactionId subid, bool all)
 
 		if (!all && tw->subid != subid)
 			continue;
-		if (quota_shmem_ready() && quota_lookup(&tw->key, &ref) && quota_lock(&ref))
+		if (tw->window.calls > 0 && quota_shmem_ready() && quota_lookup(&tw->key, &ref) && quota_lock(&ref))
 		{
 			merge_window(&ref.entry->denials, &tw->window);
 			ref.entry->dirty = true;
@@ -1026,19 +1039,30 @@ binding_check(const Check *checks, int n)
 	return b;
 }
 
+/*
+ * enforce_result_desc
+ *		The result row of the enforce_quota function called, kept for the
+ *		session with the function's OID: a function whose result type
+ *		changes (an extension update) is dropped and created again, so a
+ *		new OID is a new row type.
+ */
 static TupleDesc
 enforce_result_desc(FunctionCallInfo fcinfo)
 {
-	if (enforce_tupdesc == NULL)
+	if (enforce_tupdesc == NULL || enforce_tupdesc_fn != fcinfo->flinfo->fn_oid)
 	{
 		TupleDesc	desc;
 		MemoryContext old;
 
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type must be a row type");
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE || desc->natts != 5)
+			elog(ERROR, "return type must be a row type of 5 columns");
 		old = MemoryContextSwitchTo(TopMemoryContext);
-		enforce_tupdesc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
 		MemoryContextSwitchTo(old);
+		if (enforce_tupdesc != NULL)
+			FreeTupleDesc(enforce_tupdesc);
+		enforce_tupdesc = desc;
+		enforce_tupdesc_fn = fcinfo->flinfo->fn_oid;
 	}
 	return enforce_tupdesc;
 }
@@ -1186,6 +1210,8 @@ llm_usage_enforce_quota(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("set-valued function called in context that cannot accept a set")));
+	/* it counts, so it writes (as nextval() does): not in a read-only transaction */
+	PreventCommandIfReadOnly("enforce_quota()");
 	desc = enforce_result_desc(fcinfo);
 	tup = credits_enforce_fast(fcinfo, desc);	/* credits.c: prepaid credits */
 	if (tup == NULL)
@@ -1243,6 +1269,7 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	char	   *rid = NULL;
 
+	PreventCommandIfReadOnly("enforce_quotas()");
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -1429,6 +1456,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 	QuotaKey	key;
 	QuotaRef	ref;
 	bool		created;
+	TimestampTz now;
 
 	if (!shm_active())
 		ereport(ERROR,
@@ -1456,6 +1484,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 				 errmsg("tenant_id is too long for the shared quota counters")));
 	AcceptInvalidationMessages();
 	make_key(&key, tenant);
+	now = GetCurrentTimestamp();	/* not under the spinlock: a system call */
 	for (int attempt = 0;; attempt++)
 	{
 		if (!quota_entry(&key, &ref, &created))
@@ -1470,7 +1499,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 	}
 	ref.entry->slots[t * QUOTA_NPERIODS + p].period_start = PG_GETARG_TIMESTAMPTZ(3);
 	ref.entry->slots[t * QUOTA_NPERIODS + p].used = used;
-	ref.entry->slots[t * QUOTA_NPERIODS + p].updated_at = GetCurrentTimestamp();
+	ref.entry->slots[t * QUOTA_NPERIODS + p].updated_at = now;
 	ref.entry->dirty = true;
 	quota_unlock(&ref);
 	PG_RETURN_VOID();
@@ -1498,28 +1527,39 @@ take_entry_denials(void *arg, QuotaEntry *e, uint64 incarnation)
 	int			nroles = 0;
 	MemoryContext old;
 
+	/*
+	 * The note that gives a taken window back if this (sub)transaction
+	 * aborts is made before the window is taken (an empty window, given
+	 * back as nothing), so that no allocation can fail between taking it
+	 * from shared memory and noting it.
+	 */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	tw = palloc0(sizeof(TakenWindow));
+	tw->subid = GetCurrentSubTransactionId();
+	taken_windows = lappend(taken_windows, tw);
+	MemoryContextSwitchTo(old);
+
 	if (!quota_lock(&ref))
+	{
+		taken_windows = list_delete_last(taken_windows);
+		pfree(tw);
 		return;
+	}
 	if (e->denials.calls == 0 || (a->tenant != NULL && strcmp(e->key.tenant, a->tenant) != 0) ||
 		(a->closed_only && minute_of(e->denials.first_at) >= minute_of(a->now)))
 	{
 		quota_unlock(&ref);
+		taken_windows = list_delete_last(taken_windows);
+		pfree(tw);
 		return;
 	}
-	w = e->denials;
-	key = e->key;
+	tw->key = e->key;
+	tw->window = e->denials;
 	memset(&e->denials, 0, sizeof(e->denials));
 	e->dirty = true;
 	quota_unlock(&ref);
-
-	/* noted at once: from here an error gives it back */
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	tw = palloc(sizeof(TakenWindow));
-	tw->key = key;
-	tw->subid = GetCurrentSubTransactionId();
-	tw->window = w;
-	taken_windows = lappend(taken_windows, tw);
-	MemoryContextSwitchTo(old);
+	w = tw->window;
+	key = tw->key;
 
 	for (int r = 0; r < QUOTA_DENIAL_ROLES && OidIsValid(w.roles[r]); r++)
 	{
@@ -1687,12 +1727,17 @@ llm_usage_shm_reclaim(PG_FUNCTION_ARGS)
 	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
 	{
 		Interval   *idle = PG_GETARG_INTERVAL_P(0);
+		int64		span;
 
 		if (idle->month != 0 || idle->day < 0 || idle->time < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("idle must be a non-negative interval of days, hours, minutes or seconds")));
-		s.idle_before = GetCurrentTimestamp() - idle->day * USECS_PER_DAY - idle->time;
+		/* an idle interval longer than the clock goes back: nothing is idle */
+		if (pg_mul_s64_overflow((int64) idle->day, USECS_PER_DAY, &span) ||
+			pg_add_s64_overflow(span, idle->time, &span) ||
+			pg_sub_s64_overflow(GetCurrentTimestamp(), span, &s.idle_before))
+			s.idle_before = DT_NOBEGIN;
 	}
 	else
 		s.idle_before = GetCurrentTimestamp() - 10 * USECS_PER_MINUTE;

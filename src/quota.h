@@ -144,7 +144,6 @@ typedef struct Reservation
 	int			credits_bucket;
 } Reservation;
 
-extern int	llm_usage_quota_max_tenants;
 extern int	llm_usage_max_reservations;
 extern int	llm_usage_reservation_ttl;
 extern int	llm_usage_quota_save_interval;
@@ -158,6 +157,7 @@ extern void quota_shmem_install_hooks(void);
 extern bool quota_shmem_ready(void);
 extern bool quota_lookup(const QuotaKey *key, QuotaRef *ref);
 extern bool quota_entry(const QuotaKey *key, QuotaRef *ref, bool *created);
+extern bool quota_entry_init(const QuotaKey *key, QuotaRef *ref, bool *created, const QuotaSlot *initial);
 extern bool quota_lock(const QuotaRef *ref);
 extern void quota_unlock(const QuotaRef *ref);
 extern int	quota_entry_count(void);

@@ -56,6 +56,7 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/xact.h"
@@ -105,7 +106,6 @@ typedef struct QuotaHashEntry
 	int			index;
 } QuotaHashEntry;
 
-int			llm_usage_quota_max_tenants = 10000;
 int			llm_usage_quota_save_interval = 1000;
 int			llm_usage_max_reservations = 10000;
 int			llm_usage_reservation_ttl = 900;
@@ -213,9 +213,13 @@ quota_shmem_ready(void)
 	return quota_hash != NULL;
 }
 
-/* an entry taken for key (caller holds the lock exclusively); NULL when full */
+/*
+ * an entry taken for key (caller holds the lock exclusively), its slots
+ * copied from initial (NULL: all empty) before it is published; NULL when
+ * full
+ */
 static QuotaEntry *
-take_entry(const QuotaKey *key)
+take_entry(const QuotaKey *key, const QuotaSlot *initial)
 {
 	QuotaHashEntry *h;
 	QuotaEntry *e;
@@ -239,7 +243,10 @@ take_entry(const QuotaKey *key)
 	e->in_use = true;
 	e->dirty = true;
 	e->incarnation = quota_state->next_incarnation++;
-	memset(e->slots, 0, sizeof(e->slots));
+	if (initial != NULL)
+		memcpy(e->slots, initial, sizeof(e->slots));
+	else
+		memset(e->slots, 0, sizeof(e->slots));
 	memset(&e->denials, 0, sizeof(e->denials));
 	memset(&e->credits, 0, sizeof(e->credits));
 	SpinLockRelease(&e->mutex);
@@ -296,6 +303,19 @@ quota_lookup(const QuotaKey *key, QuotaRef *ref)
 bool
 quota_entry(const QuotaKey *key, QuotaRef *ref, bool *created)
 {
+	return quota_entry_init(key, ref, created, NULL);
+}
+
+/*
+ * quota_entry_init
+ *		quota_entry(), an entry taken having its slots set from initial
+ *		(QUOTA_SLOTS of them; NULL: empty) before any other backend can
+ *		find it: an entry is never seen half filled.  Takes the lock
+ *		exclusively when it takes an entry; raises no error.
+ */
+bool
+quota_entry_init(const QuotaKey *key, QuotaRef *ref, bool *created, const QuotaSlot *initial)
+{
 	QuotaHashEntry *h;
 	QuotaEntry *e;
 
@@ -309,7 +329,7 @@ quota_entry(const QuotaKey *key, QuotaRef *ref, bool *created)
 		e = &quota_entries[h->index];
 	else
 	{
-		e = take_entry(key);
+		e = take_entry(key, initial);
 		*created = (e != NULL);
 	}
 	if (e != NULL)
@@ -709,8 +729,12 @@ quota_save_at_exit(int code, Datum arg)
 /*
  * quota_load
  *		Read the quota file into the (new, empty) table; the postmaster,
- *		before any backend runs.  A missing file is normal (first start); an
- *		unreadable or foreign one is logged and ignored.
+ *		before any backend runs.  A missing file is normal (first start).
+ *		An unreadable, foreign or corrupt file (a size that does not match
+ *		its count of entries, a key that is not a NUL-terminated tenant id
+ *		of a database, a negative counter) is logged and ignored: the
+ *		counters start empty (what the table copy holds is carried in again
+ *		as tenants are used).
  */
 static void
 quota_load(void)
@@ -718,6 +742,9 @@ quota_load(void)
 	FILE	   *f;
 	uint32		header[3];
 	uint32		loaded = 0;
+	struct stat st;
+	uint64		record;
+	const char *problem = NULL;
 
 	f = AllocateFile(QUOTA_FILE, PG_BINARY_R);
 	if (f == NULL)
@@ -732,42 +759,73 @@ quota_load(void)
 		(header[1] != 1 && header[1] != QUOTA_FILE_VERSION))
 	{
 		ereport(LOG,
-				(errmsg("llm_usage: ignoring quota counters file \"%s\" of an unknown format", QUOTA_FILE)));
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("llm_usage: ignoring quota counters file \"%s\" of an unknown format", QUOTA_FILE)));
 		FreeFile(f);
 		return;
 	}
-	for (uint32 i = 0; i < header[2]; i++)
+	/* the size must be that of its count of entries: a truncated file or a garbage count is refused */
+	record = sizeof(QuotaKey) + sizeof(QuotaSlot) * QUOTA_SLOTS + (header[1] >= 2 ? sizeof(QuotaDenials) : 0);
+	if (fstat(fileno(f), &st) != 0)
+		problem = "its size cannot be read";
+	else if ((uint64) st.st_size != sizeof(header) + (uint64) header[2] * record)
+		problem = "its size does not match its count of entries";
+	for (uint32 i = 0; problem == NULL && i < header[2]; i++)
 	{
 		QuotaKey	key;
 		QuotaSlot	slots[QUOTA_SLOTS];
 		QuotaDenials denials;
 		QuotaEntry *e;
+		size_t		len;
 
 		memset(&denials, 0, sizeof(denials));
 		if (fread(&key, sizeof(key), 1, f) != 1 || fread(slots, sizeof(slots), 1, f) != 1 ||
 			(header[1] >= 2 && fread(&denials, sizeof(denials), 1, f) != 1))
 		{
-			ereport(LOG,
-					(errmsg("llm_usage: quota counters file \"%s\" is truncated; read %u of %u tenants",
-							QUOTA_FILE, loaded, header[2])));
+			problem = "it is truncated";
 			break;
 		}
+		/* a key as make_key() builds it: a tenant id of 1 to QUOTA_TENANT_MAX bytes, zero-padded */
+		len = strnlen(key.tenant, sizeof(key.tenant));
+		if (len == 0 || len > QUOTA_TENANT_MAX || !OidIsValid(key.dbid) || !OidIsValid(key.tenants_relid))
+		{
+			problem = "it holds an invalid key";
+			break;
+		}
+		memset(key.tenant + len, 0, sizeof(key.tenant) - len);
+		for (int s = 0; s < QUOTA_SLOTS && problem == NULL; s++)
+			if (slots[s].used < 0)
+				problem = "it holds a negative counter";
+		if (problem != NULL)
+			break;
 		if (hash_search(quota_hash, &key, HASH_FIND, NULL) != NULL)
 			continue;
-		e = take_entry(&key);
+		e = take_entry(&key, slots);
 		if (e == NULL)
 		{
 			ereport(LOG,
-					(errmsg("llm_usage: llm_usage.quota_max_tenants (%d) is too small for the %u saved tenants",
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("llm_usage: llm_usage.quota_max_tenants (%d) is too small for the %u saved tenants",
 							llm_usage_quota_max_tenants, header[2])));
 			break;
 		}
-		memcpy(e->slots, slots, sizeof(slots));
 		e->denials = denials;
 		e->dirty = false;
 		loaded++;
 	}
 	FreeFile(f);
+	if (problem != NULL)
+	{
+		/* start empty: give back what was taken before the problem was found */
+		for (int i = 0; i < llm_usage_quota_max_tenants; i++)
+			if (quota_entries[i].in_use)
+				give_back(i);
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("llm_usage: ignoring corrupt quota counters file \"%s\": %s", QUOTA_FILE, problem),
+				 errdetail("The shared quota counters start empty; the counters saved in llm_usage.quota_counters_table are carried in as tenants are used.")));
+		return;
+	}
 	/* the file holds what was just loaded */
 	pg_atomic_write_u64(&quota_state->saved_structure, pg_atomic_read_u64(&quota_state->structure_changes));
 	ereport(LOG, (errmsg("llm_usage: restored quota counters of %u tenants", loaded)));
@@ -785,7 +843,8 @@ quota_warn_full(void)
 	LWLockRelease(quota_state->lock);
 	if (warn)
 		ereport(WARNING,
-				(errmsg("llm_usage: shared quota counters are full (llm_usage.quota_max_tenants = %d)",
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("llm_usage: shared quota counters are full (llm_usage.quota_max_tenants = %d)",
 						llm_usage_quota_max_tenants),
 				 errdetail("Further tenants are counted in table llm_usage.quota_counters_table, which is slower."),
 				 errhint("Raise llm_usage.quota_max_tenants and restart the server.")));

@@ -74,7 +74,6 @@
 #include "utils/syscache.h"
 
 #include "llm_usage.h"
-#include "quota.h"
 #include "session_cache.h"
 
 #define MAX_RESETS			8
@@ -456,11 +455,15 @@ directory_add(HeapTuple tup, TupleDesc desc, uint64 gen)
 	int			nov;
 	char	   *strings;
 
+	SessionQuota *packed;
+
 	if (strlen(tenant) > SESSION_TENANT_MAX)
 		return NULL;			/* counted in the table, through SQL */
 	ov = row_quotas(tup, desc, 4, &nov);
 	memset(key, 0, sizeof(key));
 	strlcpy(key, tenant, sizeof(key));
+	/* everything that may fail first: the entry is entered, then filled without allocating */
+	packed = pack_quotas(directory_ctx, nov, ov, strlen(tz) + 1 + strlen(plan) + 1, &strings);
 	t = hash_search(directory, key, HASH_ENTER, &found);
 	if (found)
 		free_tenant(t);
@@ -469,7 +472,7 @@ directory_add(HeapTuple tup, TupleDesc desc, uint64 gen)
 		t->data = NULL;
 		t->merged = NULL;
 	}
-	t->overrides = pack_quotas(directory_ctx, nov, ov, strlen(tz) + 1 + strlen(plan) + 1, &strings);
+	t->overrides = packed;
 	t->data = (char *) t->overrides;
 	t->noverrides = nov;
 	strcpy(strings, tz);
@@ -604,6 +607,8 @@ static void
 load_plans(void)
 {
 	HASHCTL		info;
+	HTAB	   *new_plans;
+	HTAB	   *new_map;
 	uint64		g = (gens != NULL) ? pg_atomic_read_u64(&gens->plans) : 0;
 	int			level;
 	int			nold = 0;
@@ -643,8 +648,9 @@ load_plans(void)
 	info.keysize = PLAN_MAX;
 	info.entrysize = sizeof(PlanEntry);
 	info.hcxt = plans_ctx;
-	plans = hash_create("llm_usage plans", Max(SPI_processed, 16), &info,
-						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	/* filled first, published (plans, event_map set) only once complete */
+	new_plans = hash_create("llm_usage plans", Max(SPI_processed, 16), &info,
+							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -654,24 +660,28 @@ load_plans(void)
 		PlanEntry  *p;
 		SessionQuota *q;
 		int			n;
+		uint64		content = 0;
+		SessionQuota *packed;
 
 		if (strlen(plan) >= PLAN_MAX)
 			continue;
 		memset(key, 0, sizeof(key));
 		strlcpy(key, plan, sizeof(key));
+
 		q = row_quotas(tup, SPI_tuptable->tupdesc, 2, &n);
-		p = hash_search(plans, key, HASH_ENTER, NULL);
-		p->nquotas = n;
-		p->quotas = pack_quotas(plans_ctx, n, q, 0, NULL);
-		p->content = 0;
+		packed = pack_quotas(plans_ctx, n, q, 0, NULL);
 		for (int c = 2; c <= 4; c++)
 		{
 			bool		isnull;
 			struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(SPI_getbinval(tup, SPI_tuptable->tupdesc, c, &isnull)));
 
-			p->content = hash_combine64(p->content,
-										hash_bytes_extended((const unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), c));
+			content = hash_combine64(content,
+									 hash_bytes_extended((const unsigned char *) VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), c));
 		}
+		p = hash_search(new_plans, key, HASH_ENTER, NULL);
+		p->nquotas = n;
+		p->quotas = packed;
+		p->content = content;
 		p->version = 0;
 		for (int o = 0; o < nold; o++)
 			if (strcmp(old[o].plan, key) == 0 && old[o].content == p->content)
@@ -688,8 +698,8 @@ load_plans(void)
 	info.keysize = EVENT_TYPE_KEY;
 	info.entrysize = sizeof(EventTypeEntry);
 	info.hcxt = plans_ctx;
-	event_map = hash_create("llm_usage event types", Max(SPI_processed, 16), &info,
-							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	new_map = hash_create("llm_usage event types", Max(SPI_processed, 16), &info,
+						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -703,12 +713,14 @@ load_plans(void)
 			continue;
 		memset(key, 0, sizeof(key));
 		strlcpy(key, name, sizeof(key));
-		e = hash_search(event_map, key, HASH_ENTER, NULL);
+		e = hash_search(new_map, key, HASH_ENTER, NULL);
 		e->counter = strcmp(counts_as, "chat_messages") == 0 ? SESSION_COUNTS_CHAT_MESSAGES :
 			strcmp(counts_as, "embeddings") == 0 ? SESSION_COUNTS_EMBEDDINGS : SESSION_COUNTS_NONE;
 	}
 	SPI_finish();
 	session_cache_unpin_search_path(level);
+	plans = new_plans;
+	event_map = new_map;
 	plans_gen = g;
 	plans_epoch++;
 }
@@ -748,10 +760,13 @@ merge_quotas(SessionTenant *t)
 	SessionQuota *all;
 	int			n = 0;
 
-	t->plans_epoch = plans_epoch;
+	SessionQuota *merged;
+
 	if (t->merged != NULL && t->plan_version == (p ? p->version : 0))
+	{
+		t->plans_epoch = plans_epoch;
 		return;					/* its plan did not change */
-	t->plan_version = p ? p->version : 0;
+	}
 	stat_merges++;
 	all = palloc(sizeof(SessionQuota) * Max(nplan + t->noverrides, 1));
 
@@ -768,11 +783,15 @@ merge_quotas(SessionTenant *t)
 	}
 	for (int j = 0; j < t->noverrides; j++)
 		all[n++] = t->overrides[j];
+	/* marked merged (plans_epoch, plan_version) only once merged: an error before leaves it to merge again */
+	merged = pack_quotas(directory_ctx, n, all, 0, NULL);
 	if (t->merged != NULL)
 		pfree(t->merged);
-	t->merged = pack_quotas(directory_ctx, n, all, 0, NULL);
+	t->merged = merged;
 	t->quotas = t->merged;
 	t->nquotas = n;
+	t->plan_version = p ? p->version : 0;
+	t->plans_epoch = plans_epoch;
 	t->version = ++next_version;
 	pfree(all);
 }

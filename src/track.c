@@ -59,7 +59,6 @@ static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr request_plan = NULL;
 static SPIPlanPtr insert_with_id_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
-static Oid	owner_oid = InvalidOid;
 
 #define EVENT_TYPE_MAX	64		/* characters */
 static const char *const results[] = {"success", "failure", "rate_limited", NULL};
@@ -120,19 +119,24 @@ count_ok(FunctionCallInfo fcinfo, int arg)
 	return !PG_ARGISNULL(arg) && PG_GETARG_INT64(arg) >= 0 && PG_GETARG_INT64(arg) <= MAX_TOKENS;
 }
 
+/*
+ * function_owner
+ *		The owner of the function called (the extension's owner, for ours),
+ *		looked up on every call in the syscache (a hash lookup): a copy kept
+ *		for the session would outlive ALTER FUNCTION ... OWNER TO or
+ *		REASSIGN OWNED.  Expects a transaction.
+ */
 static Oid
 function_owner(Oid fn)
 {
-	if (!OidIsValid(owner_oid))
-	{
-		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
 
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for function %u", fn);
-		owner_oid = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-		ReleaseSysCache(tup);
-	}
-	return owner_oid;
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
 }
 
 /*

@@ -67,8 +67,9 @@ SELECT llm_usage.set_plan_quota('shm', 'api_calls', 1000, 'day');
 -- one INSERT, not a create_tenant() call (and its audit event) per tenant
 INSERT INTO llm_usage.tenants (tenant_id, plan) SELECT 's' || i, 'shm' FROM generate_series(1, $N) i;
 SQL
-out=$(psql_q -At -d "$A" -c "SELECT count(*) FROM generate_series(1, $N) i, LATERAL llm_usage.enforce_quota('s' || i, 'api_calls', 1) e WHERE e.allowed" 2>&1)
-warnings=$(grep -c "shared quota counters are full" <<<"$out" || true)
+out=$(psql_q -At -v VERBOSITY=verbose -d "$A" -c "SELECT count(*) FROM generate_series(1, $N) i, LATERAL llm_usage.enforce_quota('s' || i, 'api_calls', 1) e WHERE e.allowed" 2>&1)
+# with its SQLSTATE (configuration_limit_exceeded)
+warnings=$(grep -c "WARNING:  53400: llm_usage: shared quota counters are full" <<<"$out" || true)
 for _ in 1 2; do q "$A" "SELECT count(*) FROM generate_series(1, $N) i, LATERAL llm_usage.enforce_quota('s' || i, 'api_calls', 1) e WHERE e.allowed" >/dev/null 2>&1; done
 got=$(q "$A" "SELECT (SELECT entries || '/' || max_entries FROM llm_usage._shm_status()),
                      (SELECT count(*) FROM llm_usage._shm_counters()),

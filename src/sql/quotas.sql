@@ -761,6 +761,11 @@ DECLARE
     k         text;
     v         jsonb;
 BEGIN
+    -- it counts, so it writes: not in a read-only transaction (as enforce_quota)
+    IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'cannot execute enforce_quotas() in a read-only transaction'
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
     IF p_amounts IS NULL THEN
         RAISE EXCEPTION 'amounts must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
