@@ -14,7 +14,7 @@ EXTENSION   = llm_usage
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))llm_usage.control)
 LAST_RELEASE = 1.2
 MODULE_big  = llm_usage
-OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/period.o src/zone_names.o src/quota.o src/cost.o src/track.o src/crypto.o \
+OBJS        = src/llm_usage.o src/caller.o src/build_info.o src/shmem.o src/quota_shmem.o src/session_cache.o src/period.o src/zone_names.o src/quota.o src/credits.o src/cost.o src/track.o src/crypto.o \
               src/http.o src/provider.o src/provider_openai.o src/provider_anthropic.o src/provider_custom.o \
               src/cron.o src/secret.o src/worker_tx.o src/collector.o src/worker.o src/smtp.o src/delivery.o
 PGFILEDESC  = "llm_usage - LLM usage metering, quotas and cost"
@@ -46,7 +46,7 @@ DATA_built  = llm_usage--$(EXTVERSION).sql llm_usage--$(LAST_RELEASE)--$(EXTVERS
 # `make installcheck` runs them against a running server set up as README
 # says (Tests), in database llm_usage_regress (UTF8; the server's locale).
 REGRESS     = setup tenants quotas quota_periods tracking prices rollups queries dashboards \
-              audit credits security keys sources schedule alerts focus_report rollup_random upgrade
+              audit credits security keys sources schedule alerts focus_report rollup_random prepaid upgrade
 REGRESS_OPTS = --inputdir=$(srcdir) --encoding=UTF8
 
 PG_CONFIG ?= pg_config

@@ -21,7 +21,7 @@
 #                  request_id) of the same new request, one transaction
 #                  each: a full reserve-and-settle cycle (two calls)
 #   credits        enforce_quota(t, 'credits', 0.01) of a prepaid tenant
-#                  (only when the extension has the credits quota)
+#                  (bench/credits.sh measures the credits check alone)
 #
 # and prints medians, the spread (min..max) of the rounds and ratios to
 # the baseline.  Settings: BENCH_SECONDS (per run, 6), BENCH_ROUNDS (3).
@@ -62,10 +62,10 @@ CREATE TABLE llm_usage.bench_events_default PARTITION OF llm_usage.bench_events 
 SELECT llm_usage._partition_indexes('bench_events_now');
 SELECT llm_usage._partition_indexes('bench_events_default');
 SQL
-has_credits=$(q -c "SELECT count(*) FROM llm_usage.quota_types WHERE quota_type = 'credits'")
+has_credits=$(q -c "SELECT count(*) FROM pg_proc WHERE proname = 'set_prepaid_billing'")
 if [[ $has_credits -eq 1 ]]; then
     q -o /dev/null -c "SELECT llm_usage.create_tenant('bp', 'bench')" \
-        -c "SELECT llm_usage.set_prepaid('bp', true)" \
+        -c "SELECT llm_usage.set_prepaid_billing('bp', true)" \
         -c "SELECT llm_usage.grant_credits('bp', 1000000000, 'bench')"
 fi
 

@@ -69,9 +69,12 @@ SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS prices
           FROM llm_usage.model_price_versions) x \gset before_
 SELECT max(price_id) AS max_price_id FROM llm_usage.model_price_versions \gset before_
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) AS tables
-  FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p
+  FROM (SELECT (t.tenant_id, t.plan, t.timezone, t.created_at, t.updated_at)::text FROM llm_usage.tenants t
+        UNION ALL SELECT p::text FROM llm_usage.plans p
         UNION ALL SELECT q::text FROM llm_usage.plan_quotas q UNION ALL SELECT o::text FROM llm_usage.tenant_quota_overrides o
-        UNION ALL SELECT l::text FROM llm_usage.credit_ledger l UNION ALL SELECT a::text FROM llm_usage.provider_attributions a) x \gset before_
+        UNION ALL SELECT (l.tenant_id, l.entry_id, l.delta, l.balance_after, l.reason, l.ref, l.actor, l.created_at)::text
+                    FROM llm_usage.credit_ledger l
+        UNION ALL SELECT a::text FROM llm_usage.provider_attributions a) x \gset before_
 SELECT llm_usage.credit_balance('u1') AS balance, llm_usage.unpriced_models()::text AS unpriced \gset before_
 
 ALTER EXTENSION llm_usage UPDATE;
@@ -128,9 +131,17 @@ SELECT llm_usage.calculate_cost('claude-sonnet-4-5', 1234567, 234567, 34567) AS 
        llm_usage.calculate_cost('gpt-4o', 1000, 100, 0, now(), 0, 0, 'batch') AS gpt_4o_batch,
        llm_usage.calculate_cost('gpt-5.4', 290000, 9000, 60000) AS gpt_5_4_above_272k;
 SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) = :'before_tables' AS tables_same
-  FROM (SELECT t::text FROM llm_usage.tenants t UNION ALL SELECT p::text FROM llm_usage.plans p
+  FROM (SELECT (t.tenant_id, t.plan, t.timezone, t.created_at, t.updated_at)::text FROM llm_usage.tenants t
+        UNION ALL SELECT p::text FROM llm_usage.plans p
         UNION ALL SELECT q::text FROM llm_usage.plan_quotas q UNION ALL SELECT o::text FROM llm_usage.tenant_quota_overrides o
-        UNION ALL SELECT l::text FROM llm_usage.credit_ledger l UNION ALL SELECT a::text FROM llm_usage.provider_attributions a) x;
+        UNION ALL SELECT (l.tenant_id, l.entry_id, l.delta, l.balance_after, l.reason, l.ref, l.actor, l.created_at)::text
+                    FROM llm_usage.credit_ledger l
+        UNION ALL SELECT a::text FROM llm_usage.provider_attributions a) x;
+-- 1.3 columns of kept rows: no tenant is prepaid, the ledger's changes are grants and manual deductions
+SELECT count(*) FILTER (WHERE prepaid) AS prepaid_tenants, count(*) FILTER (WHERE low_balance_usd IS NOT NULL) AS thresholds
+  FROM llm_usage.tenants;
+SELECT kind, delta > 0 AS is_credit, count(*), sum(uncovered) AS uncovered, count(event_id) AS with_event
+  FROM llm_usage.credit_ledger GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT llm_usage.credit_balance('u1') = :'before_balance' AS balance_same,
        llm_usage.unpriced_models()::text = :'before_unpriced' AS unpriced_same;
 -- and they keep behaving: the counter carries on (2 of 3 used), the

@@ -1239,7 +1239,9 @@ llm_usage_enforce_quota(PG_FUNCTION_ARGS)
 	/* it counts, so it writes (as nextval() does): not in a read-only transaction */
 	PreventCommandIfReadOnly("enforce_quota()");
 	desc = enforce_result_desc(fcinfo);
-	tup = enforce_fast(fcinfo, desc);
+	tup = credits_enforce_fast(fcinfo, desc);	/* credits.c: prepaid credits */
+	if (tup == NULL)
+		tup = enforce_fast(fcinfo, desc);
 	if (tup == NULL)
 		tup = enforce_sql(fcinfo, desc);
 	rsinfo->returnMode = SFRM_ValuePerCall;
@@ -2004,6 +2006,8 @@ apply_settlements(void)
 			reservation_remove(&p->key, hash);
 		}
 		LWLockRelease(lock);
+		if (r != NULL && copy.credits_u > 0)
+			credits_release(&p->ref, &copy);	/* whether expired or not */
 		if (r == NULL || copy.expires_at <= now || !quota_lock(&p->ref))
 			continue;
 		for (int s = 0; s < QUOTA_SLOTS; s++)
@@ -2146,6 +2150,24 @@ quota_settle_ready(const char *tenant)
 		return false;
 	cfg = tenant_config(tenant);
 	return cfg != NULL && cfg->has_shared;
+}
+
+/*
+ * quota_shared_ref
+ *		The shared entry of a tenant the calling role may use (taken on first
+ *		use, as enforce_quota takes it); false when the tenant is not
+ *		counted in shared memory.  Expects a transaction.
+ */
+bool
+quota_shared_ref(const char *tenant, QuotaRef *ref)
+{
+	TenantConfig *cfg;
+
+	if (!quota_settle_ready(tenant))
+		return false;
+	cfg = tenant_config(tenant);
+	*ref = cfg->shared;
+	return true;
 }
 
 /*

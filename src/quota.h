@@ -9,7 +9,10 @@
 #ifndef LLM_USAGE_QUOTA_H
 #define LLM_USAGE_QUOTA_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
@@ -61,6 +64,37 @@ typedef struct QuotaDenials
 } QuotaDenials;
 
 /*
+ * Prepaid credits of a tenant (credits.c): its credit_balances balance
+ * mirrored in millionths of a USD (rounded down), and what open credits
+ * admissions hold, in a few buckets by expiry: a bucket takes holds for
+ * llm_usage.reservation_ttl / CREDIT_BUCKET_SPAN from its opening (a
+ * request admitted again moves its hold into the open bucket) and is
+ * released whole reservation_ttl after its last hold, unless track_usage
+ * released them first (a reservation names its bucket and the bucket's
+ * epoch).  Not saved: known is false after a start, and the balance is
+ * read from the table on first use.
+ */
+#define CREDIT_BUCKETS		10
+#define CREDIT_BUCKET_SPAN	8	/* a bucket takes holds for ttl / 8 */
+
+typedef struct QuotaCreditBucket
+{
+	uint64		epoch;			/* 0: free */
+	TimestampTz opened;
+	TimestampTz expires;
+	int64		held_u;
+} QuotaCreditBucket;
+
+typedef struct QuotaCredits
+{
+	bool		known;			/* balance_u is the table's balance */
+	uint64		gen;			/* bumped by every committed balance change seen */
+	int64		balance_u;
+	uint64		next_epoch;
+	QuotaCreditBucket buckets[CREDIT_BUCKETS];
+} QuotaCredits;
+
+/*
  * One tenant's counters.  Entries live in a fixed array allocated at
  * start-up and are reused: a backend holding a pointer checks, under the
  * mutex, that incarnation is still the one it looked up.
@@ -75,6 +109,7 @@ typedef struct QuotaEntry
 	QuotaSlot	slots[QUOTA_SLOTS]; /* [type * QUOTA_NPERIODS + period] */
 	QuotaDenials denials;
 	int			reservations;	/* its open reservations in the reservation hash */
+	QuotaCredits credits;		/* not saved */
 	int			next_free;		/* free list, under the table's LWLock */
 } QuotaEntry;
 
@@ -106,6 +141,9 @@ typedef struct Reservation
 	TimestampTz expires_at;		/* from then on it is no longer settled, but stays counted */
 	TimestampTz period_start[QUOTA_SLOTS];	/* period each amount was counted in */
 	int64		amount[QUOTA_SLOTS];	/* millionths; 0: none */
+	int64		credits_u;		/* credits held (credits.c), millionths of a USD */
+	uint64		credits_epoch;	/* of the bucket holding them */
+	int			credits_bucket;
 } Reservation;
 
 extern int	llm_usage_max_reservations;
@@ -150,6 +188,11 @@ typedef struct SettleAmounts
 } SettleAmounts;
 
 extern bool quota_settle_ready(const char *tenant);
+extern bool quota_shared_ref(const char *tenant, QuotaRef *ref);
+
+/* credits.c: prepaid credits in shared memory */
+extern void credits_release(const QuotaRef *ref, const Reservation *r);
+extern HeapTuple credits_enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc);
 extern void quota_settle(const char *tenant, const char *request_id, const SettleAmounts *a, TimestampTz occurred_at);
 
 #endif							/* LLM_USAGE_QUOTA_H */

@@ -254,6 +254,7 @@ take_entry(const QuotaKey *key, const QuotaSlot *initial)
 		memset(e->slots, 0, sizeof(e->slots));
 	memset(&e->denials, 0, sizeof(e->denials));
 	e->reservations = 0;
+	memset(&e->credits, 0, sizeof(e->credits));
 	SpinLockRelease(&e->mutex);
 	pg_atomic_fetch_add_u64(&quota_state->structure_changes, 1);
 	return e;
@@ -941,6 +942,9 @@ reservation_find(const ReservationKey *key, uint32 hash, bool create, bool *foun
 	r->expires_at = 0;
 	memset(r->period_start, 0, sizeof(r->period_start));
 	memset(r->amount, 0, sizeof(r->amount));
+	r->credits_u = 0;
+	r->credits_epoch = 0;
+	r->credits_bucket = 0;
 	return r;
 }
 

@@ -436,7 +436,7 @@ free_tenant(SessionTenant *t)
 /*
  * directory_add
  *		One row of _quota_configs() (tenant_id, timezone, plan, override
- *		types, periods, limits) into the directory, replacing an entry of
+ *		types, periods, limits, prepaid) into the directory, replacing an entry of
  *		the same tenant; gen is the tenant's generation read before the
  *		query's snapshot was taken.  What is kept goes into directory_ctx,
  *		temporaries into the current (SPI) context.
@@ -483,6 +483,7 @@ directory_add(HeapTuple tup, TupleDesc desc, uint64 gen)
 	t->quotas = NULL;
 	t->plans_epoch = 0;			/* merged on first use */
 	t->plan_version = 0;
+	t->prepaid = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull)) && !isnull;
 	t->gen_slot = (gens != NULL) ? gen_slot(key) : 0;
 	t->gen = gen;
 	t->version = ++next_version;
@@ -522,7 +523,7 @@ load_directory(Oid caller)
 	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (directory_plan == NULL)
-		directory_plan = session_cache_keep_plan("SELECT tenant_id, timezone, plan, quota_types, periods, limits "
+		directory_plan = session_cache_keep_plan("SELECT tenant_id, timezone, plan, quota_types, periods, limits, prepaid "
 												 "FROM llm_usage._quota_configs(NULL::pg_catalog.text, $1)",
 												 1, (Oid[]) {INT4OID});
 	run_latest(directory_plan, &arg, "llm_usage._quota_configs()");
@@ -576,7 +577,7 @@ refresh_tenant(const char *tenant)
 	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (tenant_plan == NULL)
-		tenant_plan = session_cache_keep_plan("SELECT tenant_id, timezone, plan, quota_types, periods, limits "
+		tenant_plan = session_cache_keep_plan("SELECT tenant_id, timezone, plan, quota_types, periods, limits, prepaid "
 											  "FROM llm_usage._quota_configs($1, 1)", 1, (Oid[]) {TEXTOID});
 	args[0] = CStringGetTextDatum(key);
 	run_latest(tenant_plan, args, "llm_usage._quota_configs()");

@@ -41,6 +41,7 @@ typedef struct SessionTenant
 	const char *timezone;
 	int			nquotas;
 	const SessionQuota *quotas; /* the plan's, replaced or extended by the tenant's overrides */
+	bool		prepaid;		/* on prepaid billing (tenants.prepaid) */
 	uint64		version;		/* new whenever anything above may have changed */
 
 	/* private to session_cache.c */

@@ -17,7 +17,8 @@
  * an event type counts as from session_cache.c.  The quotas count what is
  * recorded (quota_settle() of quota.c, applied at commit); a tenant whose
  * counters are not in shared memory takes the SQL path, which settles in
- * the table.
+ * the table, and so does a tenant on prepaid billing, whose credits the SQL
+ * path deducts in the tracking transaction (src/sql/credits.sql).
  *
  * Every statement runs with search_path pinned to pg_catalog, pg_temp and
  * names every object, function and sequence with its schema, so that the
@@ -147,6 +148,7 @@ static bool
 track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 {
 	char	   *tenant;
+	const SessionTenant *st;
 	char	   *event_type;
 	char	   *model = NULL;
 	char	   *result;
@@ -222,8 +224,11 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 			return false;
 	}
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (session_cache_tenant(tenant) == NULL)
+	st = session_cache_tenant(tenant);
+	if (st == NULL)
 		return false;			/* empty, too long, unknown or not the caller's */
+	if (st->prepaid)
+		return false;			/* the SQL path deducts its credits in this transaction */
 	if (!quota_settle_ready(tenant))
 		return false;			/* the SQL path settles in the table */
 

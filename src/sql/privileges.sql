@@ -33,6 +33,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.today_usage(text),
     llm_usage.calculate_cost(text, bigint, bigint, bigint, timestamptz, bigint, bigint, text),
     llm_usage.credit_balance(text),
+    llm_usage.credit_ledger_for(text, integer),
     llm_usage._quota_counters(text),
     -- the rows of the quota_counters, provider_keys and reconciliation views
     llm_usage._provider_keys(),
@@ -92,6 +93,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.remove_event_type(text),
     llm_usage.aggregate_usage_metrics(text, timestamptz),
     llm_usage.grant_credits(text, numeric, text, text),
+    llm_usage.set_prepaid_billing(text, boolean, numeric),
     llm_usage.add_provider_key(text, text, text, text, boolean),
     llm_usage.rotate_provider_key(bigint, text, boolean),
     llm_usage.deactivate_provider_key(bigint),
@@ -111,6 +113,7 @@ GRANT EXECUTE ON FUNCTION
     llm_usage.admin_summary(timestamptz, timestamptz, integer),
     llm_usage.save_quota_counters(),
     llm_usage.flush_quota_denials(),
+    llm_usage._shm_credits(text),
     llm_usage._shm_status(),
     -- what the triggers of tables admins may write call: the time zone
     -- check of tenants, counter corrections through the quota_counters view
@@ -135,7 +138,8 @@ REVOKE ALL ON TABLE
     llm_usage.credit_balances, llm_usage.credit_ledger, llm_usage.alerts, llm_usage.alert_rules,
     llm_usage.alert_rule_overrides, llm_usage.alert_state, llm_usage.alert_quota_marks, llm_usage.rollup_status,
     llm_usage.usage_source_store, llm_usage.usage_sources, llm_usage.usage_source_attributions,
-    llm_usage.custom_usage, llm_usage.event_types, llm_usage.event_type_counters, llm_usage.quota_reservations
+    llm_usage.custom_usage, llm_usage.event_types, llm_usage.event_type_counters, llm_usage.quota_reservations,
+    llm_usage.credit_holds
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
 
 -- Catalog-like tables: readable by every llm_usage role.
@@ -182,7 +186,7 @@ GRANT UPDATE (acknowledged_at) ON llm_usage.alerts TO llm_usage_admin;
 GRANT SELECT ON llm_usage.audit_events, llm_usage.provider_keys, llm_usage.collector_runs,
                 llm_usage.reconciliation, llm_usage.alert_state, llm_usage.alert_quota_marks,
                 llm_usage.rollup_status, llm_usage.tenant_access, llm_usage.credit_balances, llm_usage.credit_ledger,
-                llm_usage.usage_sources
+                llm_usage.usage_sources, llm_usage.credit_holds
     TO llm_usage_admin;
 -- counter corrections: the view is not auto-updatable, its INSTEAD OF
 -- trigger runs with the admin's own rights
@@ -193,7 +197,8 @@ REVOKE ALL ON SEQUENCE
     llm_usage.provider_usage_usage_id_seq, llm_usage.provider_costs_cost_id_seq,
     llm_usage.provider_key_store_key_id_seq, llm_usage.collector_runs_run_id_seq,
     llm_usage.audit_events_audit_id_seq, llm_usage.credit_ledger_entry_id_seq, llm_usage.alerts_id_seq,
-    llm_usage.usage_source_store_source_id_seq, llm_usage.custom_usage_usage_id_seq
+    llm_usage.usage_source_store_source_id_seq, llm_usage.custom_usage_usage_id_seq,
+    llm_usage.credit_holds_hold_id_seq
     FROM PUBLIC, llm_usage_admin, llm_usage_app, llm_usage_reader;
 GRANT USAGE ON SEQUENCE
     llm_usage.model_price_versions_price_id_seq, llm_usage.usage_events_id_seq,
@@ -214,7 +219,7 @@ DECLARE
 BEGIN
     FOREACH tbl IN ARRAY ARRAY['tenants', 'tenant_quota_overrides', 'quota_counters_table', 'quota_denials_pending', 'quota_reservations', 'tenant_access',
                                'usage_events', 'usage_requests', 'tenant_usage_metrics', 'provider_usage',
-                               'provider_costs', 'audit_events', 'credit_balances', 'credit_ledger', 'alerts',
+                               'provider_costs', 'audit_events', 'credit_balances', 'credit_ledger', 'credit_holds', 'alerts',
                                'collector_runs', 'provider_key_store', 'provider_attributions',
                                'alert_rule_overrides', 'alert_quota_marks', 'usage_source_store',
                                'usage_source_attributions', 'custom_usage']

@@ -516,14 +516,16 @@ CREATE OR REPLACE TRIGGER quota_config_truncated AFTER TRUNCATE ON llm_usage.ten
  * from _plan_quotas()).
  */
 CREATE OR REPLACE FUNCTION llm_usage._quota_configs(p_tenant text, p_max_rows integer)
-RETURNS TABLE (tenant_id text, timezone text, plan text, quota_types text[], periods text[], limits numeric[])
+RETURNS TABLE (tenant_id text, timezone text, plan text, quota_types text[], periods text[], limits numeric[],
+               prepaid boolean)
 LANGUAGE c STABLE
 AS 'MODULE_PATHNAME', 'llm_usage_entry';
 COMMENT ON FUNCTION llm_usage._quota_configs(text, integer) IS
 'Internal: time zone, plan and overrides of a tenant the caller may act on (or of up to p_max_rows of them), for the per-session caches of enforce_quota() and track_usage().';
 
 CREATE OR REPLACE FUNCTION llm_usage._quota_configs_impl(p_tenant text, p_max_rows integer)
-RETURNS TABLE (tenant_id text, timezone text, plan text, quota_types text[], periods text[], limits numeric[])
+RETURNS TABLE (tenant_id text, timezone text, plan text, quota_types text[], periods text[], limits numeric[],
+               prepaid boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -543,10 +545,11 @@ AS $$
     SELECT v.tenant_id, v.timezone, v.plan,
            coalesce(array_agg(o.quota_type ORDER BY o.quota_type, o.period) FILTER (WHERE o.quota_type IS NOT NULL), '{}'),
            coalesce(array_agg(o.period ORDER BY o.quota_type, o.period) FILTER (WHERE o.quota_type IS NOT NULL), '{}'),
-           coalesce(array_agg(o.quota_limit ORDER BY o.quota_type, o.period) FILTER (WHERE o.quota_type IS NOT NULL), '{}')
+           coalesce(array_agg(o.quota_limit ORDER BY o.quota_type, o.period) FILTER (WHERE o.quota_type IS NOT NULL), '{}'),
+           v.prepaid
       FROM visible v
       LEFT JOIN llm_usage.tenant_quota_overrides o ON o.tenant_id = v.tenant_id
-     GROUP BY v.tenant_id, v.timezone, v.plan
+     GROUP BY v.tenant_id, v.timezone, v.plan, v.prepaid
 $$;
 COMMENT ON FUNCTION llm_usage._quota_configs_impl(text, integer) IS
 'Internal: the body of llm_usage._quota_configs(), run as the owner by its entry point, which records the caller (src/caller.c).';
@@ -694,6 +697,15 @@ DECLARE
     v_ok  boolean;
     b     llm_usage._quota_check;
 BEGIN
+    IF $2 = 'credits' THEN
+        -- prepaid credits: admitted against the balance (src/sql/credits.sql)
+        PERFORM llm_usage._check_amount($3, 'amount', true);
+        IF $4 IS NOT NULL THEN
+            PERFORM llm_usage._check_text($4, 'request_id', 255);
+        END IF;
+        RETURN QUERY SELECT * FROM llm_usage._enforce_credits(t, $3, $4);
+        RETURN;
+    END IF;
     PERFORM llm_usage._check_quota_type($2);
     PERFORM llm_usage._check_amount($3, 'amount', true);
     IF $4 IS NOT NULL THEN
@@ -764,6 +776,11 @@ BEGIN
                   HINT = 'For example ''{"tokens": 500, "api_calls": 1}''.';
     END IF;
     FOR k, v IN SELECT * FROM jsonb_each(p_amounts) LOOP
+        IF k = 'credits' THEN
+            RAISE EXCEPTION 'credits are checked with enforce_quota(), not enforce_quotas()'
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Call llm_usage.enforce_quota(tenant_id, ''credits'', estimated_usd, request_id) before or after enforce_quotas().';
+        END IF;
         PERFORM llm_usage._check_quota_type(k);
         IF jsonb_typeof(v) <> 'number' THEN
             RAISE EXCEPTION 'amount for "%" must be a JSON number, got %', k, v

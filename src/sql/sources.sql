@@ -819,12 +819,13 @@ BEGIN
                 v_rows - n, p_page
             USING ERRCODE = 'cardinality_violation';
     END IF;
-    -- Prepaid credits hook: here, and only here, every row of this page is
+    -- Prepaid credits: here, and only here, every row of this page is
     -- written, in the run's one write transaction: the rows of
     -- custom_usage WHERE run_id = p_run_id (inserted, or updated in place by
-    -- a re-collection, run_id then changes to this run).  A deduction keyed
-    -- on the row (usage_id) and charging cost_usd minus what that row was
-    -- charged before is exactly once whatever is re-collected.
+    -- a re-collection, run_id then changes to this run).  Each is charged
+    -- to a prepaid tenant once, keyed on the row (usage_id): its cost_usd
+    -- less what the ledger charged for that row before.
+    PERFORM llm_usage._credit_burn_source_rows(p_run_id);
     RETURN n;
 END
 $$;

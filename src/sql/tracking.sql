@@ -1045,6 +1045,10 @@ BEGIN
     -- the quotas count what was recorded; the request's reservation is released
     PERFORM llm_usage._settle(t, $11, $4 + $5, v_cost,
                               (SELECT k.counts_as FROM llm_usage.event_type_counters k WHERE k.event_type = $2), $12);
+    -- a prepaid tenant pays for the call now, once per event (src/sql/credits.sql)
+    IF t.prepaid THEN
+        PERFORM llm_usage._credit_burn(t, v_cost, 'tracked_call', 'tracked call', v_id, $11);
+    END IF;
     RETURN v_id;
 END
 $$;

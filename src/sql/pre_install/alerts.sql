@@ -10,7 +10,7 @@ CREATE TABLE llm_usage.alerts (
     kind            text NOT NULL
                     CONSTRAINT alerts_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
                         'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
-                        'price_mismatch')),
+                        'price_mismatch', 'credits_low', 'credits_exhausted')),
     severity        text NOT NULL DEFAULT 'warning'
                     CONSTRAINT alerts_severity_check CHECK (severity IN ('info', 'warning', 'error', 'critical')),
     message         text NOT NULL,
@@ -49,7 +49,7 @@ CREATE TABLE llm_usage.alert_rules (
     kind        text PRIMARY KEY
                 CONSTRAINT alert_rules_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
                     'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
-                    'price_mismatch')),
+                    'price_mismatch', 'credits_low', 'credits_exhausted')),
     enabled     boolean NOT NULL,
     threshold   numeric,
     min_calls   integer,

@@ -63,7 +63,11 @@ INSERT INTO llm_usage.alert_rules (kind, enabled, threshold, min_calls, severity
     ('unpriced_usage',     true, NULL, NULL, 'warning',
      'calls of a model with no price were tracked since the last check (their cost is NULL, not 0)'),
     ('price_mismatch',     true, 10,   NULL, 'warning',
-     'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())');
+     'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())'),
+    ('credits_low',        true, NULL, NULL, 'warning',
+     'a prepaid tenant''s credit balance fell below its low_balance_usd (set_prepaid_billing()), or below threshold USD where the tenant has none'),
+    ('credits_exhausted',  true, NULL, NULL, 'error',
+     'a prepaid tenant''s credit balance reached zero (its calls are denied by enforce_quota(tenant, ''credits'', ...); costs beyond the balance are ledgered as uncovered)');
 
 INSERT INTO llm_usage.event_types (event_type, counts_as, is_shipped) VALUES
     ('chat',         'chat_messages', true),

@@ -42,10 +42,15 @@ CREATE TABLE llm_usage.tenants (
     plan        text NOT NULL REFERENCES llm_usage.plans (plan),
     timezone    text NOT NULL DEFAULT 'UTC',
     created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    prepaid     boolean NOT NULL DEFAULT false,
+    low_balance_usd numeric
+                CONSTRAINT tenants_low_balance_usd_check CHECK (low_balance_usd >= 0)
 );
 COMMENT ON TABLE llm_usage.tenants IS 'Tenants (customers, teams, projects) whose LLM usage is metered.  Create with create_tenant().';
 COMMENT ON COLUMN llm_usage.tenants.timezone IS 'IANA zone in which the tenant''s calendar periods (minute, hour, day, month) are aligned.';
+COMMENT ON COLUMN llm_usage.tenants.prepaid IS 'On prepaid billing: every tracked call''s cost and every collected custom-source row''s cost is deducted from its credit balance; set with set_prepaid_billing().';
+COMMENT ON COLUMN llm_usage.tenants.low_balance_usd IS 'A prepaid tenant''s low-balance threshold (USD): a credits_low alert when its balance falls below it; NULL: none.';
 
 CREATE TABLE llm_usage.tenant_quota_overrides (
     tenant_id   text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,

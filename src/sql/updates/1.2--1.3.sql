@@ -465,15 +465,19 @@ COMMENT ON COLUMN llm_usage.alert_state.pending_at IS 'The visibility bound the 
 ALTER TABLE llm_usage.alerts DROP CONSTRAINT alerts_kind_check;
 ALTER TABLE llm_usage.alerts ADD CONSTRAINT alerts_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
                         'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
-                        'price_mismatch'));
+                        'price_mismatch', 'credits_low', 'credits_exhausted'));
 ALTER TABLE llm_usage.alert_rules DROP CONSTRAINT alert_rules_kind_check;
 ALTER TABLE llm_usage.alert_rules ADD CONSTRAINT alert_rules_kind_check CHECK (kind IN ('quota_exceeded', 'quota_near', 'high_latency',
                     'high_error_rate', 'cost_anomaly', 'collection_failed', 'maintenance_failed', 'unpriced_usage',
-                    'price_mismatch'));
+                    'price_mismatch', 'credits_low', 'credits_exhausted'));
 ALTER TABLE llm_usage.alert_rules DISABLE TRIGGER alert_rules_read_only;
 INSERT INTO llm_usage.alert_rules (kind, enabled, threshold, min_calls, severity, description) VALUES
     ('price_mismatch',     true, 10,   NULL, 'warning',
-     'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())');
+     'the cost a provider reported for a tenant''s model on a UTC day differs from its collected usage priced with llm_usage''s prices by more than threshold percent (checked when collected data arrives; see price_reconciliation())'),
+    ('credits_low',        true, NULL, NULL, 'warning',
+     'a prepaid tenant''s credit balance fell below its low_balance_usd (set_prepaid_billing()), or below threshold USD where the tenant has none'),
+    ('credits_exhausted',  true, NULL, NULL, 'error',
+     'a prepaid tenant''s credit balance reached zero (its calls are denied by enforce_quota(tenant, ''credits'', ...); costs beyond the balance are ledgered as uncovered)');
 ALTER TABLE llm_usage.alert_rules ENABLE TRIGGER alert_rules_read_only;
 
 -- quota_status() also says the tenant's plan (a new output column)
@@ -640,3 +644,48 @@ CREATE TABLE llm_usage.quota_reservations (
 );
 COMMENT ON TABLE llm_usage.quota_reservations IS
 'Internal: open reservations of the table path (enforce_quota with a request_id, not yet settled by track_usage): what was counted per quota and period; the shared-memory path keeps them in shared memory.  An expired one stays counted and is deleted.';
+
+-- Prepaid credits that burn down (1.3): a tenant on prepaid billing has
+-- each tracked call's and each collected custom-source row's cost deducted
+-- from its balance; enforce_quota(tenant, 'credits', estimate) admits
+-- against the balance less what open admissions hold (credit_holds).
+ALTER TABLE llm_usage.tenants
+    ADD COLUMN prepaid boolean NOT NULL DEFAULT false,
+    ADD COLUMN low_balance_usd numeric
+               CONSTRAINT tenants_low_balance_usd_check CHECK (low_balance_usd >= 0);
+COMMENT ON COLUMN llm_usage.tenants.prepaid IS 'On prepaid billing: every tracked call''s cost and every collected custom-source row''s cost is deducted from its credit balance; set with set_prepaid_billing().';
+COMMENT ON COLUMN llm_usage.tenants.low_balance_usd IS 'A prepaid tenant''s low-balance threshold (USD): a credits_low alert when its balance falls below it; NULL: none.';
+
+ALTER TABLE llm_usage.credit_ledger
+    ADD COLUMN kind text NOT NULL DEFAULT 'manual'
+               CONSTRAINT credit_ledger_kind_check CHECK (kind IN ('grant', 'manual', 'tracked_call', 'source_row')),
+    ADD COLUMN uncovered numeric NOT NULL DEFAULT 0
+               CONSTRAINT credit_ledger_uncovered_check CHECK (uncovered >= 0),
+    ADD COLUMN event_id bigint,
+    ADD COLUMN request_id text,
+    ADD COLUMN source_id bigint,
+    ADD COLUMN usage_id bigint,
+    ADD COLUMN source_key text;
+-- the changes of 1.2 and before were grants (delta > 0) and deductions
+UPDATE llm_usage.credit_ledger SET kind = 'grant' WHERE delta > 0;
+CREATE UNIQUE INDEX credit_ledger_event_idx ON llm_usage.credit_ledger (tenant_id, event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX credit_ledger_usage_idx ON llm_usage.credit_ledger (source_id, usage_id) WHERE usage_id IS NOT NULL;
+COMMENT ON COLUMN llm_usage.credit_ledger.kind IS 'What changed the balance: grant (grant_credits), manual (deduct_credits), tracked_call (a prepaid tenant''s tracked call), source_row (a prepaid tenant''s collected custom-source row).';
+COMMENT ON COLUMN llm_usage.credit_ledger.uncovered IS 'The part of a cost the balance could not cover (the balance stops at zero); delta is what was deducted.';
+COMMENT ON COLUMN llm_usage.credit_ledger.event_id IS 'tracked_call: the usage_events id of the call (deducted at most once per event).';
+COMMENT ON COLUMN llm_usage.credit_ledger.request_id IS 'tracked_call: the call''s request id, if it had one.';
+COMMENT ON COLUMN llm_usage.credit_ledger.source_key IS 'source_row: the row''s natural key in custom_usage (bucket_start, metric, attribution) as text; source_id and usage_id name the source and the row.';
+
+CREATE TABLE llm_usage.credit_holds (
+    tenant_id  text NOT NULL REFERENCES llm_usage.tenants (tenant_id) ON DELETE CASCADE,
+    hold_id    bigint GENERATED ALWAYS AS IDENTITY,
+    request_id text,
+    amount     numeric NOT NULL
+               CONSTRAINT credit_holds_amount_check CHECK (amount >= 0),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, hold_id)
+);
+CREATE UNIQUE INDEX credit_holds_request_idx ON llm_usage.credit_holds (tenant_id, request_id) WHERE request_id IS NOT NULL;
+COMMENT ON TABLE llm_usage.credit_holds IS
+'Internal: what open credits admissions (enforce_quota(tenant, ''credits'', estimate[, request_id])) hold of a prepaid tenant''s balance; released by track_usage() of the request, or at expires_at (llm_usage.reservation_ttl) with nothing deducted.';
