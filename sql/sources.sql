@@ -65,6 +65,9 @@ SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'ftp://x.test', '/a?
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://user:pw@x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test/', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', 'a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+-- "." and ".." segments (libcurl resolves them: out of the allowed prefix's path)
+SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test/v2/..', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/%2e%2E/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}&u={user}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a b?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
@@ -92,6 +95,13 @@ SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.not_a_map(jsonb,integer)', 'regress_src_mapper')$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.definer_map(jsonb,bigint)', 'regress_src_mapper')$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.hidden_map(jsonb,bigint)', 'regress_src_mapper')$$);
+-- owned by a role that may not act as the mapping role (it could rewrite the function at any time)
+CREATE FUNCTION regress_maps.others_map(page jsonb, source_id bigint) RETURNS SETOF llm_usage.usage_source_row
+    LANGUAGE sql STABLE AS $$ SELECT * FROM regress_maps.map(page, source_id) $$;
+GRANT EXECUTE ON FUNCTION regress_maps.others_map(jsonb, bigint) TO regress_src_mapper;
+ALTER FUNCTION regress_maps.others_map(jsonb, bigint) OWNER TO regress_src_reader;
+SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.others_map(jsonb,bigint)', 'regress_src_mapper')$$);
+DROP FUNCTION regress_maps.others_map(jsonb, bigint);
 -- the role: never a superuser, nor one with BYPASSRLS, CREATEROLE or the all-data and server-file roles
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', NULL)$$);
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', current_user::regrole)$$);
@@ -101,6 +111,12 @@ ALTER ROLE regress_src_mapper NOBYPASSRLS NOCREATEROLE;
 GRANT pg_read_all_data TO regress_src_mapper;
 SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
 REVOKE pg_read_all_data FROM regress_src_mapper;
+GRANT pg_monitor TO regress_src_mapper;
+SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+REVOKE pg_monitor FROM regress_src_mapper;
+GRANT pg_read_all_settings TO regress_src_mapper;
+SELECT try($$SELECT llm_usage.add_usage_source('x', 'src1', 'https://x.test', '/a?f={from}&t={to}', 'regress_maps.map(jsonb,bigint)', 'regress_src_mapper')$$);
+REVOKE pg_read_all_settings FROM regress_src_mapper;
 -- a non-superuser admin may not widen where sources may go
 SET ROLE regress_src_admin;
 SELECT try($$SET llm_usage.source_url_prefixes = 'http://169.254.169.254'$$);

@@ -42,6 +42,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -49,6 +50,7 @@
 #include "utils/memutils.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "catalog/pg_proc.h"
 #include "access/htup_details.h"
@@ -471,12 +473,32 @@ rfc3339(pg_time_t t)
 }
 
 /*
+ * A mapping function may catch the statement timeout's cancel (EXCEPTION
+ * WHEN query_canceled) and go on: MAPPING_DIE_GRACE_MS later the worker
+ * ends itself as pg_terminate_backend() would (a FATAL no function can
+ * catch); the postmaster starts it again and the run is recorded as
+ * interrupted.
+ */
+#define MAPPING_DIE_GRACE_MS	5000
+
+static TimeoutId mapping_die_timeout = 0;	/* registered on first use */
+
+static void
+mapping_die_handler(void)
+{
+	ProcDiePending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
  * Call the mapping function on one page as role role_id: the current user
  * is that role, inside a security-restricted operation (no SET ROLE, no
  * temporary objects, no changes to the session), with search_path pinned
  * to pg_catalog, pg_temp; the window is in llm_usage.source_window_from
- * and _to.  Everything is restored before returning; on an error, the
- * transaction's abort restores it.  Returns the rows as an array of
+ * and _to; it may run for llm_usage.mapping_timeout.  Everything is
+ * restored before returning; on an error, the transaction's abort restores
+ * it.  Returns the rows as an array of
  * llm_usage.usage_source_row (NULL when none) and its type in *array_type.
  */
 static Datum
@@ -490,6 +512,8 @@ map_page(Run *run, const char *call_sql, Oid role_id, SourcePage *sp, int page_n
 	Datum		rows;
 	int64		count;
 	bool		cnull;
+	TimestampTz start;
+	MemoryContext run_ctx = CurrentMemoryContext;
 
 	(void) set_config_option("llm_usage.source_window_from", rfc3339(sp->from), PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SET, true, 0, false);
@@ -504,8 +528,42 @@ map_page(Run *run, const char *call_sql, Oid role_id, SourcePage *sp, int page_n
 
 	args[0] = JsonbPGetDatum(sp->page);
 	args[1] = Int64GetDatum(run->source_id);
-	if (SPI_execute_with_args(call_sql, 2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "calling the mapping function failed");
+
+	/*
+	 * The worker serves every tenant: a mapping function that never returns
+	 * (a loop, pg_sleep, a lock wait) may not hold it.  The statement
+	 * timeout (nothing else arms it in the worker) cancels the call after
+	 * llm_usage.mapping_timeout, and the run fails saying so.
+	 */
+	start = GetCurrentTimestamp();
+	if (mapping_die_timeout == 0)
+		mapping_die_timeout = RegisterTimeout(USER_TIMEOUT, mapping_die_handler);
+	enable_timeout_after(STATEMENT_TIMEOUT, llm_usage_mapping_timeout_ms);
+	enable_timeout_after(mapping_die_timeout, llm_usage_mapping_timeout_ms + MAPPING_DIE_GRACE_MS);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(call_sql, 2, argtypes, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "calling the mapping function failed");
+	}
+	PG_CATCH();
+	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		disable_timeout(mapping_die_timeout, false);
+		if (geterrcode() == ERRCODE_QUERY_CANCELED &&
+			TimestampDifferenceExceeds(start, GetCurrentTimestamp(), llm_usage_mapping_timeout_ms))
+		{
+			MemoryContextSwitchTo(run_ctx);
+			FlushErrorState();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("the mapping function took longer than llm_usage.mapping_timeout (%d ms)",
+							llm_usage_mapping_timeout_ms)));
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	disable_timeout(mapping_die_timeout, false);
 
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);

@@ -126,9 +126,20 @@ held_to_micro(Datum n)
 static bool
 estimate_to_micro(Datum n, int64 *out)
 {
+	/* the last estimate converted (applications repeat theirs) */
+	static char last[32];
+	static Size last_len = 0;
+	static int64 last_u = 0;
+	struct varlena *raw = PG_DETOAST_DATUM_PACKED(n);
+	Size		len = VARSIZE_ANY(raw);
 	Numeric		num = DatumGetNumeric(n);
 	Datum		m;
 
+	if (len == last_len && memcmp(raw, last, len) == 0)
+	{
+		*out = last_u;
+		return true;
+	}
 	if (numeric_is_nan(num) || numeric_is_inf(num))
 		return false;
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, n, NumericGetDatum(int64_to_numeric(0)))) < 0 ||
@@ -137,6 +148,12 @@ estimate_to_micro(Datum n, int64 *out)
 	m = DirectFunctionCall2(numeric_mul, n, NumericGetDatum(int64_to_numeric(QUOTA_UNIT)));
 	m = DirectFunctionCall1(numeric_ceil, m);
 	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, m));
+	if (len <= sizeof(last))
+	{
+		memcpy(last, raw, len);
+		last_len = len;
+		last_u = *out;
+	}
 	return true;
 }
 

@@ -42,6 +42,7 @@ int			llm_usage_max_retries = 3;
 int			llm_usage_http_max_response_kb = 16384;
 int			llm_usage_aggregate_interval = 300;
 int			llm_usage_max_pages = 1000;
+int			llm_usage_mapping_timeout_ms = 60000;
 int			llm_usage_alert_delivery_attempts = 10;
 int			llm_usage_alert_retry_delay = 30;
 int			llm_usage_quota_max_tenants = 10000;
@@ -308,6 +309,12 @@ define_settings(void)
 							&llm_usage_max_reservations, 10000, 100, 10000000,
 							postmaster, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("llm_usage.max_reservations_per_tenant",
+							"Open quota reservations one tenant may hold in shared memory.",
+							"So that one tenant that never settles cannot take every reservation from the others; more fail with 53400.",
+							&llm_usage_max_reservations_per_tenant, 2500, 1, 10000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("llm_usage.reservation_ttl",
 							"How long a quota reservation waits for track_usage to settle it; after that it stays counted as used.",
 							NULL,
@@ -319,6 +326,12 @@ define_settings(void)
 							   "Empty: no custom source may be used.  The worker runs as a superuser, so only a superuser decides which addresses it may be sent to.",
 							   &llm_usage_source_url_prefixes, "",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("llm_usage.mapping_timeout",
+							"How long a custom source's mapping function may take for one page.",
+							"The worker serves every tenant: a mapping function that takes longer is cancelled and its run fails.",
+							&llm_usage_mapping_timeout_ms, 60000, 100, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("llm_usage.source_window_from",
 							   "Start of the window (RFC 3339, UTC) a custom source's mapping function is called for; empty outside.",

@@ -35,6 +35,7 @@ extern int	llm_usage_http_max_response_kb;
 #define LLM_USAGE_MAX_RESPONSE_KB 262144
 extern int	llm_usage_aggregate_interval;
 extern int	llm_usage_max_pages;
+extern int	llm_usage_mapping_timeout_ms;
 extern int	llm_usage_alert_delivery_attempts;
 extern int	llm_usage_alert_retry_delay;
 extern int	llm_usage_quota_max_tenants;	/* sizes quota_shmem.c and session_cache.c */

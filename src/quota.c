@@ -662,6 +662,7 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
 }
 
 #define CONSUME_FULL	(-2)	/* llm_usage.max_reservations reservations are open */
+#define CONSUME_TENANT_FULL	(-3)	/* the tenant has max_reservations_per_tenant open */
 
 /*
  * consume_reserving
@@ -670,16 +671,20 @@ consume(TenantConfig *cfg, Check *checks, int n, TimestampTz now)
  *		llm_usage.reservation_ttl from now; nothing is noted when not all
  *		fit.  Holds the reservation's partition lock around the entry's
  *		mutex.  CONSUME_FULL (nothing consumed) when no reservation can be
- *		made, even after expired ones were swept.
+ *		made, even after expired ones were swept; CONSUME_TENANT_FULL when
+ *		the tenant holds llm_usage.max_reservations_per_tenant open ones
+ *		(expired ones are swept first, by one backend at most once a second).
  */
 static int
 consume_reserving(TenantConfig *cfg, Check *checks, int n, TimestampTz now, const char *rid, int rid_len)
 {
+	static TimestampTz last_tenant_sweep = 0;
 	ReservationKey key;
 	uint32		hash;
 	LWLock	   *lock;
 	Reservation *r;
 	bool		found;
+	bool		tenant_full = false;
 	int			rc;
 
 	reservation_key(&key, cfg->shared.incarnation, rid, rid_len);
@@ -688,15 +693,29 @@ consume_reserving(TenantConfig *cfg, Check *checks, int n, TimestampTz now, cons
 	{
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		r = reservation_find(&key, hash, true, &found);
+		tenant_full = false;
+		if (r != NULL && !found && !reservation_claim(r, &cfg->shared))
+		{
+			reservation_remove(&key, hash);
+			r = NULL;
+			tenant_full = true;
+		}
 		if (r != NULL || attempt > 0)
 			break;
 		LWLockRelease(lock);
+		if (tenant_full)
+		{
+			/* a sweep locks every partition: one tenant at its bound may not make them constant */
+			if (now - last_tenant_sweep < USECS_PER_SEC)
+				return CONSUME_TENANT_FULL;
+			last_tenant_sweep = now;
+		}
 		(void) reservation_sweep(now);
 	}
 	if (r == NULL)
 	{
 		LWLockRelease(lock);
-		return CONSUME_FULL;
+		return tenant_full ? CONSUME_TENANT_FULL : CONSUME_FULL;
 	}
 	if (found && r->expires_at <= now)
 	{
@@ -737,8 +756,15 @@ plain_request_id(const char *rid)
 }
 
 static void
-full_error(void)
+full_error(int rc, const char *tenant)
 {
+	if (rc == CONSUME_TENANT_FULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many open quota reservations for tenant \"%s\"", tenant),
+				 errdetail("The tenant holds llm_usage.max_reservations_per_tenant (%d) reservations: enforce_quota() was called with request_ids that track_usage() has not settled yet.",
+						   llm_usage_max_reservations_per_tenant),
+				 errhint("Settle reservations with track_usage(), or raise llm_usage.max_reservations_per_tenant.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("too many open quota reservations"),
@@ -1119,8 +1145,8 @@ enforce_fast(FunctionCallInfo fcinfo, TupleDesc desc)
 		return heap_form_tuple(desc, values, nulls);
 	}
 	r = rid ? consume_reserving(cfg, checks, n, now, rid, strlen(rid)) : consume(cfg, checks, n, now);
-	if (r == CONSUME_FULL)
-		full_error();
+	if (r == CONSUME_FULL || r == CONSUME_TENANT_FULL)
+		full_error(r, tenant);
 	if (r == CONSUME_STALE)
 	{
 		/* the entry was reclaimed (its tenant deleted?): the SQL path looks again */
@@ -1343,8 +1369,8 @@ llm_usage_shm_consume(PG_FUNCTION_ARGS)
 		if (n == 0)
 			return (Datum) 0;
 		r = rid ? consume_reserving(cfg, checks, n, now, rid, strlen(rid)) : consume(cfg, checks, n, now);
-		if (r == CONSUME_FULL)
-			full_error();
+		if (r == CONSUME_FULL || r == CONSUME_TENANT_FULL)
+			full_error(r, tenant);
 		if (r != CONSUME_STALE)
 			break;
 		cfg->has_shared = false;

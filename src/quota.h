@@ -110,6 +110,7 @@ typedef struct QuotaEntry
 	QuotaKey	key;
 	QuotaSlot	slots[QUOTA_SLOTS]; /* [type * QUOTA_NPERIODS + period] */
 	QuotaDenials denials;
+	int			reservations;	/* its open reservations in the reservation hash */
 	QuotaCredits credits;		/* not saved */
 	int			next_free;		/* free list, under the table's LWLock */
 } QuotaEntry;
@@ -138,6 +139,7 @@ typedef struct ReservationKey
 typedef struct Reservation
 {
 	ReservationKey key;			/* hash key */
+	int			entry_index;	/* the QuotaEntry that counts it, -1: none */
 	TimestampTz expires_at;		/* from then on it is no longer settled, but stays counted */
 	TimestampTz period_start[QUOTA_SLOTS];	/* period each amount was counted in */
 	int64		amount[QUOTA_SLOTS];	/* millionths; 0: none */
@@ -147,6 +149,7 @@ typedef struct Reservation
 } Reservation;
 
 extern int	llm_usage_max_reservations;
+extern int	llm_usage_max_reservations_per_tenant;
 extern int	llm_usage_reservation_ttl;
 extern int	llm_usage_quota_save_interval;
 extern bool llm_usage_audit_quota_denials;
@@ -173,6 +176,7 @@ extern PGDLLEXPORT void llm_usage_quota_saver_main(Datum main_arg);
 extern void reservation_key(ReservationKey *key, uint64 incarnation, const char *request_id, int len);
 extern LWLock *reservation_lock(const ReservationKey *key, uint32 *hash);
 extern Reservation *reservation_find(const ReservationKey *key, uint32 hash, bool create, bool *found);
+extern bool reservation_claim(Reservation *r, const QuotaRef *ref);
 extern void reservation_remove(const ReservationKey *key, uint32 hash);
 extern int	reservation_sweep(TimestampTz now);
 extern int	reservation_count(void);

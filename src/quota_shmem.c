@@ -38,8 +38,11 @@
  * that request in a shared hash of llm_usage.max_reservations entries,
  * keyed by the tenant entry's incarnation and the request id, partitioned
  * over RESERVATION_PARTITIONS LWLocks; track_usage of the request takes it
- * out (quota.c).  A partition lock may be held while an entry's mutex is
- * taken, never the other way round.  Reservations are not saved: after a
+ * out (quota.c).  Each tenant entry counts its open reservations (under
+ * its mutex): a tenant may hold at most llm_usage.max_reservations_per_tenant
+ * of them, so one tenant (or one application bound to it) that never
+ * settles cannot take the whole hash from the others.  A partition lock
+ * may be held while an entry's mutex is taken, never the other way round.  Reservations are not saved: after a
  * restart the amounts they counted stay counted, as when they expire.
  *
  * Durability: the "llm_usage quota saver" worker writes every entry in use
@@ -108,6 +111,7 @@ typedef struct QuotaHashEntry
 
 int			llm_usage_quota_save_interval = 1000;
 int			llm_usage_max_reservations = 10000;
+int			llm_usage_max_reservations_per_tenant = 2500;
 int			llm_usage_reservation_ttl = 900;
 
 #define RESERVATION_PARTITIONS	16
@@ -178,6 +182,7 @@ quota_shmem_startup(void)
 			e->in_use = false;
 			e->dirty = false;
 			e->incarnation = 0;
+			e->reservations = 0;
 			e->next_free = (i + 1 < llm_usage_quota_max_tenants) ? i + 1 : -1;
 		}
 		quota_state->free_head = llm_usage_quota_max_tenants > 0 ? 0 : -1;
@@ -248,6 +253,7 @@ take_entry(const QuotaKey *key, const QuotaSlot *initial)
 	else
 		memset(e->slots, 0, sizeof(e->slots));
 	memset(&e->denials, 0, sizeof(e->denials));
+	e->reservations = 0;
 	memset(&e->credits, 0, sizeof(e->credits));
 	SpinLockRelease(&e->mutex);
 	pg_atomic_fetch_add_u64(&quota_state->structure_changes, 1);
@@ -932,6 +938,7 @@ reservation_find(const ReservationKey *key, uint32 hash, bool create, bool *foun
 		pg_atomic_fetch_sub_u32(reservation_used, 1);
 		return NULL;
 	}
+	r->entry_index = -1;
 	r->expires_at = 0;
 	memset(r->period_start, 0, sizeof(r->period_start));
 	memset(r->amount, 0, sizeof(r->amount));
@@ -941,11 +948,58 @@ reservation_find(const ReservationKey *key, uint32 hash, bool create, bool *foun
 	return r;
 }
 
+/*
+ * reservation_claim
+ *		Count a new reservation against its tenant's entry (ref): false when
+ *		the tenant already holds llm_usage.max_reservations_per_tenant open
+ *		ones (nothing counted).  An entry reclaimed meanwhile counts nothing
+ *		(consuming then finds it stale).  Expects the reservation's
+ *		partition lock held exclusively; takes the entry's mutex.
+ */
+bool
+reservation_claim(Reservation *r, const QuotaRef *ref)
+{
+	bool		ok = true;
+
+	if (!quota_lock(ref))
+		return true;
+	if (ref->entry->reservations >= llm_usage_max_reservations_per_tenant)
+		ok = false;
+	else
+	{
+		ref->entry->reservations++;
+		r->entry_index = (int) (ref->entry - quota_entries);
+	}
+	quota_unlock(ref);
+	return ok;
+}
+
+/* the tenant entry of a reservation being removed counts it no more (its mutex taken) */
+static void
+reservation_unclaim(const Reservation *r)
+{
+	QuotaEntry *e;
+
+	if (r->entry_index < 0 || r->entry_index >= llm_usage_quota_max_tenants)
+		return;
+	e = &quota_entries[r->entry_index];
+	SpinLockAcquire(&e->mutex);
+	if (e->incarnation == r->key.incarnation && e->reservations > 0)
+		e->reservations--;
+	SpinLockRelease(&e->mutex);
+}
+
 void
 reservation_remove(const ReservationKey *key, uint32 hash)
 {
-	if (hash_search_with_hash_value(reservation_hash, key, hash, HASH_REMOVE, NULL) != NULL)
+	Reservation *r = hash_search_with_hash_value(reservation_hash, key, hash, HASH_REMOVE, NULL);
+
+	/* the entry removed stays readable until the next insertion, under the lock we hold */
+	if (r != NULL)
+	{
+		reservation_unclaim(r);
 		pg_atomic_fetch_sub_u32(reservation_used, 1);
+	}
 }
 
 /*
@@ -972,6 +1026,7 @@ reservation_sweep(TimestampTz now)
 		if (r->expires_at <= now)
 		{
 			/* removing the entry just returned is allowed during a scan */
+			reservation_unclaim(r);
 			if (hash_search(reservation_hash, &r->key, HASH_REMOVE, NULL) != NULL)
 				pg_atomic_fetch_sub_u32(reservation_used, 1);
 			n++;

@@ -28,7 +28,7 @@ AS $$
 -- The role a mapping function may run as: it exists; it is not a
 -- superuser, has no BYPASSRLS, CREATEROLE or REPLICATION, is not a member
 -- of a role that has, nor of the predefined roles that reach files,
--- programs or every table; and p_admin (the registering admin) may SET
+-- programs, every table, every setting or every session's statement; and p_admin (the registering admin) may SET
 -- ROLE to it, so naming it gives the admin nothing it did not have.
 DECLARE
     r       pg_catalog.pg_roles;
@@ -55,7 +55,10 @@ BEGIN
      WHERE g.oid <> r.oid
        AND (g.rolsuper OR g.rolbypassrls OR g.rolcreaterole OR g.rolreplication
             OR g.rolname IN ('pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files',
-                             'pg_read_all_data', 'pg_write_all_data', 'pg_signal_backend'))
+                             'pg_read_all_data', 'pg_write_all_data', 'pg_signal_backend',
+                             -- the worker's session holds the secret settings
+                             -- (webhook, SMTP), and other sessions' statements
+                             'pg_read_all_settings', 'pg_read_all_stats', 'pg_monitor'))
        AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER');
     IF v_bad IS NOT NULL THEN
         RAISE EXCEPTION 'role "%" may not run a mapping function: it is a member of %', p_role, v_bad
@@ -86,8 +89,9 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- A mapping function: (jsonb, bigint) RETURNS SETOF llm_usage.usage_source_row,
--- a plain function (not SECURITY DEFINER: it would run as its owner), not
--- in a temporary schema, executable by the role.  Returns its
+-- a plain function (not SECURITY DEFINER: it would run as its owner), owned
+-- by the role, a role that may act as it or a superuser, not in a temporary
+-- schema, executable by the role.  Returns its
 -- schema-qualified signature.
 DECLARE
     p pg_catalog.pg_proc;
@@ -109,6 +113,18 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = 'It would run as its owner instead of the role named for it.';
     END IF;
+    -- its owner can change what it does at any time (CREATE OR REPLACE keeps
+    -- it registered): it must be a role that may act as p_role anyway (p_role
+    -- itself, a role that may SET ROLE to it) or a superuser, else the
+    -- worker would run the owner's code with p_role's rights
+    IF NOT pg_catalog.pg_has_role(p.proowner, p_role, 'MEMBER')
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = p.proowner) THEN
+        RAISE EXCEPTION 'mapping function % is owned by role "%", which may not act as role "%"',
+                        p_fn::regprocedure, p.proowner::regrole, p_role::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Its owner can change what the function does, and the worker runs it as the mapping role.',
+                  HINT = format('Let the mapping role own it: ALTER FUNCTION %s OWNER TO %I;', p_fn::regprocedure, p_role::regrole::text);
+    END IF;
     IF pg_catalog.pg_is_other_temp_schema(p.pronamespace) OR p.pronamespace = pg_catalog.pg_my_temp_schema() THEN
         RAISE EXCEPTION 'mapping function % is in a temporary schema', p_fn::regprocedure
             USING ERRCODE = 'invalid_parameter_value';
@@ -125,7 +141,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION llm_usage._check_mapping_function(oid, oid) IS
-'Internal: the schema-qualified signature of a mapping function, or 22023/42501/42883 unless it is (jsonb, bigint) RETURNS SETOF llm_usage.usage_source_row, not SECURITY DEFINER, not temporary, executable by the role.';
+'Internal: the schema-qualified signature of a mapping function, or 22023/42501/42883 unless it is (jsonb, bigint) RETURNS SETOF llm_usage.usage_source_row, not SECURITY DEFINER, owned by the role, a role that may act as it or a superuser, not temporary, executable by the role.';
 
 CREATE OR REPLACE FUNCTION llm_usage._check_pagination(p jsonb)
 RETURNS jsonb
@@ -207,6 +223,9 @@ COMMENT ON FUNCTION llm_usage._check_pagination(jsonb) IS
  * secret there.  A prefix matches a base URL equal to it or continuing it
  * after "/"; one that ends in "/" or ":" matches every base URL starting
  * with it ("http://127.0.0.1:" allows every port of the loopback address).
+ * A base URL with a "." or ".." path segment (also percent-encoded) is
+ * never allowed: libcurl and servers resolve them, so "/v2/.." would
+ * climb out of a prefix "/v2".
  * Read at registration in the admin's session and by the worker before
  * every run, each with its own value of the setting.
  */
@@ -215,7 +234,8 @@ RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(bool_or(p_base_url = x.prefix
+    SELECT p_base_url !~ '/(\.|%2[eE]){1,2}(/|$)'
+       AND coalesce(bool_or(p_base_url = x.prefix
                             OR left(p_base_url, length(x.prefix) + 1) = x.prefix || '/'
                             OR (right(x.prefix, 1) IN ('/', ':') AND left(p_base_url, length(x.prefix)) = x.prefix)), false)
       FROM (SELECT btrim(p) AS prefix
@@ -241,6 +261,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example https://api.example.com or https://api.example.com/v2.';
     END IF;
+    IF p_base_url ~ '/(\.|%2[eE]){1,2}(/|$)' THEN
+        RAISE EXCEPTION 'base_url must not have a "." or ".." path segment'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The worker would leave the path llm_usage.source_url_prefixes allows; write the path it resolves to.';
+    END IF;
     IF NOT llm_usage._source_url_allowed(p_base_url) THEN
         RAISE EXCEPTION 'base_url "%" is not allowed by llm_usage.source_url_prefixes', p_base_url
             USING ERRCODE = 'insufficient_privilege',
@@ -250,9 +275,11 @@ BEGIN
     v_rest := replace(replace(p_path, '{from}', ''), '{to}', '');
     IF left(p_path, 1) <> '/' OR v_rest !~ '^/[A-Za-z0-9._~!$&''()*+,;=:@%/?-]*$'
        OR v_rest ~ '%($|[^0-9A-Fa-f]|.$|.[^0-9A-Fa-f])'
+       -- a "." or ".." segment (also percent-encoded) would climb out of the base URL's path
+       OR v_rest ~ '/(\.|%2[eE]){1,2}([/?#]|$)'
        OR length(p_path) - length(replace(p_path, '{from}', '')) <> 6
        OR length(p_path) - length(replace(p_path, '{to}', '')) <> 4 THEN
-        RAISE EXCEPTION 'path_template must start with "/", hold {from} and {to} once each and otherwise only URL characters'
+        RAISE EXCEPTION 'path_template must start with "/", hold {from} and {to} once each and otherwise only URL characters, and no "." or ".." segment'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'For example /metrics/api-usage?from={from}&to={to}.';
     END IF;
