@@ -20,7 +20,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # and only when something is missing).
 install_deps() {
     local pkgs=(postgresql-$PGMAJOR postgresql-contrib postgresql-server-dev-$PGMAJOR
-                libcurl4-openssl-dev libssl-dev libipc-run-perl make gcc python3 curl)
+                libcurl4-openssl-dev libssl-dev libipc-run-perl make gcc python3 curl gdb)
     local missing=() p
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
