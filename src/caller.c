@@ -212,3 +212,24 @@ llm_usage_entry(PG_FUNCTION_ARGS)
 
 	return result;
 }
+
+/*
+ * llm_usage_function_owner
+ *		The owner of a function (for the extension's own functions, the
+ *		extension's owner): whose rights a C path that switches user takes.
+ *		Looked up in the syscache on every call, so that ALTER FUNCTION ...
+ *		OWNER TO and REASSIGN OWNED are seen at once.  Expects a
+ *		transaction.
+ */
+Oid
+llm_usage_function_owner(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}

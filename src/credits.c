@@ -47,7 +47,6 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -58,7 +57,6 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
@@ -428,20 +426,6 @@ own_pending(const char *tenant)
 	return sum;
 }
 
-/* the owner of a function (the extension's owner, for ours) */
-static Oid
-function_owner(Oid fn)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", fn);
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /*
  * load_mirror
  *		Read the tenant's balance from the table into its mirror, if no
@@ -477,7 +461,7 @@ load_mirror(const QuotaRef *ref, const char *tenant, Oid fn)
 		return true;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(function_owner(fn), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(llm_usage_function_owner(fn), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (load_plan == NULL)

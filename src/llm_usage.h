@@ -42,6 +42,8 @@ extern int	llm_usage_quota_max_tenants;	/* sizes quota_shmem.c and session_cache
 
 /* who is calling (caller.c): the role tenant checks are made for */
 extern Oid	llm_usage_caller_id(void);
+/* the owner of a function, whose rights a C path switching user takes (caller.c) */
+extern Oid	llm_usage_function_owner(Oid fn);
 
 /* shared state (shmem.c) */
 extern void llm_usage_shmem_request(void);

@@ -47,7 +47,6 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -334,20 +333,6 @@ make_key(QuotaKey *key, const char *tenant)
 	key->dbid = MyDatabaseId;
 	key->tenants_relid = session_cache_tenants_relid();
 	strlcpy(key->tenant, tenant, sizeof(key->tenant));
-}
-
-/* the owner of a function (the extension's owner, for ours) */
-static Oid
-function_owner(Oid fn)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", fn);
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
 }
 
 /*
@@ -817,7 +802,7 @@ flush_denials_now(const char *tenant, Oid fn)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	Oid			owner = function_owner(fn);
+	Oid			owner = llm_usage_function_owner(fn);
 	Datum		arg = CStringGetTextDatum(tenant);
 
 	BeginInternalSubTransaction(NULL);

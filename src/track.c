@@ -30,7 +30,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -43,7 +42,6 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "llm_usage.h"
@@ -117,26 +115,6 @@ static bool
 count_ok(FunctionCallInfo fcinfo, int arg)
 {
 	return !PG_ARGISNULL(arg) && PG_GETARG_INT64(arg) >= 0 && PG_GETARG_INT64(arg) <= MAX_TOKENS;
-}
-
-/*
- * function_owner
- *		The owner of the function called (the extension's owner, for ours),
- *		looked up on every call in the syscache (a hash lookup): a copy kept
- *		for the session would outlive ALTER FUNCTION ... OWNER TO or
- *		REASSIGN OWNED.  Expects a transaction.
- */
-static Oid
-function_owner(Oid fn)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", fn);
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
 }
 
 /*
@@ -266,7 +244,7 @@ track_fast(FunctionCallInfo fcinfo, int64 *event_id)
 
 	/* write as the function's owner, with search_path pinned, as SECURITY DEFINER SET search_path would */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(function_owner(fcinfo->flinfo->fn_oid), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(llm_usage_function_owner(fcinfo->flinfo->fn_oid), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	level = session_cache_pin_search_path();
 	SPI_connect();
 	if (insert_plan == NULL)
