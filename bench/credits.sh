@@ -21,6 +21,7 @@
 # SELECT 1.  Settings: BENCH_SECONDS (per run, 5), BENCH_ROUNDS (3).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+. "$ROOT/bench/lib.sh"
 [[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and creates the test user)"
 
 SECS=${BENCH_SECONDS:-5}
@@ -56,18 +57,8 @@ script credits_table '\set k random(1, 2000)
 SELECT allowed FROM llm_usage.enforce_quota('"'x_$LONG'"', '"'credits'"', 0.01, '"'k'"' || :k);'
 scenarios="select1 credits credits_rid credits_table"
 
-: >"$B/results"
-for round in $(seq 1 "$ROUNDS"); do
-    for s in $scenarios; do
-        tps=$(as_user "$PGBIN/pgbench" -n -M prepared -c 8 -j 2 -T "$SECS" -f "$B/$s.sql" "$DB" 2>&1 \
-              | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-        echo "$s $round $tps" >>"$B/results"
-        log "round $round $s: $tps tps"
-    done
-done
+rounds $scenarios
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-stat() { awk -v s="$1" '$1 == s { print $3 }' "$B/results"; }
 base=$(stat select1 | median)
 echo
 echo "scenario | median tps | rounds min..max | ratio to SELECT 1 (median) | ratio per round"

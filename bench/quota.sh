@@ -30,6 +30,7 @@
 # BENCH_ROUNDS (3).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+. "$ROOT/bench/lib.sh"
 [[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and creates the test user)"
 
 SECS=${BENCH_SECONDS:-8}
@@ -123,10 +124,6 @@ tps() {     # tps SCRIPT: transactions per second of one run, 8 clients
     [[ -n $pid ]] && { kill "$pid"; wait "$pid" 2>/dev/null || true; }
     sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$B/$1.log"
 }
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-spread() { sort -g | awk '{a[NR] = $1} END {printf "%.0f-%.0f", a[1], a[NR]}'; }
-ratio() { python3 -c "import sys; print('%.3f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
-pass() { python3 -c "import sys; print('met' if eval(sys.argv[1]) else 'NOT met')" "$1"; }
 
 log "warming up: every tenant's shared entry taken once"
 q -o /dev/null -c "SELECT count(*) FROM llm_usage.tenants t, LATERAL llm_usage.enforce_quota(t.tenant_id, 'api_calls', 0) e WHERE t.plan <> 'tiny'"

@@ -11,6 +11,7 @@
 # BENCH_EVENTS (5,000,000), BENCH_CYCLES (1,000 worker collection cycles).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+. "$ROOT/bench/lib.sh"
 . "$ROOT/test/worker_lib.sh"
 [[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and creates the test user)"
 
@@ -87,8 +88,6 @@ tps() {     # tps SCRIPT: transactions per second of one run, 8 clients
     as_user "$PGBIN/pgbench" -n -M prepared -c 8 -j 2 -T "$SECS" -f "$B/$1.sql" "$DB" 2>&1 \
         | sed -nE 's/^tps = ([0-9.]+) .*/\1/p'
 }
-median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-ratio() { python3 -c "import sys; print('%.3f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
 
 log "warming up (each session caches the 1,000 tenants)"
 for s in enforce_spread track insert; do
@@ -192,7 +191,6 @@ cycle_secs=$(( $(date +%s) - t0 ))
 [[ $(worker_pid) == "$pid" ]] || die "the worker restarted during the memory run"
 
 pct() { python3 -c "import sys; print('%+.1f %%' % (100 * (float(sys.argv[1]) / float(sys.argv[2]) - 1)))" "$1" "$2"; }
-pass() { python3 -c "import sys; print('met' if eval(sys.argv[1]) else 'NOT met')" "$1"; }
 r_hot=$(ratio "${med[enforce_hot]}" "${med[select1]}")
 r_spread=$(ratio "${med[enforce_spread]}" "${med[select1]}")
 r_track=$(ratio "${med[track]}" "${med[insert]}")

@@ -27,6 +27,7 @@
 # the baseline.  Settings: BENCH_SECONDS (per run, 6), BENCH_ROUNDS (3).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+. "$ROOT/bench/lib.sh"
 [[ $(id -u) -eq 0 ]] || die "run as root (it installs packages and creates the test user)"
 
 SECS=${BENCH_SECONDS:-6}
@@ -82,18 +83,8 @@ script credits "SELECT allowed FROM llm_usage.enforce_quota('bp', 'credits', 0.0
 scenarios="select1 insert reserve track reserve_track"
 [[ $has_credits -eq 1 ]] && scenarios="$scenarios credits"
 
-: >"$B/results"
-for round in $(seq 1 "$ROUNDS"); do
-    for s in $scenarios; do
-        tps=$(as_user "$PGBIN/pgbench" -n -M prepared -c 8 -j 2 -T "$SECS" -f "$B/$s.sql" "$DB" 2>&1 \
-              | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-        echo "$s $round $tps" >>"$B/results"
-        log "round $round $s: $tps tps"
-    done
-done
+rounds $scenarios
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-stat() { awk -v s="$1" '$1 == s { print $3 }' "$B/results"; }
 base_sel=$(stat select1 | median)
 base_ins=$(stat insert | median)
 echo
