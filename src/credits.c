@@ -163,15 +163,6 @@ micro_numeric(int64 v)
 	return DirectFunctionCall1(numeric_trim_scale, NumericGetDatum(int64_div_fast_to_numeric(v, 6)));
 }
 
-static void
-make_key(QuotaKey *key, const char *tenant)
-{
-	memset(key, 0, sizeof(*key));
-	key->dbid = MyDatabaseId;
-	key->tenants_relid = session_cache_tenants_relid();
-	strlcpy(key->tenant, tenant, sizeof(key->tenant));
-}
-
 /* ------------------------------------------------------------------------
  * Following the table: the trigger and the transaction callbacks
  * ------------------------------------------------------------------------
@@ -377,7 +368,7 @@ llm_usage_credit_balance_changed(PG_FUNCTION_ARGS)
 			old = MemoryContextSwitchTo(TopMemoryContext);
 			p = palloc(sizeof(PendingCredit));
 			p->subid = GetCurrentSubTransactionId();
-			make_key(&p->key, was);
+			quota_make_key(&p->key, was);
 			p->delta_u = -row_balance(td->tg_relation, oldtup);
 			p->done = false;
 			p->applied = false;
@@ -389,7 +380,7 @@ llm_usage_credit_balance_changed(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	p = palloc(sizeof(PendingCredit));
 	p->subid = GetCurrentSubTransactionId();
-	make_key(&p->key, tenant);
+	quota_make_key(&p->key, tenant);
 	p->delta_u = delta;
 	p->done = false;
 	p->applied = false;
@@ -415,7 +406,7 @@ own_pending(const char *tenant)
 	ListCell   *lc;
 	int64		sum = 0;
 
-	make_key(&key, tenant);
+	quota_make_key(&key, tenant);
 	foreach(lc, pending_credits)
 	{
 		PendingCredit *p = lfirst(lc);

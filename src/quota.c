@@ -326,8 +326,9 @@ period_bounds(int period, TimestampTz now, const char *tz, TimestampTz *start, T
 	period_bounds_in_zone((PeriodUnit) period, now, tz, start, end);
 }
 
-static void
-make_key(QuotaKey *key, const char *tenant)
+/* the shared-memory key of a tenant of this database's extension */
+void
+quota_make_key(QuotaKey *key, const char *tenant)
 {
 	memset(key, 0, sizeof(*key));
 	key->dbid = MyDatabaseId;
@@ -537,7 +538,7 @@ tenant_config(const char *tenant)
 		return cfg;
 	if (cfg->no_room && quota_entry_count() >= llm_usage_quota_max_tenants)
 		return cfg;				/* still full */
-	make_key(&qkey, tenant);
+	quota_make_key(&qkey, tenant);
 	if (!quota_lookup(&qkey, &ref))
 	{
 		/* a new entry starts with the table's counters, read first */
@@ -1442,7 +1443,7 @@ llm_usage_shm_counters(PG_FUNCTION_ARGS)
 
 		if (strlen(tenant) > QUOTA_TENANT_MAX)
 			return (Datum) 0;
-		make_key(&key, tenant);
+		quota_make_key(&key, tenant);
 		if (quota_lookup(&key, &ref))
 			emit_entry(rsinfo, ref.entry, ref.incarnation);
 	}
@@ -1494,7 +1495,7 @@ llm_usage_shm_set_counter(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tenant_id is too long for the shared quota counters")));
 	AcceptInvalidationMessages();
-	make_key(&key, tenant);
+	quota_make_key(&key, tenant);
 	now = GetCurrentTimestamp();	/* not under the spinlock: a system call */
 	for (int attempt = 0;; attempt++)
 	{

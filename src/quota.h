@@ -191,6 +191,7 @@ typedef struct SettleAmounts
 
 extern bool quota_settle_ready(const char *tenant);
 extern bool quota_shared_ref(const char *tenant, QuotaRef *ref);
+extern void quota_make_key(QuotaKey *key, const char *tenant);
 
 /* credits.c: prepaid credits in shared memory */
 extern void credits_release(const QuotaRef *ref, const Reservation *r);

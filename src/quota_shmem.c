@@ -791,7 +791,7 @@ quota_load(void)
 			problem = "it is truncated";
 			break;
 		}
-		/* a key as make_key() builds it: a tenant id of 1 to QUOTA_TENANT_MAX bytes, zero-padded */
+		/* a key as quota_make_key() builds it: a tenant id of 1 to QUOTA_TENANT_MAX bytes, zero-padded */
 		len = strnlen(key.tenant, sizeof(key.tenant));
 		if (len == 0 || len > QUOTA_TENANT_MAX || !OidIsValid(key.dbid) || !OidIsValid(key.tenants_relid))
 		{
