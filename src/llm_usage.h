@@ -176,6 +176,8 @@ extern char **provider_auth_headers(const Provider *p, const char *api_key);
 extern void provider_register_headers(char **headers);
 extern void provider_free_headers(char **headers);
 extern char *provider_body_text(const char *endpoint, const char *body, size_t len);
+extern size_t provider_percent_encode(char *dst, const char *s);
+extern const char *provider_json_type(const JsonbValue *v);
 extern const Provider llm_usage_provider_openai;
 extern const Provider llm_usage_provider_anthropic;
 

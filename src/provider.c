@@ -64,24 +64,53 @@ provider_lookup(const char *name)
 	return NULL;
 }
 
-/* percent-encode everything but unreserved characters (RFC 3986) */
-static void
-append_encoded(StringInfo buf, const char *s)
+/*
+ * provider_percent_encode
+ *		Percent-encode s, all but the unreserved characters of RFC 3986,
+ *		into dst (no terminating NUL), or only count when dst is NULL;
+ *		returns the encoded length.  Counting first lets a caller allocate
+ *		exactly once (a URL carrying a secret must not leave copies behind
+ *		in buffers outgrown on the way).
+ */
+size_t
+provider_percent_encode(char *dst, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	size_t		n = 0;
 
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
 	{
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
-			appendStringInfoChar(buf, (char) *p);
+		{
+			if (dst)
+				dst[n] = (char) *p;
+			n++;
+		}
 		else
 		{
-			appendStringInfoChar(buf, '%');
-			appendStringInfoChar(buf, hex[*p >> 4]);
-			appendStringInfoChar(buf, hex[*p & 15]);
+			if (dst)
+			{
+				dst[n] = '%';
+				dst[n + 1] = hex[*p >> 4];
+				dst[n + 2] = hex[*p & 15];
+			}
+			n += 3;
 		}
 	}
+	return n;
+}
+
+/* percent-encode s onto buf */
+static void
+append_encoded(StringInfo buf, const char *s)
+{
+	size_t		n = provider_percent_encode(NULL, s);
+
+	enlargeStringInfo(buf, (int) n);
+	provider_percent_encode(buf->data + buf->len, s);
+	buf->len += (int) n;
+	buf->data[buf->len] = '\0';
 }
 
 /*
@@ -250,8 +279,9 @@ within(Numeric n, int64 bound)
 	return cmp(n, num(bound)) <= 0 && cmp(n, num(-bound)) >= 0;
 }
 
-static const char *
-jtype(const JsonbValue *v)
+/* what a JSON value is, for error messages ("a string", "an array", ...) */
+const char *
+provider_json_type(const JsonbValue *v)
 {
 	switch (v->type)
 	{
@@ -296,7 +326,7 @@ get_path(const char *endpoint, JsonbContainer *c, const char *path, JsonbValue *
 		if (!get_key(c, head, &obj) || obj.type == jbvNull)
 			return false;
 		if (obj.type != jbvBinary || !JsonContainerIsObject(obj.val.binary.data))
-			malformed(endpoint, "%s: \"%s\" is %s, not an object", where, head, jtype(&obj));
+			malformed(endpoint, "%s: \"%s\" is %s, not an object", where, head, provider_json_type(&obj));
 		return get_key(obj.val.binary.data, dot + 1, out) && out->type != jbvNull;
 	}
 }
@@ -344,7 +374,7 @@ bucket_time(const Provider *p, const char *endpoint, JsonbContainer *bucket, con
 	if (!p->rfc3339_buckets)
 	{
 		if (v.type != jbvNumeric)
-			malformed(endpoint, "bucket %d: \"%s\" is %s, not Unix seconds", bi, key, jtype(&v));
+			malformed(endpoint, "bucket %d: \"%s\" is %s, not Unix seconds", bi, key, provider_json_type(&v));
 		if (!within(v.val.numeric, INT64CONST(100000000000)) || !is_whole(v.val.numeric))
 			malformed(endpoint, "bucket %d: \"%s\" is not a plausible Unix time in whole seconds", bi, key);
 		return DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
@@ -416,7 +446,7 @@ reduce_result(const ProviderEndpoint *ep, JsonbContainer *row, JsonbParseState *
 		{
 			case PF_COUNT:
 				if (v.type != jbvNumeric)
-					malformed(ep->name, "%s: \"%s\" is %s, not a count", where, pf->path, jtype(&v));
+					malformed(ep->name, "%s: \"%s\" is %s, not a count", where, pf->path, provider_json_type(&v));
 				if (cmp(v.val.numeric, num(0)) < 0)
 					malformed(ep->name, "%s: \"%s\" is negative", where, pf->path);
 				if (cmp(v.val.numeric, num(MAX_COUNT)) > 0)
@@ -438,7 +468,7 @@ reduce_result(const ProviderEndpoint *ep, JsonbContainer *row, JsonbParseState *
 					else if (v.type == jbvString)
 						malformed(ep->name, "%s: \"%s\" is a string but not a plain decimal number", where, pf->path);
 					else
-						malformed(ep->name, "%s: \"%s\" is %s, not a decimal amount", where, pf->path, jtype(&v));
+						malformed(ep->name, "%s: \"%s\" is %s, not a decimal amount", where, pf->path, provider_json_type(&v));
 					if (!within(n, bound))
 						malformed(ep->name, "%s: \"%s\" is implausibly large", where, pf->path);
 					push_numeric(ps, pf->path, n);
@@ -451,7 +481,7 @@ reduce_result(const ProviderEndpoint *ep, JsonbContainer *row, JsonbParseState *
 				break;
 			case PF_TEXT:
 				if (v.type != jbvString)
-					malformed(ep->name, "%s: \"%s\" is %s, not a string", where, pf->path, jtype(&v));
+					malformed(ep->name, "%s: \"%s\" is %s, not a string", where, pf->path, provider_json_type(&v));
 				if (v.val.string.len > MAX_TEXT_BYTES)
 					malformed(ep->name, "%s: \"%s\" is longer than %d bytes", where, pf->path, MAX_TEXT_BYTES);
 				for (int i = 0; i < v.val.string.len; i++)
@@ -468,7 +498,7 @@ reduce_result(const ProviderEndpoint *ep, JsonbContainer *row, JsonbParseState *
 				break;
 			case PF_BOOL:
 				if (v.type != jbvBool)
-					malformed(ep->name, "%s: \"%s\" is %s, not a boolean", where, pf->path, jtype(&v));
+					malformed(ep->name, "%s: \"%s\" is %s, not a boolean", where, pf->path, provider_json_type(&v));
 				push_key(ps, pf->path);
 				(void) pushJsonbValue(ps, WJB_VALUE, &v);
 				appendStringInfoString(key, v.val.boolean ? "\x1e" "t" : "\x1e" "f");
@@ -521,7 +551,7 @@ provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
 	if (get_key(&jb->root, "next_page", &v) && v.type != jbvNull)
 	{
 		if (v.type != jbvString)
-			malformed(epn, "\"next_page\" is %s, neither a string nor null", jtype(&v));
+			malformed(epn, "\"next_page\" is %s, neither a string nor null", provider_json_type(&v));
 		if (v.val.string.len == 0 || v.val.string.len > MAX_CURSOR_BYTES)
 			malformed(epn, "\"next_page\" is empty or longer than %d bytes", MAX_CURSOR_BYTES);
 		for (int i = 0; i < v.val.string.len; i++)
@@ -547,7 +577,7 @@ provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
 		StringInfoData bkey;
 
 		if (b->type != jbvBinary || !JsonContainerIsObject(b->val.binary.data))
-			malformed(epn, "bucket %u is %s, not an object", bi + 1, jtype(b));
+			malformed(epn, "bucket %u is %s, not an object", bi + 1, provider_json_type(b));
 		bucket = b->val.binary.data;
 		start = bucket_time(p, epn, bucket, p->bucket_start, bi + 1);
 		end = bucket_time(p, epn, bucket, p->bucket_end, bi + 1);
@@ -577,7 +607,7 @@ provider_parse_page(const Provider *p, const ProviderEndpoint *ep,
 
 			snprintf(where, sizeof(where), "bucket %u result %u", bi + 1, ri + 1);
 			if (r->type != jbvBinary || !JsonContainerIsObject(r->val.binary.data))
-				malformed(epn, "%s is %s, not an object", where, jtype(r));
+				malformed(epn, "%s is %s, not an object", where, provider_json_type(r));
 			initStringInfo(&rkey);
 			appendStringInfo(&rkey, "R\x1f%s", bkey.data);
 			reduce_result(ep, r->val.binary.data, &ps, &rkey, where);

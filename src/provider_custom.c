@@ -44,43 +44,14 @@
 
 #define MAX_TOKEN_BYTES 1024
 
-/* percent-encode everything but unreserved characters (RFC 3986) into dst (or count) */
-static size_t
-encode_into(char *dst, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t		n = 0;
-
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-	{
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
-		{
-			if (dst)
-				dst[n] = (char) *p;
-			n++;
-		}
-		else
-		{
-			if (dst)
-			{
-				dst[n] = '%';
-				dst[n + 1] = hex[*p >> 4];
-				dst[n + 2] = hex[*p & 15];
-			}
-			n += 3;
-		}
-	}
-	return n;
-}
-
+/* s percent-encoded, in a new string */
 static char *
 encoded(const char *s)
 {
-	size_t		n = encode_into(NULL, s);
+	size_t		n = provider_percent_encode(NULL, s);
 	char	   *out = palloc(n + 1);
 
-	encode_into(out, s);
+	provider_percent_encode(out, s);
 	out[n] = '\0';
 	return out;
 }
@@ -146,7 +117,7 @@ custom_page_url(const CustomSource *s, pg_time_t from, pg_time_t to, const char 
 
 	/* name=secret at the end, in one allocation of the exact size */
 	if (secret != NULL)
-		secret_len = encode_into(NULL, secret);
+		secret_len = provider_percent_encode(NULL, secret);
 	len = buf.len + 1 + strlen(s->auth_name) + 1 + secret_len;
 	url = MemoryContextAlloc(CurrentMemoryContext, len + 1);
 	memcpy(url, buf.data, buf.len);
@@ -154,7 +125,7 @@ custom_page_url(const CustomSource *s, pg_time_t from, pg_time_t to, const char 
 	memcpy(url + buf.len + 1, s->auth_name, strlen(s->auth_name));
 	url[buf.len + 1 + strlen(s->auth_name)] = '=';
 	if (secret != NULL)
-		encode_into(url + buf.len + 2 + strlen(s->auth_name), secret);
+		provider_percent_encode(url + buf.len + 2 + strlen(s->auth_name), secret);
 	url[len] = '\0';
 	pfree(buf.data);
 	return url;
@@ -198,26 +169,6 @@ bad_page(const CustomSource *s, int page_no, const char *fmt,...)
 					s->source_id, page_no, buf)));
 }
 
-static const char *
-jtype(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "a JSON value";
-	}
-}
-
 /*
  * the value at a dotted path of object keys; false when a key is absent or
  * null on the way; a step that is present but not an object is malformed
@@ -241,7 +192,7 @@ at_path(const CustomSource *s, int page_no, Jsonb *jb, const char *path, JsonbVa
 			if (v.type == jbvNull)
 				return false;
 			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
-				bad_page(s, page_no, "\"%s\" is %s, not an object", prev, jtype(&v));
+				bad_page(s, page_no, "\"%s\" is %s, not an object", prev, provider_json_type(&v));
 			c = v.val.binary.data;
 		}
 		if (getKeyJsonValueFromContainer(c, key, strlen(key), &v) == NULL)
@@ -269,7 +220,7 @@ token_at(const CustomSource *s, int page_no, Jsonb *jb, const char *path)
 		return n;
 	}
 	if (v.type != jbvString)
-		bad_page(s, page_no, "\"%s\" is %s, neither a string nor a number", path, jtype(&v));
+		bad_page(s, page_no, "\"%s\" is %s, neither a string nor a number", path, provider_json_type(&v));
 	if (v.val.string.len == 0)
 		return NULL;
 	if (v.val.string.len > MAX_TOKEN_BYTES)
