@@ -194,7 +194,7 @@ BEGIN
                   HINT = 'A tenant_id has 1 to 128 printable characters and no spaces.';
     END IF;
     PERFORM llm_usage._check_plan($2);
-    PERFORM llm_usage._check_timezone($3);
+    -- the time zone: checked by the tenants trigger (_tenants_check_timezone)
     INSERT INTO llm_usage.tenants (tenant_id, plan, timezone)
     VALUES (p_tenant, $2, $3)
     ON CONFLICT DO NOTHING;
@@ -237,9 +237,7 @@ BEGIN
     IF $2 IS NOT NULL THEN
         PERFORM llm_usage._check_plan($2);
     END IF;
-    IF $3 IS NOT NULL THEN
-        PERFORM llm_usage._check_timezone($3);
-    END IF;
+    -- a new time zone: checked by the tenants trigger (_tenants_check_timezone)
     UPDATE llm_usage.tenants
        SET plan = coalesce($2, plan), timezone = coalesce($3, timezone), updated_at = now()
      WHERE tenant_id = t.tenant_id;
