@@ -17,6 +17,28 @@ LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'llm_usage_wake_worker';
 COMMENT ON FUNCTION llm_usage._wake_worker() IS 'Internal: wake the collector when the calling transaction commits; whether a collector runs.';
 
+CREATE OR REPLACE FUNCTION llm_usage._wake_worker_for_runs(p_hint text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- After runs were queued: wake the collector, or warn that the runs stay
+-- queued (this is not the collector's database; no collector runs).
+-- p_hint says where to queue runs instead.
+BEGIN
+    IF current_database() <> coalesce(current_setting('llm_usage.database', true), 'postgres') THEN
+        RAISE WARNING 'the llm_usage collector works in database "%", not in this one; these runs stay queued',
+                coalesce(current_setting('llm_usage.database', true), 'postgres')
+            USING HINT = p_hint;
+    ELSIF NOT llm_usage._wake_worker() THEN
+        RAISE WARNING 'the llm_usage collector is not running; the run will start when it does'
+            USING HINT = 'Check llm_usage.enabled, llm_usage.database and the server log.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION llm_usage._wake_worker_for_runs(text) IS
+'Internal: after runs were queued, wake the collector, or warn that they stay queued (another database than llm_usage.database, or no collector running).';
+
 CREATE OR REPLACE FUNCTION llm_usage._worker_pid()
 RETURNS integer
 LANGUAGE c VOLATILE
@@ -100,14 +122,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'Store one with llm_usage.add_provider_key().';
     END IF;
-    IF current_database() <> coalesce(current_setting('llm_usage.database', true), 'postgres') THEN
-        RAISE WARNING 'the llm_usage collector works in database "%", not in this one; these runs stay queued',
-                coalesce(current_setting('llm_usage.database', true), 'postgres')
-            USING HINT = 'Store keys and call collect_now() in the database named by llm_usage.database.';
-    ELSIF NOT llm_usage._wake_worker() THEN
-        RAISE WARNING 'the llm_usage collector is not running; the run will start when it does'
-            USING HINT = 'Check llm_usage.enabled, llm_usage.database and the server log.';
-    END IF;
+    PERFORM llm_usage._wake_worker_for_runs('Store keys and call collect_now() in the database named by llm_usage.database.');
     RETURN v_first;
 END
 $$;

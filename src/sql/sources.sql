@@ -672,14 +672,7 @@ BEGIN
             USING ERRCODE = 'undefined_object',
                   HINT = 'Register one with llm_usage.add_usage_source().';
     END IF;
-    IF current_database() <> coalesce(current_setting('llm_usage.database', true), 'postgres') THEN
-        RAISE WARNING 'the llm_usage collector works in database "%", not in this one; these runs stay queued',
-                coalesce(current_setting('llm_usage.database', true), 'postgres')
-            USING HINT = 'Register sources and call collect_source_now() in the database named by llm_usage.database.';
-    ELSIF NOT llm_usage._wake_worker() THEN
-        RAISE WARNING 'the llm_usage collector is not running; the run will start when it does'
-            USING HINT = 'Check llm_usage.enabled, llm_usage.database and the server log.';
-    END IF;
+    PERFORM llm_usage._wake_worker_for_runs('Register sources and call collect_source_now() in the database named by llm_usage.database.');
     RETURN v_first;
 END
 $$;
